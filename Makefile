@@ -1,0 +1,48 @@
+# Two commands matter on a fresh machine:
+#   make demo   start Kafka, PostgreSQL and the three services, drive the flow, show the logs
+#   make test   run the whole test suite against the real local stack
+# Each does its own set-up (virtualenv, dependencies, Kafka jars, PostgreSQL).
+
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha256sum | cut -c1-12)
+
+include deploy/local/stack.mk
+
+.PHONY: help venv test test-unit test-integration demo up down services-up services-down services-status clean
+
+help: ## list targets
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s $$'\t'
+
+$(STAMP): pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	@$(PY) -m pip install --quiet --upgrade pip
+	@$(PY) -m pip install --quiet -e '.[test]' >$(VENV)/pip.log 2>&1 || { cat $(VENV)/pip.log; exit 1; }
+	@rm -f $(VENV)/.installed-* && touch $@
+
+venv: $(STAMP) ## create the virtualenv and install dependencies
+
+test-unit: venv ## unit tests only (no I/O)
+	@$(PY) -m pytest tests/unit -q
+
+test: venv stack-up ## all tests against the real local Kafka and PostgreSQL
+	@$(PY) -m pytest tests -q -p no:cacheprovider
+
+demo: venv stack-up ## start the stack and the services, drive the flow end to end, show the logs
+	@deploy/local/services.sh start
+	@$(PY) deploy/local/demo.py; rc=$$?; deploy/local/services.sh stop; exit $$rc
+
+up: venv stack-up ## start the stack and the three services and leave them running
+	@deploy/local/services.sh start
+
+down: ## stop the services and the stack
+	@deploy/local/services.sh stop
+	@$(MAKE) --no-print-directory stack-down
+
+services-status: ## show the services' processes
+	@deploy/local/services.sh status
+
+clean: down ## stop everything and delete local data
+	rm -rf .local

@@ -1,0 +1,1 @@
+"""Commitments: FY2026 budget commitments, review workflow, deadlines, realization."""

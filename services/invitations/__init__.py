@@ -1,0 +1,1 @@
+"""Invitations: the Rakor, its invitations, RSVP, reminders and attendance."""

@@ -1,0 +1,1 @@
+"""Notifications: routing, Indonesian templates, email and webhook delivery, digests."""

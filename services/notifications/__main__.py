@@ -1,0 +1,8 @@
+import sys
+
+from shared.cli import main
+
+from .bootstrap import build, migration_sets
+from .settings import NotificationsSettings
+
+sys.exit(main(sys.argv[1:], settings_factory=NotificationsSettings, build=build, migration_sets=migration_sets))

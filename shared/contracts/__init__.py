@@ -1,0 +1,9 @@
+"""Event contracts: payload models, their versioned type names, and topics.
+
+Importing this package registers every event type in `registry`.
+"""
+
+from . import invitations, topics
+from .registry import EventPayload, EventRegistry, EventSpec, UnknownEventType, registry
+
+__all__ = ["EventPayload", "EventRegistry", "EventSpec", "UnknownEventType", "invitations", "registry", "topics"]

@@ -1,0 +1,177 @@
+"""Transactional outbox: events written with the state change, published by a relay.
+
+The relay publishes unpublished rows in id order and marks them. Only one relay per
+schema works at a time (a transaction-scoped advisory lock), which keeps per-key order
+with several replicas running. Publishing is at-least-once: a crash between the Kafka
+ack and the mark republishes the same event ids, which consumers' inboxes absorb.
+
+Per-key order also needs writers to lock the aggregate before inserting its outbox
+row, so two transactions on one aggregate take ids in commit order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+
+import asyncpg
+
+from .contracts.registry import EventPayload, EventRegistry
+from .envelope import CloudEvent
+from .kafka import SafeProducer
+from .logging import get_logger
+from .retry import backoff_delays
+
+log = get_logger(__name__)
+
+
+async def write_event(conn: asyncpg.Connection, event: CloudEvent, *, topic: str, key: str) -> None:
+    """Insert an already-built CloudEvent (caller holds the business transaction)."""
+    headers = [[k, v.decode()] for k, v in event.to_headers()]
+    await conn.execute(
+        "INSERT INTO outbox (event_id, topic, key, headers, payload) VALUES ($1, $2, $3, $4, $5)",
+        event.id,
+        topic,
+        key,
+        headers,
+        event.data,
+    )
+    # Wakes the relay at commit time; delivered only if the transaction commits.
+    await conn.execute("SELECT pg_notify(current_schema() || '_outbox', '')")
+
+
+class Outbox:
+    """Builds CloudEvents for payloads and writes them in the caller's transaction."""
+
+    def __init__(self, registry: EventRegistry, source: str, topic_prefix: str = "") -> None:
+        self._registry = registry
+        self._source = source
+        self._prefix = topic_prefix
+
+    async def add(
+        self,
+        conn: asyncpg.Connection,
+        payload: EventPayload,
+        *,
+        correlation_id: str | None = None,
+        causation_id: str | None = None,
+        event_id: str | None = None,
+    ) -> CloudEvent:
+        spec = self._registry.spec_for(payload)
+        key = spec.key_of(payload)
+        event = CloudEvent.new(
+            source=self._source,
+            type=spec.type,
+            data=payload.model_dump_json().encode(),
+            subject=spec.subject(payload),
+            correlation_id=correlation_id,
+            causation_id=causation_id,
+            id=event_id,
+        )
+        await write_event(conn, event, topic=self._prefix + spec.topic, key=key)
+        return event
+
+
+class OutboxRelay:
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        producer: SafeProducer,
+        *,
+        schema: str,
+        batch_size: int = 500,
+        poll_seconds: float = 0.5,
+        backoff_cap: float = 30.0,
+    ) -> None:
+        self._pool = pool
+        self._producer = producer
+        self._schema = schema
+        self._batch_size = batch_size
+        self._poll = poll_seconds
+        self._backoff_cap = backoff_cap
+        self._wake = asyncio.Event()
+        self._lock_key = int.from_bytes(hashlib.sha256(f"outbox:{schema}".encode()).digest()[:8], "big", signed=True)
+        self.published_total = 0
+
+    async def publish_batch(self) -> int:
+        """Publish up to one batch. Returns how many rows were published (0 if idle or not leader)."""
+        async with self._pool.acquire() as conn, conn.transaction():
+            if not await conn.fetchval("SELECT pg_try_advisory_xact_lock($1)", self._lock_key):
+                return 0
+            rows = await conn.fetch(
+                "SELECT id, event_id, topic, key, headers, payload FROM outbox "
+                "WHERE published_at IS NULL ORDER BY id LIMIT $1",
+                self._batch_size,
+            )
+            if not rows:
+                return 0
+            await self._producer.send_batch(
+                [
+                    (r["topic"], r["key"].encode(), bytes(r["payload"]), [(k, v.encode()) for k, v in r["headers"]])
+                    for r in rows
+                ]
+            )
+            for row in rows:
+                headers = dict(row["headers"])
+                log.info("event published", event_id=row["event_id"], event_type=headers.get("ce_type"),
+                         correlation_id=headers.get("ce_correlationid"), topic=row["topic"], key=row["key"])
+            await conn.execute(
+                "UPDATE outbox SET published_at = now() WHERE id = ANY($1::bigint[])", [r["id"] for r in rows]
+            )
+        self.published_total += len(rows)
+        return len(rows)
+
+    async def lag(self) -> int:
+        return await self._pool.fetchval("SELECT count(*) FROM outbox WHERE published_at IS NULL")
+
+    async def run(self) -> None:
+        """Publish until cancelled; Kafka or PostgreSQL outages only delay events."""
+        listener = asyncio.create_task(self._listen())
+        delays = backoff_delays(cap=self._backoff_cap)
+        try:
+            while True:
+                try:
+                    published = await self.publish_batch()
+                except asyncio.CancelledError:
+                    raise
+                except Exception as exc:  # noqa: BLE001 - any failure leaves rows unpublished; retry
+                    delay = next(delays)
+                    log.warning("outbox publish failed; will retry", error=repr(exc), retry_in=round(delay, 2))
+                    await asyncio.sleep(delay)
+                    continue
+                delays = backoff_delays(cap=self._backoff_cap)
+                if published >= self._batch_size:
+                    continue  # more waiting: no sleep
+                self._wake.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), timeout=self._poll)
+        finally:
+            listener.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await listener
+
+    async def _listen(self) -> None:
+        # LISTEN/NOTIFY lowers latency; polling stays the source of truth if it breaks.
+        while True:
+            try:
+                conn = await self._pool.acquire()
+            except Exception:  # noqa: BLE001
+                await asyncio.sleep(self._poll * 4)
+                continue
+            def wake(*_: object) -> None:
+                self._wake.set()
+
+            try:
+                await conn.add_listener(f"{self._schema}_outbox", wake)
+                while not conn.is_closed():
+                    await asyncio.sleep(5)
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # noqa: BLE001
+                await asyncio.sleep(self._poll * 4)
+            finally:
+                with contextlib.suppress(Exception):
+                    await conn.remove_listener(f"{self._schema}_outbox", wake)
+                with contextlib.suppress(Exception):
+                    await self._pool.release(conn)

@@ -1,0 +1,252 @@
+"""The composition every service shares: pool, migrations, topics, Kafka, outbox relay, HTTP.
+
+A service builds a `Runtime` from its settings, registers handlers on consumers and
+routes on its FastAPI app, then calls `serve()`. Nothing connects before `start()`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+from collections.abc import Sequence
+from typing import Any
+
+import asyncpg
+import uvicorn
+from fastapi import APIRouter, FastAPI, Response
+
+from . import migrations
+from .auth import ApiKeyStore
+from .consumer import EventConsumer, attach
+from .contracts import registry
+from .contracts.topics import dlq
+from .db import create_pool
+from .dead_letter import DeadLetterPublisher
+from .kafka import SafeProducer, ensure_topics, make_broker
+from .logging import get_logger
+from .outbox import Outbox, OutboxRelay
+from .settings import ServiceSettings
+from .timers import Clock, TimerHandler, TimerWheel, system_clock
+
+log = get_logger(__name__)
+
+
+def source_of(service: str) -> str:
+    return f"/ntb/rakor/{service}"
+
+
+class Runtime:
+    def __init__(
+        self,
+        settings: ServiceSettings,
+        *,
+        migration_sets: Sequence[list[migrations.Migration]],
+        topics_out: Sequence[str] = (),
+        topics_in: Sequence[str] = (),
+        clock: Clock = system_clock,
+    ) -> None:
+        self.settings = settings
+        self._migration_sets = migration_sets
+        self.topics_out = [self.topic(t) for t in topics_out]
+        self.topics_in = [self.topic(t) for t in topics_in]
+        self.outbox = Outbox(registry, source=source_of(settings.service_name), topic_prefix=settings.topic_prefix)
+        self.broker = make_broker(settings.kafka_bootstrap_servers, client_id=settings.service_name)
+        self.producer = SafeProducer(settings.kafka_bootstrap_servers, client_id=f"{settings.service_name}-relay")
+        self.dead_letters = DeadLetterPublisher(self.producer)
+        self._consumers: list[tuple[EventConsumer, list[str], dict[str, Any]]] = []
+        self._pool: asyncpg.Pool | None = None
+        self.relay: OutboxRelay | None = None
+        self._tasks: list[asyncio.Task[Any]] = []
+        self.clock = clock
+        self._timer_handlers: dict[str, TimerHandler] = {}
+        self.timers: TimerWheel | None = None
+
+    def topic(self, name: str) -> str:
+        """The real topic name of a logical one (see `topic_prefix`)."""
+        return self.settings.topic_prefix + name
+
+    @property
+    def pool(self) -> asyncpg.Pool:
+        if self._pool is None:
+            raise RuntimeError("runtime not started")
+        return self._pool
+
+    def timer(self, kind: str) -> Any:
+        """Decorator registering the handler of a durable timer kind (see shared.timers)."""
+
+        def register(handler: TimerHandler) -> TimerHandler:
+            self._timer_handlers[kind] = handler
+            return handler
+
+        return register
+
+    @property
+    def consumers(self) -> list[EventConsumer]:
+        """The started consumers (after `start()`)."""
+        return [lazy.real for lazy, _, _ in self._consumers if lazy.real is not None]  # type: ignore[attr-defined]
+
+    def consumer(self, topics: Sequence[str], *, name: str | None = None, **options: Any) -> EventConsumer:
+        """Declare a consumer group; its handlers are registered before `serve()`."""
+        consumer = _LazyConsumer(self, name or self.settings.topic_prefix + self.settings.service_name)
+        self._consumers.append((consumer, [self.topic(t) for t in topics], options))  # type: ignore[arg-type]
+        return consumer  # type: ignore[return-value]
+
+    async def start(self) -> None:
+        s = self.settings
+        self._pool = await create_pool(
+            s.database_url.get_secret_value(), s.db_schema, min_size=s.db_pool_min, max_size=s.db_pool_max
+        )
+        async with self._pool.acquire() as conn:
+            await migrations.migrate(conn, s.db_schema, [m for group in self._migration_sets for m in group])
+        topics = [*self.topics_out, *self.topics_in, *(dlq(t) for t in self.topics_in)]
+        if topics:
+            await ensure_topics(
+                s.kafka_bootstrap_servers, topics, partitions=s.topic_partitions, replication=s.topic_replication
+            )
+        self.relay = OutboxRelay(
+            self._pool,
+            self.producer,
+            schema=s.db_schema,
+            batch_size=s.outbox_batch_size,
+            poll_seconds=s.outbox_poll_seconds,
+            backoff_cap=s.retry_backoff_max_seconds,
+        )
+        for lazy, topics_in, options in self._consumers:
+            real = lazy.materialize()  # type: ignore[attr-defined]
+            attach(real, self.broker, topics_in, **options)
+        await self.broker.start()
+        self._tasks.append(asyncio.create_task(self.relay.run(), name="outbox-relay"))
+        if self._timer_handlers:
+            self.timers = TimerWheel(self._pool, self.outbox, clock=self.clock, poll_seconds=s.timer_poll_seconds)
+            for kind, handler in self._timer_handlers.items():
+                self.timers.handles(kind)(handler)
+            self._tasks.append(asyncio.create_task(self.timers.run(), name="timers"))
+        log.info("service started", topics_in=self.topics_in, topics_out=self.topics_out)
+
+    async def stop(self) -> None:
+        # Consumers first: in-flight handlers finish and commit, then nothing new arrives.
+        with contextlib.suppress(Exception):
+            await self.broker.stop()
+        if self.timers is not None:
+            # The wheel fires in a transaction; cancelling it mid-way rolls that timer back.
+            for task in self._tasks:
+                if task.get_name() == "timers":
+                    task.cancel()
+        # Give the relay a moment to flush what those last handlers wrote.
+        if self.relay is not None and self._pool is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._drain_outbox(), timeout=5)
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        self._tasks.clear()
+        await self.producer.stop()
+        if self._pool is not None:
+            await self._pool.close()
+            self._pool = None
+        log.info("service stopped")
+
+    async def _drain_outbox(self) -> None:
+        assert self.relay is not None
+        while await self.relay.lag() > 0:
+            await asyncio.sleep(0.1)
+
+    def health_router(self) -> APIRouter:
+        router = APIRouter(tags=["health"])
+
+        @router.get("/healthz", summary="The process is alive")
+        async def healthz() -> dict[str, str]:
+            return {"status": "ok"}
+
+        @router.get("/readyz", summary="PostgreSQL and Kafka answer")
+        async def readyz(response: Response) -> dict[str, Any]:
+            checks: dict[str, str] = {}
+            try:
+                await asyncio.wait_for(self.pool.fetchval("SELECT 1"), timeout=3)
+                checks["postgres"] = "ok"
+            except Exception as exc:  # noqa: BLE001
+                checks["postgres"] = f"unavailable: {type(exc).__name__}"
+            try:
+                ok = await asyncio.wait_for(self.broker.ping(timeout=3), timeout=4)
+                checks["kafka"] = "ok" if ok else "unavailable"
+            except Exception as exc:  # noqa: BLE001
+                checks["kafka"] = f"unavailable: {type(exc).__name__}"
+            ready = all(v == "ok" for v in checks.values())
+            response.status_code = 200 if ready else 503
+            return {"status": "ready" if ready else "not ready", "checks": checks}
+
+        return router
+
+    async def serve(self, app: FastAPI | None) -> None:
+        """Run until SIGTERM/SIGINT, then shut down gracefully."""
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        await self.start()
+        server: uvicorn.Server | None = None
+        server_task: asyncio.Task[Any] | None = None
+        if app is not None:
+            app.state.api_keys = ApiKeyStore(self.pool)
+            app.include_router(self.health_router())
+            config = uvicorn.Config(
+                app, host=self.settings.http_host, port=self.settings.http_port,
+                log_config=None, access_log=False, lifespan="off",
+            )
+            server = uvicorn.Server(config)
+            # The runtime owns signals; uvicorn must not install its own handlers.
+            server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
+            server_task = asyncio.create_task(server.serve(), name="http")
+            log.info("http listening", host=self.settings.http_host, port=self.settings.http_port)
+        try:
+            waiters = [asyncio.create_task(stop.wait())]
+            if server_task is not None:
+                waiters.append(server_task)  # type: ignore[arg-type]
+            await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+            log.info("shutting down")
+        finally:
+            if server is not None and server_task is not None:
+                server.should_exit = True
+                with contextlib.suppress(Exception):
+                    await server_task
+            await self.stop()
+
+
+class _LazyConsumer:
+    """Collects handler registrations before the pool exists (nothing connects at import)."""
+
+    def __init__(self, runtime: Runtime, name: str) -> None:
+        self._runtime = runtime
+        self.name = name
+        self._pending: list[tuple[Any, Any]] = []
+        self.real: EventConsumer | None = None
+        self.after_commit: Any = None
+        self.on_unknown_type = "dead_letter"
+
+    def handles(self, model: Any) -> Any:
+        def register(handler: Any) -> Any:
+            self._pending.append((model, handler))
+            return handler
+
+        return register
+
+    def materialize(self) -> EventConsumer:
+        rt = self._runtime
+        consumer = EventConsumer(
+            name=self.name,
+            pool=rt.pool,
+            registry=registry,
+            outbox=rt.outbox,
+            dead_letters=rt.dead_letters,
+            max_attempts=rt.settings.consumer_max_attempts,
+            backoff_cap=rt.settings.retry_backoff_max_seconds,
+            on_unknown_type=self.on_unknown_type,
+            after_commit=self.after_commit,
+        )
+        for model, handler in self._pending:
+            consumer.handles(model)(handler)
+        self.real = consumer
+        return consumer

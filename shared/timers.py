@@ -1,0 +1,175 @@
+"""Durable timers kept in PostgreSQL.
+
+A timer is (kind, key) -> due time + payload, written in the business transaction that
+creates it (a meeting's reminders, a commitment's deadline). A wheel claims due timers
+with `FOR UPDATE SKIP LOCKED` and runs the kind's handler in the same transaction that
+marks the timer fired: with any number of replicas a timer fires exactly once, and a
+crash mid-handler leaves it pending for the next attempt. Handlers usually write
+outbox events, so firing and publishing stay atomic too.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import asyncpg
+
+from .logging import get_logger, message_context
+from .outbox import Outbox
+from .retry import backoff_delays
+
+log = get_logger(__name__)
+
+Clock = Callable[[], datetime]
+
+
+def system_clock() -> datetime:
+    return datetime.now(UTC)
+
+
+async def schedule(
+    conn: asyncpg.Connection,
+    kind: str,
+    key: str,
+    due_at: datetime,
+    payload: dict[str, Any] | None = None,
+    *,
+    rearm: bool = False,
+) -> None:
+    """Create or move a timer. A fired timer is only re-armed when `rearm` is true."""
+    if due_at.tzinfo is None:
+        raise ValueError("due_at must be timezone-aware")
+    await conn.execute(
+        """INSERT INTO timers (kind, key, due_at, payload) VALUES ($1, $2, $3, $4)
+           ON CONFLICT (kind, key) DO UPDATE
+              SET due_at = EXCLUDED.due_at, payload = EXCLUDED.payload, cancelled_at = NULL,
+                  failed_at = NULL, attempts = 0, last_error = NULL,
+                  fired_at = CASE WHEN $5 THEN NULL ELSE timers.fired_at END""",
+        kind, key, due_at, payload or {}, rearm,
+    )
+
+
+async def cancel(conn: asyncpg.Connection, kind: str, key_prefix: str) -> int:
+    """Cancel pending timers of a kind whose key starts with `key_prefix`. Returns how many."""
+    status = await conn.execute(
+        """UPDATE timers SET cancelled_at = now()
+           WHERE kind = $1 AND starts_with(key, $2) AND fired_at IS NULL AND cancelled_at IS NULL""",
+        kind, key_prefix,
+    )
+    return int(status.split()[-1])
+
+
+@dataclass(frozen=True, slots=True)
+class Timer:
+    id: int
+    kind: str
+    key: str
+    due_at: datetime
+    payload: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class TimerContext:
+    conn: asyncpg.Connection
+    timer: Timer
+    outbox: Outbox
+    now: datetime
+
+
+TimerHandler = Callable[[Timer, TimerContext], Awaitable[None]]
+
+
+class TimerWheel:
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        outbox: Outbox,
+        *,
+        clock: Clock = system_clock,
+        poll_seconds: float = 1.0,
+        batch_size: int = 100,
+        max_attempts: int = 5,
+    ) -> None:
+        self._pool = pool
+        self._outbox = outbox
+        self._clock = clock
+        self._poll = poll_seconds
+        self._batch = batch_size
+        self._max_attempts = max_attempts
+        self._handlers: dict[str, TimerHandler] = {}
+        self.fired_total = 0
+
+    def handles(self, kind: str) -> Callable[[TimerHandler], TimerHandler]:
+        def register(handler: TimerHandler) -> TimerHandler:
+            self._handlers[kind] = handler
+            return handler
+
+        return register
+
+    @property
+    def kinds(self) -> list[str]:
+        return list(self._handlers)
+
+    async def fire_due(self) -> int:
+        """Fire what is due now, one transaction per timer. Returns how many fired."""
+        fired = 0
+        while True:
+            outcome = await self._fire_one()
+            if outcome is None:
+                return fired
+            fired += outcome
+
+    async def _fire_one(self) -> int | None:
+        now = self._clock()
+        async with self._pool.acquire() as conn, conn.transaction():
+            row = await conn.fetchrow(
+                """SELECT id, kind, key, due_at, payload, attempts FROM timers
+                   WHERE due_at <= $1 AND kind = ANY($2::text[])
+                     AND fired_at IS NULL AND cancelled_at IS NULL AND failed_at IS NULL
+                   ORDER BY due_at, id LIMIT 1 FOR UPDATE SKIP LOCKED""",
+                now, list(self._handlers),
+            )
+            if row is None:
+                return None
+            timer = Timer(row["id"], row["kind"], row["key"], row["due_at"], row["payload"])
+            with message_context(timer_kind=timer.kind, timer_key=timer.key):
+                try:
+                    async with conn.transaction():  # savepoint: a failing handler leaves no trace
+                        await self._handlers[timer.kind](timer, TimerContext(conn, timer, self._outbox, now))
+                except Exception as exc:  # noqa: BLE001 - recorded on the timer, retried later
+                    attempts = row["attempts"] + 1
+                    give_up = attempts >= self._max_attempts
+                    delay = timedelta(seconds=min(300, 2**attempts))
+                    await conn.execute(
+                        """UPDATE timers SET attempts = $2, last_error = $3,
+                               due_at = CASE WHEN $4 THEN due_at ELSE $5 END,
+                               failed_at = CASE WHEN $4 THEN now() END
+                           WHERE id = $1""",
+                        timer.id, attempts, f"{type(exc).__name__}: {exc}"[:2000], give_up, now + delay,
+                    )
+                    log.error("timer handler failed", attempts=attempts, gave_up=give_up, error=repr(exc))
+                    return 0
+                await conn.execute("UPDATE timers SET fired_at = $2 WHERE id = $1", timer.id, now)
+                log.info("timer fired", due_at=timer.due_at.isoformat())
+        self.fired_total += 1
+        return 1
+
+    async def run(self) -> None:
+        delays = backoff_delays(cap=30)
+        while True:
+            try:
+                await self.fire_due()
+                delays = backoff_delays(cap=30)
+                await asyncio.sleep(self._poll)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - database outage: wait and try again
+                delay = next(delays)
+                log.warning("timer wheel failed; will retry", error=repr(exc), retry_in=round(delay, 2))
+                with contextlib.suppress(asyncio.CancelledError):
+                    await asyncio.sleep(delay)

@@ -1,0 +1,132 @@
+"""Integration fixtures: the real local Kafka and PostgreSQL, isolated per test.
+
+`make test` starts the stack (deploy/local/stack.sh) before pytest runs; here we only
+check that it answers. Every test gets its own topic prefix, consumer groups and
+database schemas, so reruns and neighbours never collide.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import uuid
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+import pytest
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+from shared.auth import ApiKeyStore, Role
+
+ROOT = Path(__file__).resolve().parents[2]
+BOOTSTRAP = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:19092")
+DSN = os.environ.get("DATABASE_URL", "postgresql://ntb:ntb@127.0.0.1:15432/ntb")
+MANAGED_STACK = "KAFKA_BOOTSTRAP_SERVERS" not in os.environ or os.environ.get("LOCAL_STACK_MANAGED") == "1"
+
+
+def stack(*args: str) -> None:
+    """Drive the project's local stack scripts (only when this run owns the stack)."""
+    subprocess.run([str(ROOT / "deploy/local" / args[0]), *args[1:]], check=True, timeout=180)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _stack_is_up() -> None:
+    async def probe() -> None:
+        conn = await asyncpg.connect(DSN, timeout=10)
+        await conn.close()
+        producer = AIOKafkaProducer(bootstrap_servers=BOOTSTRAP, request_timeout_ms=10000)
+        await producer.start()
+        await producer.stop()
+
+    try:
+        asyncio.run(probe())
+    except Exception as exc:  # noqa: BLE001
+        pytest.exit(f"the local stack is not reachable ({exc!r}); run `make stack-up` or `make test`", returncode=3)
+
+
+@pytest.fixture
+def run_id() -> str:
+    return uuid.uuid4().hex[:10]
+
+
+@pytest.fixture
+def topic_prefix(run_id: str) -> str:
+    return f"t{run_id}."
+
+
+@pytest.fixture
+def schema_for(run_id: str) -> Callable[[str], str]:
+    return lambda service: f"t{run_id}_{service}"
+
+
+@pytest.fixture
+async def db() -> AsyncIterator[asyncpg.Connection]:
+    conn = await asyncpg.connect(DSN)
+    yield conn
+    await conn.close()
+
+
+@pytest.fixture
+async def cleanup_schemas(run_id: str) -> AsyncIterator[None]:
+    yield
+    conn = await asyncpg.connect(DSN)
+    try:
+        for row in await conn.fetch("SELECT nspname FROM pg_namespace WHERE nspname LIKE $1", f"t{run_id}_%"):
+            await conn.execute(f'DROP SCHEMA "{row["nspname"]}" CASCADE')
+    finally:
+        await conn.close()
+
+
+def service_settings(cls: type, topic_prefix: str, schema: str, **overrides: Any) -> Any:
+    return cls(
+        kafka_bootstrap_servers=BOOTSTRAP, database_url=DSN, topic_prefix=topic_prefix, db_schema=schema,
+        http_port=0, outbox_poll_seconds=0.2, retry_backoff_max_seconds=2.0, **overrides,
+    )
+
+
+async def issue_key(runtime: Any, role: Role, region: str | None = None) -> str:
+    token, _ = await ApiKeyStore(runtime.pool).issue(name=f"test {role.value}", role=role, region_code=region)
+    return token
+
+
+def http_client(app: Any, runtime: Any) -> httpx.AsyncClient:
+    """A client for the service's real ASGI app, in process (its database and Kafka are real)."""
+    app.state.api_keys = ApiKeyStore(runtime.pool)
+    if not any(getattr(r, "path", None) == "/healthz" for r in app.routes):
+        app.include_router(runtime.health_router())
+    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://service")
+
+
+async def read_topic(topic: str, *, expect: int, timeout: float = 30.0) -> list[Any]:
+    """Read at least `expect` records from the start of a topic (all partitions)."""
+    consumer = AIOKafkaConsumer(
+        topic, bootstrap_servers=BOOTSTRAP, auto_offset_reset="earliest", enable_auto_commit=False,
+        group_id=None,
+    )
+    await consumer.start()
+    records: list[Any] = []
+    try:
+        deadline = asyncio.get_running_loop().time() + timeout
+        while len(records) < expect and asyncio.get_running_loop().time() < deadline:
+            batch = await consumer.getmany(timeout_ms=500)
+            for items in batch.values():
+                records.extend(items)
+    finally:
+        await consumer.stop()
+    return records
+
+
+async def eventually(check: Callable[[], Any], *, timeout: float = 30.0, interval: float = 0.2) -> Any:
+    """Poll an async check until it returns a truthy value."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    last: Any = None
+    while asyncio.get_running_loop().time() < deadline:
+        last = await check()
+        if last:
+            return last
+        await asyncio.sleep(interval)
+    raise AssertionError(f"condition not met within {timeout}s (last value: {last!r})")

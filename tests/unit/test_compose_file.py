@@ -1,0 +1,60 @@
+"""docker-compose.yml agrees with what the code reads (no Docker engine runs here to try it)."""
+
+from pathlib import Path
+
+import yaml
+
+from services.commitments.settings import CommitmentsSettings
+from services.invitations.settings import InvitationsSettings
+from services.notifications.settings import NotificationsSettings
+
+ROOT = Path(__file__).resolve().parents[2]
+SETTINGS = {"invitations": InvitationsSettings, "commitments": CommitmentsSettings,
+            "notifications": NotificationsSettings}
+
+
+def _compose() -> dict:
+    return yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+
+
+def test_each_service_runs_its_own_module():
+    """Each service's command is `python -m services.<name>` and that module exists."""
+    services = _compose()["services"]
+    for name in SETTINGS:
+        assert services[name]["command"] == ["python", "-m", f"services.{name}"]
+        assert (ROOT / "services" / name / "__main__.py").exists()
+
+
+def test_service_environment_names_settings_the_code_reads():
+    """Every variable given to a service is one its settings class reads, and values validate."""
+    services = _compose()["services"]
+    for name, cls in SETTINGS.items():
+        env = services[name]["environment"]
+        prefix = cls.model_config["env_prefix"]
+        known = {"KAFKA_BOOTSTRAP_SERVERS", "DATABASE_URL", "TOPIC_PREFIX"} | {
+            prefix + field.upper() for field in cls.model_fields
+        }
+        assert set(env) <= known, set(env) - known
+        settings = cls(**{k.removeprefix(prefix).lower(): v for k, v in env.items() if k.startswith(prefix)},
+                       kafka_bootstrap_servers=env["KAFKA_BOOTSTRAP_SERVERS"], database_url=env["DATABASE_URL"])
+        assert settings.kafka_bootstrap_servers == "kafka:9092"
+        assert str(settings.http_port) in [p.split(":")[1] for p in services[name]["ports"]]
+
+
+def test_services_wait_for_healthy_kafka_and_postgres():
+    """Services start only after the broker and the database report healthy."""
+    compose = _compose()
+    for name in SETTINGS:
+        deps = compose["services"][name]["depends_on"]
+        assert deps["kafka"]["condition"] == "service_healthy"
+        assert deps["postgres"]["condition"] == "service_healthy"
+    assert compose["services"]["kafka"]["image"].startswith("apache/kafka:4.")
+    assert compose["services"]["kafka"]["environment"]["KAFKA_PROCESS_ROLES"] == "broker,controller"
+    assert "mailcatcher" in compose["services"]
+
+
+def test_dockerfile_installs_the_project():
+    """The image copies the code it runs and installs it from pyproject.toml."""
+    dockerfile = (ROOT / "deploy" / "Dockerfile").read_text()
+    for line in ("COPY shared", "COPY services", "RUN pip install ."):
+        assert line in dockerfile
