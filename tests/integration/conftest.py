@@ -23,8 +23,11 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from shared.auth import ApiKeyStore, Role
 
 ROOT = Path(__file__).resolve().parents[2]
-BOOTSTRAP = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:19092")
-DSN = os.environ.get("DATABASE_URL", "postgresql://ntb:ntb@127.0.0.1:15432/ntb")
+# Same defaults as deploy/local (which honours LOCAL_KAFKA_PORT / LOCAL_PG_PORT).
+BOOTSTRAP = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", f"127.0.0.1:{os.environ.get('LOCAL_KAFKA_PORT', '19092')}")
+DSN = os.environ.get(
+    "DATABASE_URL", f"postgresql://ntb:ntb@127.0.0.1:{os.environ.get('LOCAL_PG_PORT', '15432')}/ntb"
+)
 MANAGED_STACK = "KAFKA_BOOTSTRAP_SERVERS" not in os.environ or os.environ.get("LOCAL_STACK_MANAGED") == "1"
 
 
