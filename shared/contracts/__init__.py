@@ -3,7 +3,10 @@
 Importing this package registers every event type in `registry`.
 """
 
-from . import invitations, topics
+from . import commitments, invitations, notifications, topics
 from .registry import EventPayload, EventRegistry, EventSpec, UnknownEventType, registry
 
-__all__ = ["EventPayload", "EventRegistry", "EventSpec", "UnknownEventType", "invitations", "registry", "topics"]
+__all__ = [
+    "EventPayload", "EventRegistry", "EventSpec", "UnknownEventType",
+    "commitments", "invitations", "notifications", "registry", "topics",
+]

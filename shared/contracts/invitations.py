@@ -1,20 +1,26 @@
-"""Facts published by the invitations service."""
+"""Facts published by the invitations service (topic `ntb.invitations.events`, key: meeting id).
+
+Every event of one meeting shares its key, so consumers see a meeting's history in order.
+"""
 
 from __future__ import annotations
 
+import enum
 import uuid
 
 from pydantic import AwareDatetime, Field, model_validator
 
+from ..regions import RegionCode
+from .common import Contact, MeetingInfo, OfficialRole
 from .registry import EventPayload, registry
 from .topics import INVITATIONS_EVENTS
 
 
-@registry.event(
-    "ntb.invitations.meeting.scheduled.v1",
-    topic=INVITATIONS_EVENTS,
-    key=lambda p: str(p.meeting_id),
-)
+def _meeting_key(payload: EventPayload) -> str:
+    return str(payload.meeting_id)  # type: ignore[attr-defined]
+
+
+@registry.event("ntb.invitations.meeting.scheduled.v1", topic=INVITATIONS_EVENTS, key=_meeting_key)
 class MeetingScheduled(EventPayload):
     """The province scheduled a coordination meeting (Rakor)."""
 
@@ -34,3 +40,95 @@ class MeetingScheduled(EventPayload):
         return self
 
 
+@registry.event("ntb.invitations.meeting.rescheduled.v1", topic=INVITATIONS_EVENTS, key=_meeting_key)
+class MeetingRescheduled(EventPayload):
+    """The meeting moved; reminders moved with it."""
+
+    meeting: MeetingInfo = Field(description="The meeting as it now stands")
+    meeting_id: uuid.UUID = Field(description="Identifier of the meeting; the Kafka key")
+    previous_starts_at: AwareDatetime = Field(description="The start before the change")
+    reason: str = Field(default="", max_length=1000, description="Why it moved, in Bahasa Indonesia")
+
+
+@registry.event("ntb.invitations.meeting.cancelled.v1", topic=INVITATIONS_EVENTS, key=_meeting_key)
+class MeetingCancelled(EventPayload):
+    """The meeting was called off; pending reminders were cancelled."""
+
+    meeting: MeetingInfo = Field(description="The meeting as it stood when cancelled")
+    meeting_id: uuid.UUID = Field(description="Identifier of the meeting; the Kafka key")
+    reason: str = Field(default="", max_length=1000, description="Why, in Bahasa Indonesia")
+
+
+@registry.event("ntb.invitations.invitation.issued.v1", topic=INVITATIONS_EVENTS, key=_meeting_key)
+class InvitationIssued(EventPayload):
+    """An invitation went to one official (or to a delegate named by one)."""
+
+    invitation_id: uuid.UUID = Field(description="Identifier of the invitation")
+    meeting_id: uuid.UUID = Field(description="The meeting; the Kafka key")
+    meeting: MeetingInfo = Field(description="What the invitation is for")
+    region_code: RegionCode | None = Field(default=None, description="The invitee's regency/city; none for the province")
+    role: OfficialRole = Field(description="Which seat the invitee fills")
+    invitee: Contact = Field(description="Who is invited and how to reach them")
+    rsvp_url: str = Field(description="Link with a signed token to accept, decline or delegate")
+    rsvp_expires_at: AwareDatetime = Field(description="When the RSVP link stops working")
+    delegated_from: uuid.UUID | None = Field(default=None, description="The invitation whose holder delegated")
+
+
+class RsvpResponse(enum.StrEnum):
+    ACCEPTED = "accepted"
+    DECLINED = "declined"
+    DELEGATED = "delegated"
+
+
+@registry.event("ntb.invitations.invitation.responded.v1", topic=INVITATIONS_EVENTS, key=_meeting_key)
+class InvitationResponded(EventPayload):
+    """An invitee answered (or changed an earlier answer)."""
+
+    invitation_id: uuid.UUID = Field(description="The invitation answered")
+    meeting_id: uuid.UUID = Field(description="The meeting; the Kafka key")
+    meeting: MeetingInfo = Field(description="The meeting answered for")
+    region_code: RegionCode | None = Field(default=None, description="The invitee's regency/city")
+    role: OfficialRole = Field(description="The invitee's seat")
+    invitee: Contact = Field(description="Who answered")
+    response: RsvpResponse = Field(description="accepted, declined or delegated")
+    reason: str = Field(default="", max_length=1000, description="Reason for declining, if given")
+    delegate: Contact | None = Field(default=None, description="The representative, when delegated")
+    previous_response: RsvpResponse | None = Field(default=None, description="The earlier answer, if changed")
+    responded_at: AwareDatetime = Field(description="When the answer was given")
+
+
+@registry.event("ntb.invitations.reminder.due.v1", topic=INVITATIONS_EVENTS, key=_meeting_key)
+class ReminderDue(EventPayload):
+    """A reminder timer fired for an invitee who has not declined."""
+
+    invitation_id: uuid.UUID = Field(description="The invitation reminded of")
+    meeting_id: uuid.UUID = Field(description="The meeting; the Kafka key")
+    meeting: MeetingInfo = Field(description="The meeting")
+    region_code: RegionCode | None = Field(default=None, description="The invitee's regency/city")
+    role: OfficialRole = Field(description="The invitee's seat")
+    invitee: Contact = Field(description="Who to remind")
+    lead: str = Field(description="How long before the start, ISO 8601 duration such as P3D or P1D")
+    rsvp_url: str | None = Field(default=None, description="RSVP link, for invitees who have not answered")
+
+
+class Attendee(EventPayload):
+    invitation_id: uuid.UUID = Field(description="The invitation the attendee came on")
+    role: OfficialRole = Field(description="The seat, or delegate")
+    name: str = Field(description="Who attended")
+    title: str = Field(default="", description="Their position")
+    delegate_for: OfficialRole | None = Field(default=None, description="Whose seat a delegate filled")
+
+
+class RegionAttendance(EventPayload):
+    region_code: RegionCode = Field(description="The regency/city")
+    attendees: list[Attendee] = Field(default_factory=list, description="Who attended for it")
+
+
+@registry.event("ntb.invitations.meeting.concluded.v1", topic=INVITATIONS_EVENTS, key=_meeting_key)
+class MeetingConcluded(EventPayload):
+    """The Rakor ended; attendance per region is final. Commitments opens requests from this."""
+
+    meeting_id: uuid.UUID = Field(description="The meeting; the Kafka key")
+    meeting: MeetingInfo = Field(description="The meeting")
+    concluded_at: AwareDatetime = Field(description="When the organizer concluded it")
+    attendance: list[RegionAttendance] = Field(description="Per-region attendance, all ten regions listed")
