@@ -11,7 +11,7 @@ STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha256sum | cut -c1-12)
 
 include deploy/local/stack.mk
 
-.PHONY: help venv test test-unit test-integration demo up down services-up services-down services-status clean
+.PHONY: help venv contracts test test-unit test-integration demo up down services-up services-down services-status clean
 
 help: ## list targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s $$'\t'
@@ -46,3 +46,8 @@ services-status: ## show the services' processes
 
 clean: down ## stop everything and delete local data
 	rm -rf .local
+
+contracts: venv ## regenerate the published AsyncAPI and OpenAPI documents
+	@$(PY) -m shared.contracts.asyncapi > deploy/asyncapi/asyncapi.yaml
+	@for s in invitations commitments notifications; do $(PY) -m services.$$s openapi > deploy/openapi/$$s.json; done
+	@echo "written deploy/asyncapi/asyncapi.yaml and deploy/openapi/*.json"

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -33,6 +34,7 @@ def main(
     sub = parser.add_subparsers(dest="command")
     sub.add_parser("serve", help="run the service (default)")
     sub.add_parser("migrate", help="apply database migrations and exit")
+    sub.add_parser("openapi", help="print the HTTP API's OpenAPI document (JSON) and exit")
     keys = sub.add_parser("keys", help="manage API keys").add_subparsers(dest="keys_command", required=True)
     issue = keys.add_parser("issue", help="issue a key; the token is printed once")
     issue.add_argument("--name", required=True)
@@ -44,6 +46,10 @@ def main(
     args = parser.parse_args(argv)
 
     settings = settings_factory()
+    if args.command == "openapi":
+        _, app = build(settings)  # builds the app only; nothing connects
+        print(openapi_json(app))
+        return 0
     configure_logging(settings.service_name, settings.log_level, settings.log_json)
     command = args.command or "serve"
     if command == "serve":
@@ -51,6 +57,10 @@ def main(
         asyncio.run(runtime.serve(app))
         return 0
     return asyncio.run(_admin(args, settings, migration_sets()))
+
+
+def openapi_json(app: Any) -> str:
+    return json.dumps(app.openapi(), indent=2, ensure_ascii=False, sort_keys=True)
 
 
 async def _admin(args: argparse.Namespace, settings: ServiceSettings, sets: list[list[migrations.Migration]]) -> int:

@@ -35,6 +35,7 @@ from .db import TRANSIENT_DB_ERRORS
 from .envelope import CloudEvent, EnvelopeError, decode
 from .kafka import subscriber_options
 from .logging import get_logger, message_context
+from .metrics import ServiceMetrics
 from .outbox import Outbox
 from .retry import backoff_delays
 
@@ -95,6 +96,7 @@ class EventConsumer:
         backoff_cap: float = 30.0,
         on_unknown_type: str = "dead_letter",
         after_commit: Callable[[CloudEvent], Awaitable[None] | None] | None = None,
+        metrics: ServiceMetrics | None = None,
     ) -> None:
         if on_unknown_type not in ("dead_letter", "skip"):
             raise ValueError("on_unknown_type must be 'dead_letter' or 'skip'")
@@ -109,6 +111,7 @@ class EventConsumer:
         self._after_commit = after_commit  # fault-injection point for tests
         self._routes: dict[str, _Route[Any]] = {}
         self.counts: dict[str, int] = {}
+        self._metrics = metrics
 
     def handles(self, model: type[P]) -> Callable[[Handler[P]], Handler[P]]:
         """Decorator: `@consumer.handles(MeetingScheduled)` on `async def f(payload, ctx)`."""
@@ -127,6 +130,8 @@ class EventConsumer:
     async def process(self, record: KafkaRecord) -> Outcome:
         """Handle one Kafka record to completion. Raises only when cancelled."""
         started = time.perf_counter()
+        if self._metrics is not None:
+            self._metrics.consumed.labels(self.name, record.topic).inc()
         with message_context(topic=record.topic, partition=record.partition, offset=record.offset,
                              consumer=self.name):
             try:
@@ -144,6 +149,9 @@ class EventConsumer:
 
     def _done(self, outcome: Outcome, started: float) -> Outcome:
         self.counts[outcome.status] = self.counts.get(outcome.status, 0) + 1
+        if self._metrics is not None:
+            self._metrics.handled.labels(self.name, outcome.status).inc()
+            self._metrics.latency.labels(self.name).observe(time.perf_counter() - started)
         log.info(
             "message dead-lettered" if outcome.status == "dead_lettered" else "message handled",
             outcome=outcome.status,
@@ -186,17 +194,23 @@ class EventConsumer:
             except PermanentError as exc:
                 return await self._dead_letter(record, f"rejected: {exc}")
             except TRANSIENT as exc:
+                self._count_failure("transient")
                 delay = next(delays)
                 log.warning("transient failure; retrying", error=repr(exc), retry_in=round(delay, 2))
                 await asyncio.sleep(delay)
             except Exception as exc:  # noqa: BLE001 - counted, retried, then dead-lettered
                 failures += 1
+                self._count_failure("error")
                 log.exception("handler failed", attempt=failures, max_attempts=self._max_attempts)
                 if failures >= self._max_attempts:
                     return await self._dead_letter(
                         record, f"handler failed {failures} times: {type(exc).__name__}: {exc}"
                     )
                 await asyncio.sleep(next(delays))
+
+    def _count_failure(self, kind: str) -> None:
+        if self._metrics is not None:
+            self._metrics.failures.labels(self.name, kind).inc()
 
     async def _dead_letter(self, record: KafkaRecord, reason: str) -> Outcome:
         delays = backoff_delays(cap=self._backoff_cap)

@@ -21,6 +21,7 @@ from .contracts.registry import EventPayload, EventRegistry
 from .envelope import CloudEvent
 from .kafka import SafeProducer
 from .logging import get_logger
+from .metrics import ServiceMetrics
 from .retry import backoff_delays
 
 log = get_logger(__name__)
@@ -83,7 +84,9 @@ class OutboxRelay:
         batch_size: int = 500,
         poll_seconds: float = 0.5,
         backoff_cap: float = 30.0,
+        metrics: ServiceMetrics | None = None,
     ) -> None:
+        self._metrics = metrics
         self._pool = pool
         self._producer = producer
         self._schema = schema
@@ -93,6 +96,7 @@ class OutboxRelay:
         self._wake = asyncio.Event()
         self._lock_key = int.from_bytes(hashlib.sha256(f"outbox:{schema}".encode()).digest()[:8], "big", signed=True)
         self.published_total = 0
+        self._lag_checked_at = float("-inf")
 
     async def publish_batch(self) -> int:
         """Publish up to one batch. Returns how many rows were published (0 if idle or not leader)."""
@@ -120,7 +124,17 @@ class OutboxRelay:
                 "UPDATE outbox SET published_at = now() WHERE id = ANY($1::bigint[])", [r["id"] for r in rows]
             )
         self.published_total += len(rows)
+        if self._metrics is not None:
+            self._metrics.outbox_published.inc(len(rows))
         return len(rows)
+
+    async def _report_lag(self) -> None:
+        if self._metrics is None:
+            return
+        now = asyncio.get_running_loop().time()
+        if now - self._lag_checked_at >= 5:
+            self._lag_checked_at = now
+            self._metrics.outbox_lag.set(await self.lag())
 
     async def lag(self) -> int:
         return await self._pool.fetchval("SELECT count(*) FROM outbox WHERE published_at IS NULL")
@@ -143,6 +157,7 @@ class OutboxRelay:
                 delays = backoff_delays(cap=self._backoff_cap)
                 if published >= self._batch_size:
                     continue  # more waiting: no sleep
+                await self._report_lag()
                 self._wake.clear()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), timeout=self._poll)

@@ -14,6 +14,7 @@ from typing import Any
 
 import asyncpg
 import uvicorn
+from prometheus_client import CONTENT_TYPE_LATEST
 from fastapi import APIRouter, FastAPI, Response
 
 from . import migrations
@@ -25,6 +26,7 @@ from .db import create_pool
 from .dead_letter import DeadLetterPublisher
 from .kafka import SafeProducer, ensure_topics, make_broker
 from .logging import get_logger
+from .metrics import ServiceMetrics
 from .outbox import Outbox, OutboxRelay
 from .settings import ServiceSettings
 from .timers import Clock, TimerHandler, TimerWheel, system_clock
@@ -50,6 +52,7 @@ class Runtime:
         self._migration_sets = migration_sets
         self.topics_out = [self.topic(t) for t in topics_out]
         self.topics_in = [self.topic(t) for t in topics_in]
+        self.metrics = ServiceMetrics(settings.service_name)
         self.outbox = Outbox(registry, source=source_of(settings.service_name), topic_prefix=settings.topic_prefix)
         self.broker = make_broker(settings.kafka_bootstrap_servers, client_id=settings.service_name)
         self.producer = SafeProducer(settings.kafka_bootstrap_servers, client_id=f"{settings.service_name}-relay")
@@ -111,6 +114,7 @@ class Runtime:
             batch_size=s.outbox_batch_size,
             poll_seconds=s.outbox_poll_seconds,
             backoff_cap=s.retry_backoff_max_seconds,
+            metrics=self.metrics,
         )
         for lazy, topics_in, options in self._consumers:
             real = lazy.materialize()  # type: ignore[attr-defined]
@@ -118,7 +122,8 @@ class Runtime:
         await self.broker.start()
         self._tasks.append(asyncio.create_task(self.relay.run(), name="outbox-relay"))
         if self._timer_handlers:
-            self.timers = TimerWheel(self._pool, self.outbox, clock=self.clock, poll_seconds=s.timer_poll_seconds)
+            self.timers = TimerWheel(self._pool, self.outbox, clock=self.clock, poll_seconds=s.timer_poll_seconds,
+                                     metrics=self.metrics)
             for kind, handler in self._timer_handlers.items():
                 self.timers.handles(kind)(handler)
             self._tasks.append(asyncio.create_task(self.timers.run(), name="timers"))
@@ -177,6 +182,10 @@ class Runtime:
             ready = all(v == "ok" for v in checks.values())
             response.status_code = 200 if ready else 503
             return {"status": "ready" if ready else "not ready", "checks": checks}
+
+        @router.get("/metrics", include_in_schema=False)
+        async def metrics() -> Response:
+            return Response(self.metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
 
         return router
 
@@ -245,6 +254,7 @@ class _LazyConsumer:
             backoff_cap=rt.settings.retry_backoff_max_seconds,
             on_unknown_type=self.on_unknown_type,
             after_commit=self.after_commit,
+            metrics=rt.metrics,
         )
         for model, handler in self._pending:
             consumer.handles(model)(handler)

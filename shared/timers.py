@@ -20,6 +20,7 @@ from typing import Any
 import asyncpg
 
 from .logging import get_logger, message_context
+from .metrics import ServiceMetrics
 from .outbox import Outbox
 from .retry import backoff_delays
 
@@ -94,7 +95,9 @@ class TimerWheel:
         poll_seconds: float = 1.0,
         batch_size: int = 100,
         max_attempts: int = 5,
+        metrics: ServiceMetrics | None = None,
     ) -> None:
+        self._metrics = metrics
         self._pool = pool
         self._outbox = outbox
         self._clock = clock
@@ -157,6 +160,8 @@ class TimerWheel:
                 await conn.execute("UPDATE timers SET fired_at = $2 WHERE id = $1", timer.id, now)
                 log.info("timer fired", due_at=timer.due_at.isoformat())
         self.fired_total += 1
+        if self._metrics is not None:
+            self._metrics.timers_fired.labels(timer.kind).inc()
         return 1
 
     async def run(self) -> None:

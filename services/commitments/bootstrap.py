@@ -1,23 +1,41 @@
-"""Composition root: wires settings, runtime, consumers and HTTP routes."""
+"""Composition root: wires settings, runtime, consumers, timers and HTTP routes."""
 
 from __future__ import annotations
 
 from fastapi import FastAPI
 
 from shared import migrations
-from shared.http import create_app
 from shared.contracts import topics
+from shared.contracts.commitments import RealizationReported, SubmitCommitment
+from shared.contracts.invitations import MeetingConcluded
+from shared.http import create_app
 from shared.runtime import Runtime
+from shared.timers import Clock, system_clock
 
+from . import http
+from .handlers import Handlers
+from .operations import OVERDUE, REMINDER
 from .settings import CommitmentsSettings
 
 
 def migration_sets() -> list[list[migrations.Migration]]:
-    return [migrations.load("messaging", "shared", "sql")]
+    return [migrations.load("messaging", "shared", "sql"), migrations.load("commitments", "services.commitments")]
 
 
-def build(settings: CommitmentsSettings) -> tuple[Runtime, FastAPI]:
-    runtime = Runtime(settings, migration_sets=migration_sets(), topics_out=[topics.COMMITMENTS_EVENTS])
-    app = create_app("NTB Rakor: commitments", "FY2026 budget commitments of the ten regencies/cities and their review.")
+def build(settings: CommitmentsSettings, *, clock: Clock = system_clock) -> tuple[Runtime, FastAPI]:
+    inbound = [topics.INVITATIONS_EVENTS, topics.COMMITMENTS_INBOUND, topics.REALIZATION_INBOUND]
+    runtime = Runtime(settings, migration_sets=migration_sets(), topics_out=[topics.COMMITMENTS_EVENTS],
+                      topics_in=inbound, clock=clock)
+    handlers = Handlers(settings, clock)
+    consumer = runtime.consumer(inbound)
+    consumer.handles(MeetingConcluded)(handlers.meeting_concluded)
+    consumer.handles(SubmitCommitment)(handlers.submit_commitment)
+    consumer.handles(RealizationReported)(handlers.realization_reported)
+    runtime.timer(REMINDER)(handlers.deadline_reminder)
+    runtime.timer(OVERDUE)(handlers.deadline_overdue)
+    app = create_app("NTB Rakor: commitments",
+                     "FY2026 budget commitments of the ten regencies/cities: requests, submissions, review, "
+                     "deadlines, realization and the provincial summary.")
     app.state.runtime = runtime
+    app.include_router(http.router())
     return runtime, app

@@ -1,18 +1,34 @@
-"""Meeting rules. Pure: no I/O, no clock of its own (callers pass `now`)."""
+"""Rules of the Rakor: meetings, RSVP, reminders, attendance.
+
+Pure: no I/O, no clock of its own (callers pass `now`).
+"""
 
 from __future__ import annotations
 
+import re
 import uuid
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from shared.wita import as_wita
 
 MAX_DURATION = timedelta(days=3)
+# The seats every regency/city fills; a delegate fills one of them on someone's behalf.
+SEATS = ("sekda", "kepala_bpkad", "kepala_disnaker")
+RESPONSES = ("accepted", "declined", "delegated")
 
 
 class DomainError(ValueError):
-    """A command breaks a business rule; the message is shown to the caller."""
+    """A command breaks a business rule; the message is shown to the caller (422)."""
+
+
+class Conflict(DomainError):
+    """The command does not fit the current state (409)."""
+
+
+class Gone(DomainError):
+    """The thing acted on is no longer available: a cancelled meeting, a withdrawn invitation (410)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,6 +44,15 @@ class Meeting:
     status: str = "scheduled"
 
 
+def _check_times(start: datetime, end: datetime, now: datetime) -> None:
+    if start <= now:
+        raise DomainError("starts_at must be in the future")
+    if end <= start:
+        raise DomainError("ends_at must be after starts_at")
+    if end - start > MAX_DURATION:
+        raise DomainError("a meeting may last at most 3 days")
+
+
 def schedule_meeting(
     *,
     title: str,
@@ -41,12 +66,156 @@ def schedule_meeting(
     meeting_id: uuid.UUID | None = None,
 ) -> Meeting:
     start, end = as_wita(starts_at), as_wita(ends_at)
-    if start <= now:
-        raise DomainError("starts_at must be in the future")
-    if end <= start:
-        raise DomainError("ends_at must be after starts_at")
-    if end - start > MAX_DURATION:
-        raise DomainError("a meeting may last at most 3 days")
+    _check_times(start, end, now)
     if not (venue or online_url):
         raise DomainError("give a venue, an online link, or both")
     return Meeting(meeting_id or uuid.uuid4(), title, agenda, start, end, venue, online_url, organizer)
+
+
+def ensure_scheduled(status: str) -> None:
+    """Only a scheduled meeting can be changed, invited to or answered."""
+    if status == "cancelled":
+        raise Gone("the meeting was cancelled")
+    if status == "concluded":
+        raise Conflict("the meeting has already been concluded")
+
+
+def reschedule(status: str, starts_at: datetime, ends_at: datetime, now: datetime) -> tuple[datetime, datetime]:
+    ensure_scheduled(status)
+    start, end = as_wita(starts_at), as_wita(ends_at)
+    _check_times(start, end, now)
+    return start, end
+
+
+def ensure_can_conclude(status: str, starts_at: datetime, now: datetime) -> None:
+    ensure_scheduled(status)
+    if now < starts_at:
+        raise Conflict(f"the meeting has not started yet (starts {as_wita(starts_at).isoformat()})")
+
+
+# ---- reminders -------------------------------------------------------------------------------
+
+_DURATION = re.compile(r"^P(?:(\d+)W)?(?:(\d+)D)?(?:T(?:(\d+)H)?(?:(\d+)M)?(?:(\d+)S)?)?$")
+
+
+def parse_lead(text: str) -> timedelta:
+    """An ISO 8601 duration in weeks, days, hours, minutes, seconds (P3D, P1D, PT2M).
+
+    Years and months are refused: their length depends on the calendar, a lead must not.
+    """
+    match = _DURATION.match(text)
+    if not match or text in ("P", "PT") or text.endswith("T"):
+        raise ValueError(f"reminder lead {text!r} is not an ISO 8601 duration such as P3D, PT12H or PT2M")
+    weeks, days, hours, minutes, seconds = (int(g or 0) for g in match.groups())
+    lead = timedelta(weeks=weeks, days=days, hours=hours, minutes=minutes, seconds=seconds)
+    if lead <= timedelta(0):
+        raise ValueError(f"reminder lead {text!r} must be longer than zero")
+    return lead
+
+
+def reminder_times(starts_at: datetime, leads: Iterable[str], now: datetime) -> list[tuple[str, datetime]]:
+    """(lead, due time) for each lead still ahead of `now`; leads already past are skipped."""
+    due = [(lead, starts_at - parse_lead(lead)) for lead in leads]
+    return [(lead, at) for lead, at in due if at > now]
+
+
+def reminder_key(meeting_id: uuid.UUID | str, invitation_id: uuid.UUID | str, lead: str) -> str:
+    # Prefixes by meeting, then invitation, so both can be cancelled with `timers.cancel`.
+    return f"{meeting_id}:{invitation_id}:{lead}"
+
+
+def should_remind(*, meeting_status: str, invitation_status: str, response: str | None,
+                  starts_at: datetime, now: datetime) -> bool:
+    """Checked again when the timer fires: the state may have changed since it was set.
+
+    A timer fired late (the service was down past the start) reminds no one.
+    """
+    return (meeting_status == "scheduled" and invitation_status == "active"
+            and response not in ("declined", "delegated") and now < starts_at)
+
+
+# ---- RSVP ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    response: str
+    reason: str = ""
+    delegate_key: tuple[str, ...] | None = None  # what identifies the delegate (name, title, email, phone)
+
+
+def decide_answer(
+    *,
+    meeting_status: str,
+    starts_at: datetime,
+    now: datetime,
+    invitation_status: str,
+    role: str,
+    current: Answer | None,
+    new: Answer,
+) -> bool:
+    """Validate an RSVP; True when it changes something, False when it repeats the current answer."""
+    ensure_scheduled(meeting_status)
+    if invitation_status != "active":
+        raise Gone("this invitation was withdrawn (the official answered again or named another delegate)")
+    if now >= starts_at:
+        raise Conflict("the meeting has started; answers can no longer be changed")
+    if new.response not in RESPONSES:
+        raise DomainError(f"response must be one of {', '.join(RESPONSES)}")
+    if new.response == "declined" and not new.reason:
+        raise DomainError("give a reason when declining")
+    if new.response == "delegated":
+        if role == "delegate":
+            raise DomainError("a delegate cannot delegate further; the official who invited you can name someone else")
+        if new.delegate_key is None:
+            raise DomainError("name the delegate (name, title and an e-mail or phone)")
+    elif new.delegate_key is not None:
+        raise DomainError("a delegate is only given with the response 'delegated'")
+    return current != new
+
+
+# ---- attendance ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Seat:
+    invitation_id: uuid.UUID
+    region_code: str
+    role: str
+    name: str
+    title: str
+    attended: bool
+    delegate_for: str | None = None
+
+
+def attendance_by_region(region_codes: Sequence[str], seats: Iterable[Seat]) -> dict[str, list[Seat]]:
+    """Every region listed (in the given order), each with who attended for it."""
+    result: dict[str, list[Seat]] = {code: [] for code in region_codes}
+    for seat in seats:
+        if seat.attended and seat.region_code in result:
+            result[seat.region_code].append(seat)
+    for code in result:
+        result[code].sort(key=lambda s: (SEATS.index(s.delegate_for or s.role) if (s.delegate_for or s.role) in SEATS
+                                         else len(SEATS), s.role == "delegate", s.name))
+    return result
+
+
+class NotFound(DomainError):
+    """No such meeting or invitation (404)."""
+
+
+# Attendance is taken at the registration desk, which opens a little before the start.
+ATTENDANCE_OPENS_BEFORE_START = timedelta(hours=2)
+
+
+def ensure_can_record_attendance(status: str, starts_at: datetime, now: datetime) -> None:
+    ensure_scheduled(status)
+    if now < starts_at - ATTENDANCE_OPENS_BEFORE_START:
+        raise Conflict("attendance opens 2 hours before the start "
+                       f"({as_wita(starts_at - ATTENDANCE_OPENS_BEFORE_START).isoformat()})")
+
+
+def ensure_can_issue(status: str, starts_at: datetime, now: datetime) -> None:
+    ensure_scheduled(status)
+    if now >= starts_at:
+        raise Conflict("the meeting has started; invitations can no longer be issued")

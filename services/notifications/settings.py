@@ -1,4 +1,6 @@
-from pydantic import Field
+from datetime import time
+
+from pydantic import Field, SecretStr, model_validator
 
 from shared.settings import ServiceSettings, service_config
 
@@ -9,3 +11,38 @@ class NotificationsSettings(ServiceSettings):
     service_name: str = "notifications"
     db_schema: str = Field(default="notifications", pattern=r"^[a-z_][a-z0-9_]{0,62}$")
     http_port: int = 8003
+
+    smtp_host: str = Field(default="127.0.0.1", description="SMTP relay")
+    smtp_port: int = Field(default=1025, ge=1, le=65535)
+    smtp_username: str | None = None
+    smtp_password: SecretStr | None = None
+    smtp_starttls: bool | None = Field(default=None, description="True: require STARTTLS; None: when offered")
+    smtp_use_tls: bool = Field(default=False, description="Implicit TLS (port 465)")
+    smtp_from: str = "Notifikasi Rakor NTB <notifikasi@disnakertrans.ntbprov.go.id>"
+    smtp_timeout_seconds: float = Field(default=30.0, gt=0)
+    message_id_domain: str = Field(default="notifications.ntb-rakor", description="Right side of Message-IDs")
+
+    webhook_secret: SecretStr | None = Field(default=None, description="HMAC key for X-Signature; unset: no webhooks")
+    webhook_timeout_seconds: float = Field(default=10.0, gt=0)
+
+    delivery_max_attempts: int = Field(default=8, ge=1, description="Transient failures retried up to this")
+    delivery_backoff_base_seconds: float = Field(default=5.0, gt=0)
+    delivery_backoff_max_seconds: float = Field(default=900.0, gt=0)
+    delivery_poll_seconds: float = Field(default=1.0, gt=0)
+    delivery_batch_size: int = Field(default=20, ge=1)
+    delivery_lease_seconds: float = Field(
+        default=120.0, gt=0, description="A claimed delivery not marked by then is retried (the sender died)"
+    )
+
+    digest_time: time = Field(default=time(17, 0), description="Daily digest time, WITA")
+    template_dir: str | None = Field(default=None, description="Folder whose templates override the shipped ones")
+    routing_file: str | None = Field(default=None, description="Routing rules; default: the shipped routing.yaml")
+    recipients_file: str | None = Field(default=None, description="Directory seed; default: the shipped file")
+
+    @model_validator(mode="after")
+    def _lease_outlasts_a_send(self) -> "NotificationsSettings":
+        # A lease shorter than a send would let a second sender take the row mid-send.
+        slowest = max(self.smtp_timeout_seconds, self.webhook_timeout_seconds)
+        if self.delivery_lease_seconds <= slowest:
+            raise ValueError(f"delivery_lease_seconds must exceed the send timeouts ({slowest}s)")
+        return self

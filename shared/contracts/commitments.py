@@ -213,3 +213,8 @@ class RealizationRecorded(EventPayload):
     committed_workers: NonNegativeInt = Field(description="Workers committed")
     realized_workers: NonNegativeInt = Field(description="Workers enrolled so far")
     contributions_paid_rp: NonNegativeInt = Field(description="Contributions paid so far, Rupiah")
+
+
+@registry.event("ntb.commitments.commitment.drafted.v1", topic=COMMITMENTS_EVENTS, key=_region_key)
+class CommitmentDrafted(_Transition):
+    """A regency saved a draft of its commitment (figures checked, not yet submitted)."""

@@ -48,6 +48,12 @@ class MeetingRescheduled(EventPayload):
     meeting_id: uuid.UUID = Field(description="Identifier of the meeting; the Kafka key")
     previous_starts_at: AwareDatetime = Field(description="The start before the change")
     reason: str = Field(default="", max_length=1000, description="Why it moved, in Bahasa Indonesia")
+    calendar_uid: str | None = Field(
+        default=None, description="Stable iCalendar UID of the meeting's entry (the same on every update)"
+    )
+    calendar_sequence: int = Field(
+        default=0, ge=0, description="iCalendar SEQUENCE: 0 when scheduled, +1 on each reschedule or cancellation"
+    )
 
 
 @registry.event("ntb.invitations.meeting.cancelled.v1", topic=INVITATIONS_EVENTS, key=_meeting_key)
@@ -57,6 +63,12 @@ class MeetingCancelled(EventPayload):
     meeting: MeetingInfo = Field(description="The meeting as it stood when cancelled")
     meeting_id: uuid.UUID = Field(description="Identifier of the meeting; the Kafka key")
     reason: str = Field(default="", max_length=1000, description="Why, in Bahasa Indonesia")
+    calendar_uid: str | None = Field(
+        default=None, description="Stable iCalendar UID of the meeting's entry (the same on every update)"
+    )
+    calendar_sequence: int = Field(
+        default=0, ge=0, description="iCalendar SEQUENCE: 0 when scheduled, +1 on each reschedule or cancellation"
+    )
 
 
 @registry.event("ntb.invitations.invitation.issued.v1", topic=INVITATIONS_EVENTS, key=_meeting_key)
@@ -72,6 +84,12 @@ class InvitationIssued(EventPayload):
     rsvp_url: str = Field(description="Link with a signed token to accept, decline or delegate")
     rsvp_expires_at: AwareDatetime = Field(description="When the RSVP link stops working")
     delegated_from: uuid.UUID | None = Field(default=None, description="The invitation whose holder delegated")
+    calendar_uid: str | None = Field(
+        default=None, description="Stable iCalendar UID of the meeting's entry (the same on every update)"
+    )
+    calendar_sequence: int = Field(
+        default=0, ge=0, description="iCalendar SEQUENCE: 0 when scheduled, +1 on each reschedule or cancellation"
+    )
 
 
 class RsvpResponse(enum.StrEnum):

@@ -21,7 +21,9 @@ from services.notifications.settings import NotificationsSettings
 from shared.auth import Role
 from shared.contracts.invitations import MeetingScheduled
 from shared.contracts.topics import INVITATIONS_EVENTS, dlq
+from shared import migrations
 from shared.envelope import CloudEvent
+from shared.runtime import Runtime
 
 from .conftest import (BOOTSTRAP, DSN, MANAGED_STACK, ROOT, eventually, http_client, issue_key, read_topic,
                        service_settings, stack)
@@ -79,9 +81,23 @@ async def _async(value):
     return value
 
 
+def journal_runtime(topic_prefix: str, schema: str) -> Runtime:
+    """A bare runtime with the shared consumer's default rules (unknown types are dead-lettered)."""
+    journal = migrations.Migration("test", 1, "journal", "CREATE TABLE event_journal (event_id text NOT NULL)")
+    settings = service_settings(NotificationsSettings, topic_prefix, schema, service_name="journal")
+    rt = Runtime(settings, migration_sets=[migrations.load("messaging", "shared", "sql"), [journal]],
+                 topics_in=[INVITATIONS_EVENTS])
+
+    async def record(payload: MeetingScheduled, ctx) -> None:
+        await ctx.conn.execute("INSERT INTO event_journal VALUES ($1)", ctx.event.id)
+
+    rt.consumer([INVITATIONS_EVENTS]).handles(MeetingScheduled)(record)
+    return rt
+
+
 async def test_malformed_records_are_dead_lettered_and_the_next_good_one_is_processed(topic_prefix, schema_for, db):
     """Poison records go to <topic>.dlq with reason and original bytes; the good record after them is handled."""
-    rt, _ = build_notifications(service_settings(NotificationsSettings, topic_prefix, schema_for("not")))
+    rt = journal_runtime(topic_prefix, schema_for("journal"))
     await rt.start()
     try:
         good = scheduled_event()
@@ -98,7 +114,7 @@ async def test_malformed_records_are_dead_lettered_and_the_next_good_one_is_proc
         topic = topic_prefix + INVITATIONS_EVENTS
         await send(topic, [*poison, (b"k", good.data, good.to_headers())])
 
-        await eventually(journal_count(db, schema_for("not")))
+        await eventually(journal_count(db, schema_for("journal")))
         dead = await read_topic(dlq(topic), expect=len(poison))
         assert [r.value for r in dead] == [value for _, value, _ in poison]
         reasons = [dict(r.headers)["dlq_reason"].decode() for r in dead]

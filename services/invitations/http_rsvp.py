@@ -1,0 +1,112 @@
+"""The RSVP endpoint: reached from the link in an invitation; the signed token is the only credential."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Literal
+
+from fastapi import APIRouter, HTTPException, Path, Request, status
+from pydantic import BaseModel, ConfigDict, EmailStr, Field, model_validator
+
+from shared.contracts.common import Contact
+from shared.logging import get_logger
+from shared.wita import as_wita
+
+from . import commands, store, tokens
+from .http import ERRORS, MeetingView, deps, domain_errors, runtime
+
+log = get_logger(__name__)
+
+TOKEN = Path(max_length=tokens.MAX_TOKEN_LENGTH, description="The signed token from the invitation's link")
+TOKEN_ERRORS = {
+    403: {"description": "The token is malformed or its signature is invalid"},
+    409: ERRORS[409],
+    410: {"description": "The link expired, the meeting was cancelled, or the invitation was withdrawn"},
+}
+
+
+class DelegateBody(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    name: str = Field(min_length=1, max_length=200, description="The representative's full name")
+    title: str = Field(min_length=1, max_length=300, description="Their position")
+    email: EmailStr | None = Field(default=None, description="Official e-mail address")
+    phone: str | None = Field(default=None, max_length=40, pattern=r"^\+?[0-9 ()-]{6,40}$",
+                              description="WhatsApp-capable phone number")
+
+    @model_validator(mode="after")
+    def _reachable(self) -> DelegateBody:
+        if not (self.email or self.phone):
+            raise ValueError("give the delegate's e-mail or phone, so the invitation can reach them")
+        return self
+
+
+class RsvpBody(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    response: Literal["accepted", "declined", "delegated"]
+    reason: str = Field(default="", max_length=1000, description="Required when declining")
+    delegate: DelegateBody | None = Field(default=None, description="Required when delegating")
+
+
+class InvitationView(BaseModel):
+    invitation_id: uuid.UUID
+    meeting: MeetingView
+    region_code: str
+    role: str
+    name: str
+    title: str
+    status: str = Field(description="active or withdrawn")
+    response: str | None
+    reason: str
+    responded_at: datetime | None = Field(description="In WITA")
+    delegate_invitation_id: uuid.UUID | None
+    delegated_from: uuid.UUID | None
+    rsvp_expires_at: datetime = Field(description="In WITA")
+
+
+async def _verified(request: Request, token: str) -> uuid.UUID:
+    rt = runtime(request)
+    try:
+        invitation_id, _ = tokens.verify(rt.settings.rsvp_secret.get_secret_value().encode(), token, rt.clock())
+    except tokens.InvalidToken as exc:
+        raise HTTPException(status.HTTP_403_FORBIDDEN, str(exc)) from exc
+    except tokens.ExpiredToken as exc:
+        raise HTTPException(status.HTTP_410_GONE, str(exc)) from exc
+    return invitation_id
+
+
+async def _view(pool: object, invitation_id: uuid.UUID) -> InvitationView:
+    invitation = await store.get_invitation(pool, invitation_id)  # type: ignore[arg-type]
+    if invitation is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, "no such invitation")
+    meeting = await store.get_meeting(pool, invitation["meeting_id"])  # type: ignore[arg-type]
+    data = {k: invitation[k] for k in InvitationView.model_fields if k in invitation.keys()}
+    data["responded_at"] = as_wita(data["responded_at"]) if data["responded_at"] else None
+    data["rsvp_expires_at"] = as_wita(data["rsvp_expires_at"])
+    return InvitationView(**data, meeting=MeetingView.of(meeting))
+
+
+def router() -> APIRouter:
+    api = APIRouter(prefix="/rsvp", tags=["rsvp"])
+
+    @api.get("/{token}", response_model=InvitationView, summary="The invitation and its current answer",
+             responses=TOKEN_ERRORS)
+    async def show(request: Request, token: str = TOKEN) -> InvitationView:
+        return await _view(runtime(request).pool, await _verified(request, token))
+
+    @api.post("/{token}", response_model=InvitationView,
+              summary="Accept, decline (with a reason) or delegate to a named representative",
+              responses={**TOKEN_ERRORS, 422: ERRORS[422]})
+    async def respond(body: RsvpBody, request: Request, token: str = TOKEN) -> InvitationView:
+        invitation_id = await _verified(request, token)
+        rt = runtime(request)
+        delegate = Contact(**body.delegate.model_dump()) if body.delegate else None
+        with domain_errors():
+            async with rt.pool.acquire() as conn, conn.transaction():
+                await commands.answer(conn, deps(request), invitation_id, response=body.response,
+                                      reason=body.reason, delegate=delegate, now=rt.clock())
+        return await _view(rt.pool, invitation_id)
+
+    return api

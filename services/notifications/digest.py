@@ -1,0 +1,94 @@
+"""The daily digest for provincial staff: one message per recipient and day, from a durable timer.
+
+The timer `notifications.digest` with key `daily:<date>` fires once (the wheel's
+guarantee); its handler writes one delivery per recipient with source id
+`digest:<date>` (unique per recipient and channel), closes the items and arms the next
+day's timer, all in the timer's transaction.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from datetime import date, datetime, timedelta
+from typing import Any
+
+import asyncpg
+
+from shared import timers
+from shared.contracts.notifications import Channel, DeliveryFailed
+from shared.logging import get_logger
+from shared.regions import regions
+from shared.wita import WITA
+
+from . import domain, store
+from .rendering import Renderer, TemplateFailure
+from .settings import NotificationsSettings
+
+log = get_logger(__name__)
+KIND = "notifications.digest"
+DIGEST_TYPE = "ntb.notifications.digest.daily"
+TEMPLATE = "daily_digest"
+
+
+async def arm(conn: asyncpg.Connection, due: datetime) -> None:
+    day = due.astimezone(WITA).date()
+    await timers.schedule(conn, KIND, f"daily:{day.isoformat()}", due, {"day": day.isoformat()})
+
+
+async def ensure_armed(conn: asyncpg.Connection, now: datetime, at: Any) -> None:
+    """At start: the next digest moment has a timer (idempotent; an earlier one keeps its place)."""
+    await arm(conn, domain.next_digest_at(now, at))
+
+
+class DigestBuilder:
+    def __init__(self, renderer: Renderer, settings: NotificationsSettings) -> None:
+        self._renderer = renderer
+        self._s = settings
+
+    async def fire(self, timer: timers.Timer, ctx: timers.TimerContext) -> None:
+        day = date.fromisoformat(timer.payload["day"])
+        conn = ctx.conn
+        items = await store.open_digest_items(conn, day)
+        groups: dict[tuple[str, str], list[Any]] = defaultdict(list)
+        for item in items:
+            groups[(item["recipient_id"], item["channel"])].append(item)
+        people = {p.recipient_id: p for p in await store.directory(conn)}
+        names = {code: r.name for code, r in regions().items()}
+        digest_id = f"digest:{day.isoformat()}"
+        for (recipient_id, channel_name), group in groups.items():
+            keys = [(i["source_event_id"], recipient_id, channel_name) for i in group]
+            await store.close_digest_items(conn, keys, digest_id)
+            person = people.get(recipient_id)
+            if person is None:
+                log.warning("digest recipient left the directory; items closed unsent", recipient_id=recipient_id)
+                continue
+            channel = Channel(channel_name)
+            summary = domain.summarize([(i["source_event_type"], i["data"]) for i in group], names)
+            await self._intend(conn, ctx, digest_id, day, person, channel, summary)
+        await arm(conn, domain.next_digest_at(datetime.combine(day, self._s.digest_time, tzinfo=WITA)
+                                              + timedelta(minutes=1), self._s.digest_time))
+        log.info("digest built", day=day.isoformat(), recipients=len(groups), items=len(items))
+
+    async def _intend(self, conn: asyncpg.Connection, ctx: timers.TimerContext, digest_id: str, day: date,
+                      person: domain.Recipient, channel: Channel, summary: domain.DigestSummary) -> None:
+        delivery_id = domain.delivery_id(digest_id, person.recipient_id, channel)
+        row: dict[str, Any] = dict(
+            delivery_id=delivery_id, source_event_id=digest_id, source_event_type=DIGEST_TYPE, correlation_id=None,
+            recipient_id=person.recipient_id, recipient_name=person.name, channel=channel.value,
+            address=person.address(channel) or "", template=TEMPLATE, status="pending", next_attempt_at=None,
+        )
+        reason = domain.address_problem(channel, row["address"])
+        if reason is None:
+            try:
+                rendered = self._renderer.render(TEMPLATE, {"recipient": person, "day": day, **summary.context()})
+                row.update(subject=rendered.subject, text_body=rendered.text, html_body=rendered.html)
+            except TemplateFailure as exc:
+                reason = f"template error: {exc}"
+                log.error("digest template failed; nothing will be sent", error=str(exc))
+        if reason is not None:
+            row.update(status="failed", reason=reason)
+        if await store.insert_delivery(conn, row) and reason is not None:
+            await ctx.outbox.add(conn, DeliveryFailed(
+                delivery_id=delivery_id, recipient_id=person.recipient_id, channel=channel,
+                source_event_id=digest_id, source_event_type=DIGEST_TYPE, attempts=0, at=ctx.now, reason=reason,
+            ))

@@ -1,0 +1,157 @@
+"""Consumers: every handled event is journaled, routed, and turned into delivery intents.
+
+Nothing is sent here. In the consuming transaction each (event, recipient, channel) gets
+one `deliveries` row, already rendered: pending for the sender, or failed at once with
+the reason (invalid address, template error) and a DeliveryFailed event. Rules marked
+`digest` add digest items instead.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from shared.consumer import HandlerContext
+from shared.contracts.notifications import Channel, DeliveryFailed
+from shared.contracts.invitations import InvitationIssued
+from shared.contracts.registry import EventPayload
+from shared.logging import get_logger
+from shared.regions import regions
+from shared.wita import as_wita
+
+from . import domain, journal, store
+from .domain import Recipient, Rule, Target
+from .ics import invitation_ics
+from .rendering import Renderer, TemplateFailure
+from .settings import NotificationsSettings
+
+log = get_logger(__name__)
+
+
+def region_name(code: str | None) -> str | None:
+    return regions()[code].name if code in regions() else None
+
+
+def invitee_of(payload: EventPayload) -> Recipient | None:
+    contact = getattr(payload, "invitee", None)
+    invitation_id = getattr(payload, "invitation_id", None)
+    if contact is None or invitation_id is None:
+        return None
+    return Recipient(
+        recipient_id=f"invitee:{invitation_id}", name=contact.name, title=contact.title, role="invitee",
+        region_code=getattr(payload, "region_code", None), email=contact.email, webhook_url=contact.webhook_url,
+        channels=(Channel.EMAIL, Channel.WEBHOOK), invitation_id=str(invitation_id),
+    )
+
+
+# Calendar entries: the invitation creates it, a reschedule moves it, a cancellation removes it.
+CALENDAR_TYPES = {
+    "ntb.invitations.invitation.issued.v1": "request",
+    "ntb.invitations.meeting.rescheduled.v1": "update",
+    "ntb.invitations.meeting.cancelled.v1": "cancel",
+}
+SEQUENCE_EPOCH = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+class Router:
+    """The consumer handler for every routed type (and the journal for every handled one)."""
+
+    def __init__(self, rules: list[Rule], renderer: Renderer, settings: NotificationsSettings,
+                 metrics: Any = None) -> None:
+        self._metrics = metrics
+        self._rules = rules
+        self._renderer = renderer
+        self._s = settings
+
+    async def handle(self, payload: EventPayload, ctx: HandlerContext) -> None:
+        await journal.record(payload, ctx)
+        region_code = getattr(payload, "region_code", None)
+        invitee = invitee_of(payload)
+        if isinstance(payload, InvitationIssued):
+            await store.remember_invitee(ctx.conn, invitation_id=payload.invitation_id, meeting_id=payload.meeting_id,
+                                         region_code=region_code, contact=payload.invitee,
+                                         supersedes=payload.delegated_from)
+        rules = domain.rules_for(self._rules, ctx.event.type)
+        if not rules:
+            return
+        people_dir = await store.directory(ctx.conn)
+        invited: list[Recipient] = []
+        if any(r.meeting_invitees for r in rules) and hasattr(payload, "meeting_id"):
+            invited = await store.meeting_invitees(ctx.conn, payload.meeting_id)
+        for rule in rules:
+            people = domain.audience(rule, people_dir, region_code=region_code, invitee=invitee,
+                                     meeting_invitees=invited)
+            targets = domain.plan(rule, people)
+            if not targets:
+                log.warning("routing rule found no recipients", template=rule.template)
+            for target in targets:
+                if rule.digest and target.problem is None:
+                    await store.add_digest_item(
+                        ctx.conn, event_id=ctx.event.id, event_type=ctx.event.type,
+                        recipient_id=target.recipient.recipient_id, channel=target.channel,
+                        day=as_wita(ctx.event.time).date(), region_code=region_code,
+                        data=payload.model_dump(mode="json"),
+                    )
+                else:
+                    await self._intend(payload, ctx, target, region_code)
+
+    async def _intend(self, payload: EventPayload, ctx: HandlerContext, target: Target,
+                      region_code: str | None) -> None:
+        person, channel = target.recipient, target.channel
+        row: dict[str, Any] = dict(
+            delivery_id=domain.delivery_id(ctx.event.id, person.recipient_id, channel),
+            source_event_id=ctx.event.id, source_event_type=ctx.event.type,
+            correlation_id=ctx.event.correlation_id, recipient_id=person.recipient_id,
+            recipient_name=person.name, channel=channel.value, address=person.address(channel) or "",
+            template=target.rule.template, status="pending", next_attempt_at=None,
+        )
+        reason = target.problem
+        if reason is None:
+            try:
+                rendered = self._renderer.render(target.rule.template, {
+                    "event": payload, "recipient": person, "region": region_name(region_code),
+                    "event_type": ctx.event.type,
+                })
+                row.update(subject=rendered.subject, text_body=rendered.text, html_body=rendered.html)
+                if channel is Channel.EMAIL and ctx.event.type in CALENDAR_TYPES and person.invitation_id:
+                    row["ics"] = self._ics(payload, person, ctx.event.type, ctx.event.time)
+            except TemplateFailure as exc:
+                reason = f"template error: {exc}"
+                log.error("template failed; nothing will be sent", delivery_id=str(row["delivery_id"]),
+                          template=target.rule.template, error=str(exc))
+        if reason is not None:
+            row.update(status="failed", reason=reason)
+        if not await store.insert_delivery(ctx.conn, row):
+            return  # this (event, recipient, channel) already has its delivery
+        if reason is not None:
+            log.warning("delivery failed before sending", delivery_id=str(row["delivery_id"]), reason=reason)
+            if self._metrics is not None:
+                self._metrics.deliveries.labels(channel.value, "failed").inc()
+            await ctx.emit(DeliveryFailed(
+                delivery_id=row["delivery_id"], recipient_id=person.recipient_id, channel=channel,
+                source_event_id=ctx.event.id, source_event_type=ctx.event.type, attempts=0,
+                at=datetime.now(UTC), reason=reason,
+            ))
+
+    def _ics(self, payload: Any, person: Recipient, event_type: str, stamp: datetime) -> str:
+        meeting = payload.meeting
+        kind = CALENDAR_TYPES[event_type]
+        _, _, organizer_email = self._s.smtp_from.rpartition("<")
+        rsvp = getattr(payload, "rsvp_url", None)
+        # The producer's calendar identity wins when it sends one (the same UID on every update);
+        # otherwise the invitation id is the UID and the event time orders updates.
+        uid = getattr(payload, "calendar_uid", None)
+        if uid:
+            sequence = int(getattr(payload, "calendar_sequence", 0))
+        else:
+            uid = f"{person.invitation_id}@{self._s.message_id_domain}"
+            # Minutes since 2026 grow with every later change: calendars keep the newest version.
+            sequence = 0 if kind == "request" else max(1, int((stamp - SEQUENCE_EPOCH).total_seconds() // 60))
+        return invitation_ics(
+            uid=uid, title=meeting.title,
+            description=(meeting.agenda + (f"\n\nKonfirmasi kehadiran: {rsvp}" if rsvp else "")).strip(),
+            starts_at=meeting.starts_at, ends_at=meeting.ends_at, location=meeting.venue, url=meeting.online_url,
+            organizer_name=meeting.organizer, organizer_email=organizer_email.rstrip(">") or self._s.smtp_from,
+            attendee_name=person.name, attendee_email=person.email, stamp=stamp,
+            sequence=sequence, cancelled=kind == "cancel",
+        )

@@ -1,0 +1,86 @@
+"""Rendering notices from Jinja2 templates in Bahasa Indonesia.
+
+StrictUndefined turns any missing value into an error: a broken template fails loudly
+and its delivery is recorded as failed; a half-filled message is never sent.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any
+
+import jinja2
+
+from .formatting import format_date, format_number, format_rupiah, format_wita
+
+RESPONSES = {"accepted": "menerima (hadir)", "declined": "menolak (tidak hadir)", "delegated": "mewakilkan"}
+
+
+class TemplateFailure(Exception):
+    """The template could not be rendered; nothing may be sent from it."""
+
+
+@dataclass(frozen=True, slots=True)
+class Rendered:
+    subject: str
+    text: str
+    html: str
+
+
+def _moment(value: datetime | str) -> datetime:
+    return datetime.fromisoformat(value) if isinstance(value, str) else value
+
+
+def _day(value: date | datetime | str) -> date | datetime:
+    if isinstance(value, str):
+        return date.fromisoformat(value) if len(value) == 10 else datetime.fromisoformat(value)
+    return value
+
+
+def _time_only(value: datetime | str) -> str:
+    return format_wita(_moment(value)).split(" pukul ")[1].removesuffix(" WITA")
+
+
+def make_environment(override_dir: str | None = None) -> jinja2.Environment:
+    """Templates shipped with the service; an operator's folder, if set, overrides them by name."""
+    loaders: list[jinja2.BaseLoader] = [jinja2.PackageLoader("services.notifications", "templates")]
+    if override_dir:
+        loaders.insert(0, jinja2.FileSystemLoader(str(Path(override_dir))))
+    env = jinja2.Environment(
+        loader=jinja2.ChoiceLoader(loaders),
+        undefined=jinja2.StrictUndefined,
+        autoescape=jinja2.select_autoescape(enabled_extensions=("html.j2",), default_for_string=False),
+        keep_trailing_newline=True,
+    )
+    env.filters.update(
+        rupiah=format_rupiah,
+        angka=format_number,
+        wita=lambda v: format_wita(_moment(v)),
+        tanggal=lambda v: format_date(_day(v)),
+        jam=_time_only,
+        jawaban=lambda v: RESPONSES.get(str(v), str(v)),
+    )
+    return env
+
+
+class Renderer:
+    def __init__(self, env: jinja2.Environment) -> None:
+        self._env = env
+
+    def render(self, template: str, context: Mapping[str, Any]) -> Rendered:
+        """Subject and plain text from `<template>.txt.j2`, HTML from `<template>.html.j2`."""
+        try:
+            text_tmpl = self._env.get_template(f"{template}.txt.j2")
+            ctx = text_tmpl.new_context(dict(context))
+            subject = "".join(text_tmpl.blocks["subject"](ctx)).strip()
+            ctx = text_tmpl.new_context(dict(context))
+            body = "".join(text_tmpl.blocks["body"](ctx)).strip() + "\n"
+            html = self._env.get_template(f"{template}.html.j2").render(dict(context))
+        except (jinja2.TemplateError, KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise TemplateFailure(f"template {template!r}: {type(exc).__name__}: {exc}") from exc
+        if not subject or "\n" in subject:
+            raise TemplateFailure(f"template {template!r}: the subject must be one non-empty line")
+        return Rendered(subject=subject, text=body, html=html)

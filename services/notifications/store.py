@@ -1,0 +1,220 @@
+"""SQL for the directory, the deliveries and the digest items (plain SQL, $n parameters)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import date, datetime, timedelta
+from typing import Any
+
+import asyncpg
+
+from shared.contracts.notifications import Channel
+
+from .domain import Recipient
+
+Conn = asyncpg.Connection | asyncpg.Pool
+
+RECIPIENT_COLUMNS = "recipient_id, name, title, role, region_code, email, webhook_url, channels, muted, active"
+
+
+# --- directory ---------------------------------------------------------------------------
+
+async def seed_recipients(conn: Conn, people: Iterable[Mapping[str, Any]]) -> int:
+    """Insert seed entries whose id is new; entries edited over the API are left alone."""
+    added = 0
+    for p in people:
+        status = await conn.execute(
+            f"INSERT INTO recipients ({RECIPIENT_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, true) "
+            "ON CONFLICT (recipient_id) DO NOTHING",
+            p["id"], p["name"], p.get("title", ""), p["role"], p.get("region_code"), p.get("email"),
+            p.get("webhook_url"), list(p.get("channels") or ["email"]), list(p.get("muted") or []),
+        )
+        added += status.endswith(" 1")
+    return added
+
+
+def to_recipient(row: Mapping[str, Any]) -> Recipient:
+    return Recipient(
+        recipient_id=row["recipient_id"], name=row["name"], title=row["title"], role=row["role"],
+        region_code=row["region_code"], email=row["email"], webhook_url=row["webhook_url"],
+        channels=tuple(Channel(c) for c in row["channels"]), muted=frozenset(row["muted"]),
+    )
+
+
+async def directory(conn: Conn) -> list[Recipient]:
+    rows = await conn.fetch(f"SELECT {RECIPIENT_COLUMNS} FROM recipients WHERE active ORDER BY recipient_id")
+    return [to_recipient(r) for r in rows]
+
+
+async def list_recipients(conn: Conn, role: str | None, region_code: str | None) -> list[asyncpg.Record]:
+    return await conn.fetch(
+        f"SELECT {RECIPIENT_COLUMNS}, created_at, updated_at FROM recipients "
+        "WHERE ($1::text IS NULL OR role = $1) AND ($2::text IS NULL OR region_code = $2) ORDER BY recipient_id",
+        role, region_code,
+    )
+
+
+async def get_recipient(conn: Conn, recipient_id: str) -> asyncpg.Record | None:
+    return await conn.fetchrow(
+        f"SELECT {RECIPIENT_COLUMNS}, created_at, updated_at FROM recipients WHERE recipient_id = $1", recipient_id
+    )
+
+
+async def insert_recipient(conn: Conn, r: Mapping[str, Any]) -> bool:
+    status = await conn.execute(
+        f"INSERT INTO recipients ({RECIPIENT_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) "
+        "ON CONFLICT (recipient_id) DO NOTHING",
+        r["recipient_id"], r["name"], r["title"], r["role"], r["region_code"], r["email"], r["webhook_url"],
+        r["channels"], r["muted"], r["active"],
+    )
+    return status.endswith(" 1")
+
+
+async def update_recipient(conn: Conn, recipient_id: str, r: Mapping[str, Any]) -> bool:
+    status = await conn.execute(
+        "UPDATE recipients SET name = $2, title = $3, role = $4, region_code = $5, email = $6, webhook_url = $7, "
+        "channels = $8, muted = $9, active = $10, updated_at = now() WHERE recipient_id = $1",
+        recipient_id, r["name"], r["title"], r["role"], r["region_code"], r["email"], r["webhook_url"],
+        r["channels"], r["muted"], r["active"],
+    )
+    return status.endswith(" 1")
+
+
+# --- deliveries --------------------------------------------------------------------------
+
+async def insert_delivery(conn: Conn, d: Mapping[str, Any]) -> bool:
+    """Record the intent; False when this (event, recipient, channel) already has a row."""
+    status = await conn.execute(
+        """INSERT INTO deliveries (delivery_id, source_event_id, source_event_type, correlation_id, recipient_id,
+               recipient_name, channel, address, template, subject, text_body, html_body, ics, status, reason,
+               failed_at, next_attempt_at)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15,
+                   CASE WHEN $14 = 'failed' THEN now() END, COALESCE($16, now()))
+           ON CONFLICT (source_event_id, recipient_id, channel) DO NOTHING""",
+        d["delivery_id"], d["source_event_id"], d["source_event_type"], d["correlation_id"], d["recipient_id"],
+        d["recipient_name"], d["channel"], d["address"], d["template"], d.get("subject"), d.get("text_body"),
+        d.get("html_body"), d.get("ics"), d["status"], d.get("reason"), d["next_attempt_at"],
+    )
+    return status.endswith(" 1")
+
+
+async def claim_due(conn: Conn, now: datetime, lease: timedelta, limit: int) -> list[asyncpg.Record]:
+    """Lease due pending rows to this sender; a lease that runs out makes the row due again."""
+    return await conn.fetch(
+        """WITH due AS (
+               SELECT delivery_id FROM deliveries
+               WHERE status = 'pending' AND next_attempt_at <= $1 AND (lease_until IS NULL OR lease_until <= $1)
+               ORDER BY next_attempt_at LIMIT $3 FOR UPDATE SKIP LOCKED)
+           UPDATE deliveries d SET lease_until = $1 + $2, lease_token = gen_random_uuid(), attempts = attempts + 1
+           FROM due WHERE d.delivery_id = due.delivery_id
+           RETURNING d.*""",
+        now, lease, limit,
+    )
+
+
+async def lock_leased(conn: Conn, delivery_id: uuid.UUID, token: uuid.UUID) -> asyncpg.Record | None:
+    """The row, locked, if this sender still holds its lease (else another sender took over)."""
+    return await conn.fetchrow(
+        "SELECT * FROM deliveries WHERE delivery_id = $1 AND lease_token = $2 AND status = 'pending' FOR UPDATE",
+        delivery_id, token,
+    )
+
+
+async def mark_sent(conn: Conn, delivery_id: uuid.UUID, now: datetime) -> None:
+    await conn.execute(
+        "UPDATE deliveries SET status = 'sent', sent_at = $2, lease_until = NULL, lease_token = NULL, "
+        "last_error = NULL WHERE delivery_id = $1",
+        delivery_id, now,
+    )
+
+
+async def mark_failed(conn: Conn, delivery_id: uuid.UUID, now: datetime, reason: str) -> None:
+    await conn.execute(
+        "UPDATE deliveries SET status = 'failed', failed_at = $2, reason = $3, last_error = $3, lease_until = NULL, "
+        "lease_token = NULL WHERE delivery_id = $1",
+        delivery_id, now, reason[:2000],
+    )
+
+
+async def mark_retry(conn: Conn, delivery_id: uuid.UUID, at: datetime, error: str) -> None:
+    await conn.execute(
+        "UPDATE deliveries SET next_attempt_at = $2, last_error = $3, lease_until = NULL, lease_token = NULL "
+        "WHERE delivery_id = $1",
+        delivery_id, at, error[:2000],
+    )
+
+
+DELIVERY_VIEW = ("delivery_id, source_event_id, source_event_type, correlation_id, recipient_id, recipient_name, "
+                 "channel, address, template, subject, status, attempts, next_attempt_at, last_error, reason, "
+                 "created_at, sent_at, failed_at")
+
+
+async def find_deliveries(conn: Conn, *, event_id: str | None, recipient_id: str | None, status: str | None,
+                          limit: int) -> list[asyncpg.Record]:
+    return await conn.fetch(
+        f"SELECT {DELIVERY_VIEW} FROM deliveries WHERE ($1::text IS NULL OR source_event_id = $1) "
+        "AND ($2::text IS NULL OR recipient_id = $2) AND ($3::text IS NULL OR status = $3) "
+        "ORDER BY created_at DESC, delivery_id LIMIT $4",
+        event_id, recipient_id, status, limit,
+    )
+
+
+async def get_delivery(conn: Conn, delivery_id: uuid.UUID) -> asyncpg.Record | None:
+    return await conn.fetchrow(f"SELECT {DELIVERY_VIEW} FROM deliveries WHERE delivery_id = $1", delivery_id)
+
+
+# --- digest ------------------------------------------------------------------------------
+
+async def add_digest_item(conn: Conn, *, event_id: str, event_type: str, recipient_id: str, channel: Channel,
+                          day: date, region_code: str | None, data: Mapping[str, Any]) -> None:
+    await conn.execute(
+        "INSERT INTO digest_items (source_event_id, source_event_type, recipient_id, channel, day, region_code, data) "
+        "VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING",
+        event_id, event_type, recipient_id, channel.value, day, region_code, dict(data),
+    )
+
+
+async def open_digest_items(conn: Conn, until: date) -> list[asyncpg.Record]:
+    """Items not yet in a digest, up to and including `until`, locked for this digest run."""
+    return await conn.fetch(
+        "SELECT * FROM digest_items WHERE digest_id IS NULL AND day <= $1 "
+        "ORDER BY recipient_id, channel, created_at FOR UPDATE",
+        until,
+    )
+
+
+async def close_digest_items(conn: Conn, keys: Sequence[tuple[str, str, str]], digest_id: str) -> None:
+    await conn.executemany(
+        "UPDATE digest_items SET digest_id = $4 WHERE source_event_id = $1 AND recipient_id = $2 AND channel = $3",
+        [(*k, digest_id) for k in keys],
+    )
+
+
+# --- invitees (audience of meeting-wide notices) -----------------------------------------
+
+async def remember_invitee(conn: Conn, *, invitation_id: Any, meeting_id: Any, region_code: str | None,
+                           contact: Any, supersedes: Any | None) -> None:
+    """Record an invitee; a delegation replaces the delegating invitation in the audience."""
+    await conn.execute(
+        """INSERT INTO invitees (invitation_id, meeting_id, region_code, name, title, email, webhook_url)
+           VALUES ($1, $2, $3, $4, $5, $6, $7)
+           ON CONFLICT (invitation_id) DO UPDATE SET name = EXCLUDED.name, title = EXCLUDED.title,
+               email = EXCLUDED.email, webhook_url = EXCLUDED.webhook_url, updated_at = now()""",
+        invitation_id, meeting_id, region_code, contact.name, contact.title, contact.email, contact.webhook_url,
+    )
+    if supersedes is not None:
+        await conn.execute("UPDATE invitees SET active = false, updated_at = now() WHERE invitation_id = $1",
+                           supersedes)
+
+
+async def meeting_invitees(conn: Conn, meeting_id: Any) -> list[Recipient]:
+    rows = await conn.fetch(
+        "SELECT * FROM invitees WHERE meeting_id = $1 AND active ORDER BY invitation_id", meeting_id
+    )
+    return [
+        Recipient(recipient_id=f"invitee:{r['invitation_id']}", name=r["name"], title=r["title"], role="invitee",
+                  region_code=r["region_code"], email=r["email"], webhook_url=r["webhook_url"],
+                  channels=(Channel.EMAIL, Channel.WEBHOOK), invitation_id=str(r["invitation_id"]))
+        for r in rows
+    ]

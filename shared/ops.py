@@ -1,0 +1,263 @@
+"""`ntbctl`: the operators' command line.
+
+    ntbctl dlq list [--topic TOPIC.dlq] [--limit N]     dead letters with their reasons
+    ntbctl dlq show TOPIC.dlq PARTITION OFFSET          one dead letter, headers and value
+    ntbctl dlq replay TOPIC.dlq PARTITION OFFSET        send it back to its original topic, unchanged
+    ntbctl lag                                          outbox lag per service, consumer lag per group
+    ntbctl audit COMMITMENT_ID                          a commitment's audit trail (commitments API)
+    ntbctl logs CORRELATION_ID [--follow]               every log line of one flow, across services
+
+Kafka and PostgreSQL addresses come from KAFKA_BOOTSTRAP_SERVERS and DATABASE_URL;
+the commitments API from COMMITMENTS_URL with an operator key in NTB_API_KEY.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import sys
+import time
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
+
+from .contracts.topics import DLQ_SUFFIX
+from .kafka import SafeProducer
+
+SERVICES = ("invitations", "commitments", "notifications")
+
+
+def _bootstrap() -> str:
+    return os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:19092")
+
+
+def _dsn() -> str:
+    return os.environ.get("DATABASE_URL", "postgresql://ntb:ntb@127.0.0.1:15432/ntb")
+
+
+async def _dlq_topics(admin: AIOKafkaAdminClient) -> list[str]:
+    return sorted(t for t in await admin.list_topics() if t.endswith(DLQ_SUFFIX))
+
+
+async def _partitions(topic: str) -> list[int]:
+    admin = AIOKafkaAdminClient(bootstrap_servers=_bootstrap())
+    await admin.start()
+    try:
+        described = await admin.describe_topics([topic])
+    finally:
+        await admin.close()
+    return sorted(p["partition"] for d in described if d["error_code"] == 0 for p in d["partitions"])
+
+
+async def _read_all(topic: str, limit: int) -> list[Any]:
+    consumer = AIOKafkaConsumer(bootstrap_servers=_bootstrap(), enable_auto_commit=False, group_id=None)
+    await consumer.start()
+    try:
+        partitions = [TopicPartition(topic, p) for p in await _partitions(topic)]
+        if not partitions:
+            return []
+        consumer.assign(partitions)
+        await consumer.seek_to_beginning(*partitions)
+        ends = await consumer.end_offsets(partitions)
+        records: list[Any] = []
+        async def unread() -> bool:
+            return any([await consumer.position(tp) < ends[tp] for tp in partitions])
+
+        while len(records) < limit and await unread():
+            batch = await consumer.getmany(timeout_ms=1000, max_records=limit)
+            for items in batch.values():
+                records.extend(items)
+        return records[:limit]
+    finally:
+        await _stop(consumer)
+
+
+async def _one(topic: str, partition: int, offset: int) -> Any:
+    consumer = AIOKafkaConsumer(bootstrap_servers=_bootstrap(), enable_auto_commit=False, group_id=None)
+    await consumer.start()
+    try:
+        tp = TopicPartition(topic, partition)
+        consumer.assign([tp])
+        consumer.seek(tp, offset)
+        batch = await consumer.getmany(tp, timeout_ms=5000, max_records=1)
+        records = batch.get(tp, [])
+        if not records or records[0].offset != offset:
+            raise SystemExit(f"no record at {topic}[{partition}]@{offset}")
+        return records[0]
+    finally:
+        await _stop(consumer)
+
+
+async def _stop(consumer: AIOKafkaConsumer) -> None:
+    # aiokafka 0.14 may surface the cancellation of its own internal task when a
+    # manually assigned consumer stops; nothing is lost by ignoring it here.
+    with contextlib.suppress(asyncio.CancelledError):
+        await consumer.stop()
+
+
+def _headers(record: Any) -> dict[str, str]:
+    return {k: v.decode("utf-8", "replace") for k, v in (record.headers or ())}
+
+
+async def dlq_list(topic: str | None, limit: int) -> int:
+    admin = AIOKafkaAdminClient(bootstrap_servers=_bootstrap())
+    await admin.start()
+    try:
+        topics = [topic] if topic else await _dlq_topics(admin)
+    finally:
+        await admin.close()
+    total = 0
+    for name in topics:
+        for record in await _read_all(name, limit):
+            h = _headers(record)
+            total += 1
+            print(f"{name}\t{record.partition}\t{record.offset}\t{h.get('dlq_failed_at', '-')}\t"
+                  f"{h.get('dlq_consumer', '-')}\t{h.get('ce_type', '-')}\t{h.get('dlq_reason', '-')}")
+    print(f"{total} dead letter(s)", file=sys.stderr)
+    return 0
+
+
+async def dlq_show(topic: str, partition: int, offset: int) -> int:
+    record = await _one(topic, partition, offset)
+    print(json.dumps({"key": record.key.decode("utf-8", "replace") if record.key else None,
+                      "headers": _headers(record)}, indent=2, ensure_ascii=False))
+    try:
+        print(record.value.decode("utf-8"))
+    except (UnicodeDecodeError, AttributeError):
+        print((record.value or b"").hex())
+    return 0
+
+
+async def dlq_replay(topic: str, partition: int, offset: int) -> int:
+    """Replay is safe to repeat: the event keeps its ce_id, so consumers' inboxes dedupe it."""
+    record = await _one(topic, partition, offset)
+    h = _headers(record)
+    original = h.get("dlq_original_topic") or topic.removesuffix(DLQ_SUFFIX)
+    headers = [(k, v) for k, v in (record.headers or ()) if not k.startswith("dlq_")]
+    headers.append(("dlq_replayed_from", f"{topic}:{partition}:{offset}".encode()))
+    producer = SafeProducer(_bootstrap(), client_id="ntbctl")
+    try:
+        await producer.send(original, value=record.value or b"", key=record.key, headers=headers)
+    finally:
+        await producer.stop()
+    print(f"replayed {topic}[{partition}]@{offset} to {original}")
+    return 0
+
+
+async def lag() -> int:
+    conn = await asyncpg.connect(_dsn())
+    try:
+        for schema in SERVICES:
+            exists = await conn.fetchval("SELECT to_regclass($1)", f"{schema}.outbox")
+            if not exists:
+                continue
+            row = await conn.fetchrow(
+                f"SELECT count(*) AS n, min(created_at) AS oldest FROM {schema}.outbox WHERE published_at IS NULL"
+            )
+            age = f"{(datetime.now(row['oldest'].tzinfo) - row['oldest']).total_seconds():.1f}s" if row["oldest"] else "-"
+            print(f"outbox\t{schema}\tunpublished={row['n']}\toldest={age}")
+    finally:
+        await conn.close()
+    admin = AIOKafkaAdminClient(bootstrap_servers=_bootstrap())
+    await admin.start()
+    consumer = AIOKafkaConsumer(bootstrap_servers=_bootstrap(), group_id=None)
+    await consumer.start()
+    try:
+        groups = sorted(g[0] for g in await admin.list_consumer_groups())
+        for group in groups:
+            offsets = await admin.list_consumer_group_offsets(group)
+            if not offsets:
+                continue
+            ends = await consumer.end_offsets(list(offsets))
+            for tp, meta in sorted(offsets.items(), key=lambda i: (i[0].topic, i[0].partition)):
+                print(f"consumer\t{group}\t{tp.topic}[{tp.partition}]\tcommitted={meta.offset}\t"
+                      f"end={ends[tp]}\tlag={max(0, ends[tp] - max(meta.offset, 0))}")
+    finally:
+        await consumer.stop()
+        await admin.close()
+    return 0
+
+
+def audit(commitment_id: str) -> int:
+    base = os.environ.get("COMMITMENTS_URL", "http://127.0.0.1:8002")
+    headers = {"Authorization": f"Bearer {os.environ['NTB_API_KEY']}"} if os.environ.get("NTB_API_KEY") else {}
+    response = httpx.get(f"{base}/commitments/{commitment_id}/audit", headers=headers, timeout=10)
+    if response.status_code != 200:
+        print(f"error: {response.status_code} {response.text}", file=sys.stderr)
+        return 1
+    body = response.json()
+    for entry in body if isinstance(body, list) else body.get("entries", []):
+        print("\t".join(str(entry.get(k, "")) for k in ("at", "actor", "from_status", "to_status", "reason")))
+    return 0
+
+
+def logs(correlation_id: str, directory: Path, follow: bool) -> int:
+    seen: dict[Path, int] = {}
+
+    def scan() -> list[dict[str, Any]]:
+        found = []
+        for path in sorted(directory.glob("*.log")):
+            with path.open("r", encoding="utf-8", errors="replace") as handle:
+                handle.seek(seen.get(path, 0))
+                for raw in handle:
+                    if correlation_id in raw:
+                        try:
+                            found.append(json.loads(raw))
+                        except ValueError:
+                            continue
+                seen[path] = handle.tell()
+        return sorted(found, key=lambda line: line.get("timestamp", ""))
+
+    for line in scan():
+        print(json.dumps(line, ensure_ascii=False))
+    while follow:
+        time.sleep(1)
+        for line in scan():
+            print(json.dumps(line, ensure_ascii=False), flush=True)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="ntbctl", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    dlq = sub.add_parser("dlq", help="dead letters").add_subparsers(dest="action", required=True)
+    listing = dlq.add_parser("list")
+    listing.add_argument("--topic")
+    listing.add_argument("--limit", type=int, default=1000)
+    for action in ("show", "replay"):
+        p = dlq.add_parser(action)
+        p.add_argument("topic")
+        p.add_argument("partition", type=int)
+        p.add_argument("offset", type=int)
+    sub.add_parser("lag", help="outbox and consumer lag")
+    a = sub.add_parser("audit", help="a commitment's audit trail")
+    a.add_argument("commitment_id")
+    lg = sub.add_parser("logs", help="log lines of one correlation id")
+    lg.add_argument("correlation_id")
+    lg.add_argument("--dir", type=Path,
+                    default=Path(os.environ.get("LOCAL_STACK_DIR", Path.cwd() / ".local")) / "logs")
+    lg.add_argument("--follow", action="store_true")
+    args = parser.parse_args(argv)
+    if args.command == "dlq":
+        if args.action == "list":
+            return asyncio.run(dlq_list(args.topic, args.limit))
+        if args.action == "show":
+            return asyncio.run(dlq_show(args.topic, args.partition, args.offset))
+        return asyncio.run(dlq_replay(args.topic, args.partition, args.offset))
+    if args.command == "lag":
+        return asyncio.run(lag())
+    if args.command == "audit":
+        return audit(args.commitment_id)
+    return logs(args.correlation_id, args.dir, args.follow)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
