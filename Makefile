@@ -30,9 +30,8 @@ test-unit: venv ## unit tests only (no I/O)
 test: venv stack-up ## all tests against the real local Kafka and PostgreSQL
 	@$(PY) -m pytest tests -q -p no:cacheprovider
 
-demo: venv stack-up ## start the stack and the services, drive the flow end to end, show the logs
-	@deploy/local/services.sh start
-	@$(PY) deploy/local/demo.py; rc=$$?; deploy/local/services.sh stop; exit $$rc
+demo: venv stack-up ## start the stack, an SMTP sink and the services; drive the whole Rakor scenario
+	@deploy/local/demo.sh
 
 up: venv stack-up ## start the stack and the three services and leave them running
 	@deploy/local/services.sh start

@@ -3,8 +3,11 @@
 #
 #   services.sh start|stop|status
 #
-# Logs (JSON lines) go to $LOCAL_STACK_DIR/logs/<service>.log; pids to
+# Logs (JSON lines) go to $LOCAL_STACK_DIR/logs/<service>$LOCAL_LOG_SUFFIX.log; pids to
 # $LOCAL_STACK_DIR/run/. `start` waits until each service's /readyz answers 200.
+# The environment is passed through to the services (TOPIC_PREFIX, <SERVICE>_DB_SCHEMA, ...).
+# HTTP ports: LOCAL_INVITATIONS_HTTP_PORT, LOCAL_COMMITMENTS_HTTP_PORT,
+# LOCAL_NOTIFICATIONS_HTTP_PORT (default 8001, 8002, 8003).
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -13,7 +16,12 @@ STACK_DIR="${LOCAL_STACK_DIR:-$REPO/.local}"
 PY="${PYTHON_BIN:-$REPO/.venv/bin/python}"
 LOGS="$STACK_DIR/logs"
 RUN="$STACK_DIR/run"
-SERVICES=(invitations:8001 commitments:8002 notifications:8003)
+LOG_SUFFIX="${LOCAL_LOG_SUFFIX:-}"
+SERVICES=(
+  "invitations:${LOCAL_INVITATIONS_HTTP_PORT:-8001}"
+  "commitments:${LOCAL_COMMITMENTS_HTTP_PORT:-8002}"
+  "notifications:${LOCAL_NOTIFICATIONS_HTTP_PORT:-8003}"
+)
 
 say() { echo "[services] $*"; }
 die() { echo "[services] ERROR: $*" >&2; exit 1; }
@@ -35,9 +43,9 @@ cmd_start() {
     if pid_of "$name" >/dev/null; then say "$name already running"; continue; fi
     if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then die "port $port for $name is taken by another process"; fi
     (cd "$REPO" && export "${upper}_HTTP_PORT=$port" "${upper}_LOG_JSON=true" && \
-      exec "$PY" -m "services.$name" >>"$LOGS/$name.log" 2>&1) &
+      exec "$PY" -m "services.$name" >>"$LOGS/$name$LOG_SUFFIX.log" 2>&1) &
     echo $! >"$RUN/$name.pid"
-    say "$name starting (pid $!, http://127.0.0.1:$port, log $LOGS/$name.log)"
+    say "$name starting (pid $!, http://127.0.0.1:$port, log $LOGS/$name$LOG_SUFFIX.log)"
   done
   for entry in "${SERVICES[@]}"; do
     local name="${entry%%:*}" port="${entry##*:}"
@@ -46,11 +54,11 @@ cmd_start() {
 import sys, urllib.request
 urllib.request.urlopen(f"http://127.0.0.1:{sys.argv[1]}/readyz", timeout=2)
 PYEOF
-      pid_of "$name" >/dev/null || { tail -n 30 "$LOGS/$name.log" >&2; die "$name exited during start-up"; }
+      pid_of "$name" >/dev/null || { tail -n 30 "$LOGS/$name$LOG_SUFFIX.log" >&2; die "$name exited during start-up"; }
       sleep 0.5
     done
     "$PY" -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:$port/readyz', timeout=2)" 2>/dev/null \
-      || { tail -n 30 "$LOGS/$name.log" >&2; die "$name not ready after 60 s"; }
+      || { tail -n 30 "$LOGS/$name$LOG_SUFFIX.log" >&2; die "$name not ready after 60 s"; }
     say "$name ready"
   done
 }

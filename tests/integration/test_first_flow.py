@@ -34,7 +34,7 @@ def meeting_body(days: int = 14) -> dict:
 async def test_scheduled_meeting_reaches_notifications_exactly_once(topic_prefix, schema_for, db):
     """A meeting scheduled over HTTP is published via the outbox and journaled once by notifications."""
     inv_rt, inv_app = build_invitations(service_settings(InvitationsSettings, topic_prefix, schema_for("inv")))
-    not_rt, _ = build_notifications(service_settings(NotificationsSettings, topic_prefix, schema_for("not")))
+    not_rt, not_app = build_notifications(service_settings(NotificationsSettings, topic_prefix, schema_for("not")))
     await inv_rt.start()
     await not_rt.start()
     try:
@@ -55,6 +55,13 @@ async def test_scheduled_meeting_reaches_notifications_exactly_once(topic_prefix
         assert rows[0]["payload"] and json.loads(rows[0]["payload"])["meeting_id"] == meeting_id
         outbox = await db.fetch(f'SELECT published_at FROM "{schema_for("inv")}".outbox')
         assert len(outbox) == 1 and outbox[0]["published_at"] is not None
+
+        async with http_client(not_app, not_rt) as client:
+            metrics = (await client.get("/metrics")).text
+            assert (await client.get("/healthz")).json() == {"status": "ok"}
+        consumer = not_rt.consumers[0].name
+        assert f'ntb_messages_handled_total{{consumer="{consumer}",outcome="processed"}} 1.0' in metrics
+        assert "ntb_handler_seconds_bucket" in metrics
 
         records = await read_topic(topic_prefix + INVITATIONS_EVENTS, expect=1)
         headers = dict(records[0].headers)
