@@ -11,7 +11,7 @@ STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha256sum | cut -c1-12)
 
 include deploy/local/stack.mk
 
-.PHONY: help venv contracts test test-unit test-integration demo up down services-up services-down services-status clean
+.PHONY: help venv contracts test test-unit test-integration demo up down services-up services-down services-status clean bench
 
 help: ## list targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s $$'\t'
@@ -29,6 +29,9 @@ test-unit: venv ## unit tests only (no I/O)
 
 test: venv stack-up ## all tests against the real local Kafka and PostgreSQL
 	@$(PY) -m pytest tests -q -p no:cacheprovider
+
+bench: venv stack-up ## benchmarks beside raw baselines (SCALE=smoke|default|growth, ONLY=B1,B3); see docs/performance.md
+	@$(PY) -m bench.run --scale $(or $(SCALE),default) $(if $(ONLY),--only $(ONLY)) $(if $(JSON),--json $(JSON))
 
 demo: venv stack-up ## start the stack, an SMTP sink and the services; drive the whole Rakor scenario
 	@deploy/local/demo.sh

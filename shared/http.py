@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from fastapi import FastAPI
+import asyncpg
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
 
 MAX_BODY_BYTES = 256 * 1024
 
@@ -52,7 +54,17 @@ class _TooLarge(Exception):
     pass
 
 
+async def _unstorable(_: Request, __: Exception) -> JSONResponse:
+    # PostgreSQL data errors (SQLSTATE class 22: NUL in text, numbers or dates out of range) and
+    # date arithmetic overflows are caused by the request's values: 422, and the transaction around
+    # the write has rolled back. The message is fixed: the database's own may quote the input.
+    return JSONResponse({"detail": "a value cannot be stored: out of range, or text containing NUL (\\u0000)"},
+                        status_code=422)
+
+
 def create_app(title: str, description: str, *, version: str = "1.0.0", max_body_bytes: int = MAX_BODY_BYTES) -> FastAPI:
     app = FastAPI(title=title, description=description, version=version)
     app.add_middleware(BodySizeLimit, max_bytes=max_body_bytes)
+    app.add_exception_handler(asyncpg.exceptions.DataError, _unstorable)
+    app.add_exception_handler(OverflowError, _unstorable)
     return app

@@ -47,7 +47,7 @@ PREFIX = os.environ.get("TOPIC_PREFIX", "")
 KAFKA = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:19092")
 URL = {name: f"http://127.0.0.1:{os.environ.get(f'LOCAL_{name.upper()}_HTTP_PORT', default)}"
        for name, default in (("invitations", 8001), ("commitments", 8002), ("notifications", 8003))}
-MEETING_STARTS_IN = timedelta(seconds=int(os.environ.get("DEMO_MEETING_STARTS_IN_SECONDS", "70")))
+MEETING_STARTS_IN = timedelta(seconds=int(os.environ.get("DEMO_MEETING_STARTS_IN_SECONDS", "75")))
 T0 = time.monotonic()
 T = TypeVar("T")
 
@@ -141,6 +141,12 @@ def invitation_links(addresses: set[str]) -> dict[str, str]:
     return links
 
 
+def all_links(addresses: set[str]) -> dict[str, str] | None:
+    """The links once every address has its invitation, else None."""
+    links = invitation_links(addresses)
+    return links if len(links) == len(addresses) else None
+
+
 # ---- Kafka: the external systems ---------------------------------------------------------------
 
 async def publish(records: list[tuple[str, str, dict[str, Any], str, str]]) -> None:
@@ -192,33 +198,29 @@ def main() -> int:
     silent_regions = [c for c, s in specs.items() if s["channel"] == "none"]
     say(f"demo run {RUN_ID}: topics {PREFIX}*, mail {MAIL_DIR}")
 
+    # The operator's provisioning step. Each CLI call takes seconds, so only the organizer's key
+    # is awaited now; the others are issued in the background while the invitations go out.
     say("operator issues API keys with each service's CLI")
-    wanted = {"organizer": ("invitations", "Biro Pemerintahan Setda NTB (penyelenggara Rakor)", "organizer", None),
-              "disnakertrans": ("commitments", "Bidang Jamsos Disnakertrans NTB", "disnakertrans_reviewer", None),
+    wanted = {"disnakertrans": ("commitments", "Bidang Jamsos Disnakertrans NTB", "disnakertrans_reviewer", None),
               "bpjs": ("commitments", "BPJS Ketenagakerjaan NTB", "bpjs_reviewer", None),
               "operator": ("notifications", "Operator Rakor NTB", "operator", None)}
     wanted |= {f"region:{c}": ("commitments", f"Operator Disnaker {c}", "region_operator", c) for c in http_regions}
-    with ThreadPoolExecutor(max_workers=6) as pool:
-        futures = {who: pool.submit(issue_key, *args) for who, args in wanted.items()}
-        tokens = {who: future.result() for who, future in futures.items()}
-    organizer = Api("invitations", tokens["organizer"])
-    disnakertrans = Api("commitments", tokens["disnakertrans"])
-    bpjs = Api("commitments", tokens["bpjs"])
-    operator = Api("notifications", tokens["operator"])
-    say(f"  {len(tokens)} keys issued (organizer, reviewers, operator, {len(http_regions)} region operators)")
+    organizer = Api("invitations", issue_key("invitations", "Biro Pemerintahan Setda NTB (penyelenggara Rakor)",
+                                             "organizer"))
+    key_pool = ThreadPoolExecutor(max_workers=2)
+    pending_keys = {who: key_pool.submit(issue_key, *args) for who, args in wanted.items()}
 
     # 1. The organizer schedules the Rakor, loads the directory and invites every seat.
     start = datetime.now(UTC).replace(microsecond=0) + MEETING_STARTS_IN
     meeting = organizer.call("POST", "/meetings", json={
-        **data["meeting"], "starts_at": start.isoformat(), "ends_at": (start + timedelta(hours=3)).isoformat()})
+        **data["meeting"], "starts_at": start.isoformat(), "ends_at": (start + timedelta(hours=2)).isoformat()})
     meeting_id = meeting["meeting_id"]
     say(f"Rakor scheduled: {meeting_id}, starts {meeting['starts_at']} (WITA)")
     organizer.call("POST", "/directory/import")
     seats = {(e["region_code"], e["role"]): e["email"].lower() for e in organizer.call("GET", "/directory")}
     issued = organizer.call("POST", f"/meetings/{meeting_id}/invitations")
     say(f"{issued['issued']} invitations issued; waiting for the emails in the sink")
-    links = wait_for("30 invitation emails", lambda: (found := invitation_links(set(seats.values())))
-                     if len(found) == len(seats) else None, timeout=60)
+    links = wait_for("30 invitation emails", lambda: all_links(set(seats.values())), timeout=60)
     say(f"  {len(links)} invitation emails arrived, each with its RSVP link")
 
     # 2. Officials answer through their links.
@@ -244,8 +246,7 @@ def main() -> int:
         say(f"officials answered: {answers['accepted']} accepted, {answers['declined']} declined, "
             f"{answers['delegated']} delegated, {len(unanswered)} not answered")
         deputies = {d["delegate"]["email"].lower() for d in delegated.values()}
-        deputy_links = wait_for("the delegates' invitation emails", lambda: (found := invitation_links(deputies))
-                                if len(found) == len(deputies) else None, timeout=60)
+        deputy_links = wait_for("the delegates' invitation emails", lambda: all_links(deputies), timeout=60)
         for link in deputy_links.values():
             answer(link, {"response": "accepted"})
         say(f"  {len(deputy_links)} delegates received their own invitation and accepted")
@@ -256,6 +257,12 @@ def main() -> int:
         say(f"  waiting for the start ({left:.0f} s); reminder emails so far: {reminders}")
         time.sleep(min(10.0, max(left + 1, 0.5)))
     say("the Rakor has started; RSVP links are closed")
+    tokens = {who: future.result() for who, future in pending_keys.items()}
+    key_pool.shutdown()
+    disnakertrans = Api("commitments", tokens["disnakertrans"])
+    bpjs = Api("commitments", tokens["bpjs"])
+    operator = Api("notifications", tokens["operator"])
+    say(f"  {len(tokens) + 1} API keys issued (organizer, reviewers, operator, {len(http_regions)} region operators)")
 
     # 4. Attendance and conclusion.
     status = organizer.call("GET", f"/meetings/{meeting_id}/status")
@@ -268,7 +275,7 @@ def main() -> int:
     def commitments() -> dict[str, dict[str, Any]]:
         return {c["region_code"]: c for c in disnakertrans.call("GET", "/commitments")}
 
-    rows = wait_for("ten commitment requests", lambda: (r := commitments()) if len(r) == 10 else None, timeout=60)
+    rows = wait_for("ten commitment requests", lambda: r if len(r := commitments()) == 10 else None, timeout=60)
     say(f"commitments opened ten requests (deadline {next(iter(rows.values()))['deadline']} WITA)")
 
     # 5. Regions submit: over HTTP, or as inbound events from their own finance systems.
@@ -336,6 +343,9 @@ def main() -> int:
     traced = kafka_regions[0]
     ok = trace(correlation[traced], traced, operator) and ok
     print(f"\nEmails (.eml, open with any mail program): {MAIL_DIR}")
+    first = next((m for m in mailbox() if m.subject.startswith("Undangan:")), None)
+    if first is not None:
+        print(f"  e.g. the first invitation: {first.path}")
     print(f"Logs (JSON lines): {LOG_DIR}/{{invitations,commitments,notifications}}{LOG_SUFFIX}.log")
     print(f"Follow the commitment {traced} submitted over Kafka, from its finance system to the BPJS staff email:")
     print(f"  .venv/bin/ntbctl logs {correlation[traced]} --dir {LOG_DIR}")

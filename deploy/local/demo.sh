@@ -37,7 +37,7 @@ export INVITATIONS_DB_SCHEMA="demo_${RUN_ID}_invitations"
 export COMMITMENTS_DB_SCHEMA="demo_${RUN_ID}_commitments"
 export NOTIFICATIONS_DB_SCHEMA="demo_${RUN_ID}_notifications"
 
-# The compressed clock: the Rakor starts ~70 s after it is scheduled (demo.py), invitees are
+# The compressed clock: the Rakor starts ~75 s after it is scheduled (demo.py), invitees are
 # reminded 40 s and 20 s before; commitments are due 50 s after the meeting concludes, with
 # a reminder 25 s before the deadline.
 export INVITATIONS_REMINDER_LEADS='["PT40S","PT20S"]'

@@ -10,7 +10,7 @@
 #   LOCAL_STACK_DIR              data/logs/pid folder   (default <repo>/.local)
 #   LOCAL_KAFKA_PORT             client port            (default 19092)
 #   LOCAL_KAFKA_CONTROLLER_PORT  controller port        (default 19093)
-#   LOCAL_KAFKA_START_TIMEOUT    seconds to wait for readiness (default 90)
+#   LOCAL_KAFKA_START_TIMEOUT    seconds to wait for readiness (default 180)
 #   LOCAL_KAFKA_JVM_OPTS         replaces the default (small) JVM options
 set -euo pipefail
 
@@ -22,7 +22,7 @@ case "$STACK_DIR" in /*) ;; *) STACK_DIR="$PWD/$STACK_DIR" ;; esac
 HOST=127.0.0.1
 PORT="${LOCAL_KAFKA_PORT:-19092}"
 CPORT="${LOCAL_KAFKA_CONTROLLER_PORT:-19093}"
-START_TIMEOUT="${LOCAL_KAFKA_START_TIMEOUT:-90}"
+START_TIMEOUT="${LOCAL_KAFKA_START_TIMEOUT:-180}"
 STOP_TIMEOUT=30
 
 KDIR="$STACK_DIR/kafka"

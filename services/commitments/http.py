@@ -158,6 +158,13 @@ def _own_region(principal: Principal, region_code: str) -> None:
                             f"a key for region {principal.region_code} may not act for region {region_code}")
 
 
+async def _region_operator_of_path(region_code: RegionCode,
+                                   principal: Principal = Depends(require(Role.REGION_OPERATOR))) -> Principal:
+    """The region check as a dependency, so another region's key gets 403 before its body is validated."""
+    _own_region(principal, region_code)
+    return principal
+
+
 def _view(response: Response, row: asyncpg.Record) -> CommitmentView:
     response.headers["ETag"] = f'"{row["version"]}"'
     return CommitmentView.of(row)
@@ -207,9 +214,8 @@ def router() -> APIRouter:
 
     @api.put("/commitments/{region_code}/draft", response_model=CommitmentView, summary="Save a draft (region)")
     async def put_draft(region_code: RegionCode, body: CommitmentIn, request: Request, response: Response,
-                        principal: Principal = Depends(require(Role.REGION_OPERATOR)),
+                        principal: Principal = Depends(_region_operator_of_path),
                         if_match: str | None = Header(default=None)) -> CommitmentView:
-        _own_region(principal, region_code)
         rt = request.app.state.runtime
         try:
             async with rt.pool.acquire() as conn, conn.transaction():
@@ -224,10 +230,9 @@ def router() -> APIRouter:
               summary="Submit or resubmit (region); without a body the saved draft is submitted")
     async def post_submit(region_code: RegionCode, request: Request, response: Response,
                           body: CommitmentIn | None = None,
-                          principal: Principal = Depends(require(Role.REGION_OPERATOR)),
+                          principal: Principal = Depends(_region_operator_of_path),
                           if_match: str | None = Header(default=None),
                           idempotency_key: str | None = Header(default=None, max_length=100)) -> CommitmentView:
-        _own_region(principal, region_code)
         rt = request.app.state.runtime
         submission_id = f"http:{region_code}:{idempotency_key or uuid.uuid4()}"
         try:

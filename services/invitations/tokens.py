@@ -48,6 +48,9 @@ def verify(secret: bytes, token: str, now: datetime) -> tuple[uuid.UUID, datetim
         expires_at = datetime.fromtimestamp(expires, UTC)
     except (ValueError, OverflowError, OSError):
         raise InvalidToken("RSVP token is malformed") from None
+    if raw_id != invitation_id.hex or raw_expires != str(expires):
+        # One spelling per token (no upper-case hex, dashes, "+" or leading zeros): a link is one string.
+        raise InvalidToken("RSVP token is malformed")
     if not hmac.compare_digest(signature.encode(), _sign(secret, invitation_id, expires).encode()):
         raise InvalidToken("RSVP token signature is invalid (tampered, or not issued by this service)")
     if now >= expires_at:

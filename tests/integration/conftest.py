@@ -33,7 +33,7 @@ MANAGED_STACK = "KAFKA_BOOTSTRAP_SERVERS" not in os.environ or os.environ.get("L
 
 def stack(*args: str) -> None:
     """Drive the project's local stack scripts (only when this run owns the stack)."""
-    subprocess.run([str(ROOT / "deploy/local" / args[0]), *args[1:]], check=True, timeout=180)
+    subprocess.run([str(ROOT / "deploy/local" / args[0]), *args[1:]], check=True, timeout=300)
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -11,3 +11,4 @@ from tests.integration.conftest import (  # noqa: F401 - fixtures re-exported fo
     schema_for,
     topic_prefix,
 )
+from tests.integration.notifications.conftest import smtp_server, webhook_listener  # noqa: E402,F401

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
-from fastapi.routing import APIRoute
+from fastapi.routing import iter_route_contexts
 
 from shared.auth import ApiKeyStore, Role
 from tests.integration.conftest import issue_key
@@ -15,15 +15,15 @@ from tests.integration.conftest import issue_key
 WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 
+def all_routes(app: Any) -> set[tuple[str, str]]:
+    """(method, path template) of every route the app serves, included routers flattened."""
+    return {(method, route.path) for route in iter_route_contexts(app.routes)
+            for method in (route.methods or set()) - {"HEAD", "OPTIONS"}}
+
+
 def write_routes(app: Any) -> set[tuple[str, str]]:
     """(method, path template) of every state-changing route the app serves."""
-    return {(method, route.path) for route in app.routes if isinstance(route, APIRoute)
-            for method in route.methods & WRITE_METHODS}
-
-
-def all_routes(app: Any) -> set[tuple[str, str]]:
-    return {(method, route.path) for route in app.routes if isinstance(route, APIRoute)
-            for method in route.methods - {"HEAD", "OPTIONS"}}
+    return {(method, path) for method, path in all_routes(app) if method in WRITE_METHODS}
 
 
 @dataclass(frozen=True)

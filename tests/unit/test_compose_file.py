@@ -38,7 +38,16 @@ def test_service_environment_names_settings_the_code_reads():
         settings = cls(**{k.removeprefix(prefix).lower(): v for k, v in env.items() if k.startswith(prefix)},
                        kafka_bootstrap_servers=env["KAFKA_BOOTSTRAP_SERVERS"], database_url=env["DATABASE_URL"])
         assert settings.kafka_bootstrap_servers == "kafka:9092"
+        if name == "notifications":
+            assert settings.smtp_host == "mailcatcher"
+            assert compose_smtp_port(_compose()) == settings.smtp_port
         assert str(settings.http_port) in [p.split(":")[1] for p in services[name]["ports"]]
+
+
+def compose_smtp_port(compose: dict) -> int:
+    """The mail catcher's SMTP port: mailpit listens on 1025."""
+    assert compose["services"]["mailcatcher"]["image"].startswith("axllent/mailpit")
+    return 1025
 
 
 def test_services_wait_for_healthy_kafka_and_postgres():

@@ -1,0 +1,224 @@
+"""Benchmark runner: `python -m bench.run --scale smoke|default|growth [--only B1,B3] [--json FILE]`.
+
+Every framework figure is reported beside a raw aiokafka/asyncpg baseline measured in the
+same run, and as a ratio to it: on a shared machine absolute numbers are noise, ratios hold.
+JSON goes to stdout (or --json FILE), a table to stderr. Needs the stack: `make bench`
+starts it (deploy/local/stack.sh); the addresses follow KAFKA_BOOTSTRAP_SERVERS /
+DATABASE_URL or LOCAL_KAFKA_PORT / LOCAL_PG_PORT, as the tests do.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import os
+import platform
+import subprocess
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from shared.logging import configure_logging
+
+SCALES: dict[str, dict[str, Any]] = {
+    "smoke": {"B1": 200, "B2": 20, "B3": 200, "B5": [100, 200], "repeats": 1},
+    "default": {"B1": 5_000, "B2": 200, "B3": 10_000, "B5": [1_000, 10_000], "repeats": 3},
+    "growth": {"B1": 5_000, "B2": 200, "B3": 10_000, "B5": [1_000, 10_000, 100_000], "repeats": 3},
+}
+DEFAULT_ONLY = {"smoke": "B1,B2,B3", "default": "B1,B2,B3", "growth": "B5"}
+TARGETS = {"B1": ">= 0.7x raw events/s", "B2": "p99 <= 1.5x raw p99", "B3": ">= 0.5x raw rows/s",
+           "B5": "us/event at the largest N within 1.2x of the previous N; peak RSS flat"}
+BATCH = 500
+SINGLE_MAX_N = 1000
+
+
+def machine() -> dict[str, Any]:
+    mem_kb = next((int(line.split()[1]) for line in open("/proc/meminfo") if line.startswith("MemTotal")), 0)
+    return {"nproc": os.cpu_count(), "memory_gb": round(mem_kb / 1024 / 1024, 1), "python": platform.python_version(),
+            "platform": platform.platform(), "load_avg_at_start": [round(x, 2) for x in os.getloadavg()]}
+
+
+async def server_versions() -> dict[str, str]:
+    import asyncpg
+
+    from .harness import BOOTSTRAP, DSN
+    conn = await asyncpg.connect(DSN)
+    try:
+        pg = await conn.fetchval("SHOW server_version")
+    finally:
+        await conn.close()
+    return {"postgresql": pg, "kafka_bootstrap": BOOTSTRAP}
+
+
+def ratio(a: float, b: float) -> float:
+    return round(a / b, 3) if b else 0.0
+
+
+def round_ratios(mine: dict[str, Any], raw: dict[str, Any]) -> dict[str, Any]:
+    """Ratios of runs made side by side (same round): steadier than a ratio of medians under load."""
+    pairs = [ratio(a, b) for a, b in zip(mine["runs"], raw["runs"], strict=True)]
+    return {"round_ratios": pairs, "median_round_ratio": sorted(pairs)[len(pairs) // 2]}
+
+
+def aggregate(runs: list[dict[str, Any]], key: str) -> dict[str, Any]:
+    """The median run by `key` (on a shared machine the median of interleaved runs is the stable figure)."""
+    ordered = sorted(runs, key=lambda r: r[key])
+    median = dict(ordered[len(ordered) // 2])
+    median["runs"] = [r[key] for r in runs]
+    median["verified"] = all(r["verified"] for r in runs)
+    median["peak_rss_mb"] = max(r.get("peak_rss_mb", 0) for r in runs) or None
+    return median
+
+
+async def interleaved(variants: dict[str, Callable[[], Awaitable[dict[str, Any]]]], repeats: int,
+                      key: str) -> dict[str, Any]:
+    """Run the variants in rotating order `repeats` times, so load bursts hit each of them alike."""
+    runs: dict[str, list[dict[str, Any]]] = {name: [] for name in variants}
+    names = list(variants)
+    for r in range(repeats):
+        for name in names[r % len(names):] + names[:r % len(names)]:
+            runs[name].append(await variants[name]())
+    return {name: aggregate(rs, key) for name, rs in runs.items()}
+
+
+async def run_b1(n: int, variants: list[str], repeats: int = 1) -> dict[str, Any]:
+    from . import scenarios as s
+    makers: dict[str, Callable[[], Awaitable[dict[str, Any]]]] = {
+        # The one-record-per-transaction path is ~10x slower: a smaller N keeps the run short
+        # (events/s is a rate; B5 checks that rates do not depend on N).
+        "raw": lambda: s.b1_raw(n),
+        "single": lambda: s.b1_framework(min(n, SINGLE_MAX_N), 1),
+        "batch": lambda: s.b1_framework(n, BATCH),
+    }
+    out: dict[str, Any] = {"n": n, "batch_size": BATCH, "repeats": repeats}
+    out |= await interleaved({v: makers[v] for v in variants}, repeats, "events_per_s")
+    for variant in variants:
+        if variant != "raw" and "raw" in out:
+            out[variant]["ratio_to_raw"] = ratio(out[variant]["events_per_s"], out["raw"]["events_per_s"])
+            out[variant] |= round_ratios(out[variant], out["raw"])
+    return out
+
+
+async def run_b2(pings: int, repeats: int = 1) -> dict[str, Any]:
+    from . import scenarios as s
+    out: dict[str, Any] = {"repeats": repeats}
+    out |= await interleaved({"raw": lambda: s.b2_raw(pings), "single": lambda: s.b2_framework(pings, 1),
+                              "batch": lambda: s.b2_framework(pings, BATCH)}, repeats, "p99_ms")
+    for variant in ("single", "batch"):
+        out[variant]["p99_ratio_to_raw"] = ratio(out[variant]["p99_ms"], out["raw"]["p99_ms"])
+        out[variant]["p50_ratio_to_raw"] = ratio(out[variant]["p50_ms"], out["raw"]["p50_ms"])
+        out[variant] |= round_ratios(out[variant], out["raw"])  # of p99
+    return out
+
+
+async def run_b3(n: int, repeats: int = 1) -> dict[str, Any]:
+    from . import scenarios as s
+    out: dict[str, Any] = {"repeats": repeats}
+    out |= await interleaved({"raw": lambda: s.b3_raw(n), "relay": lambda: s.b3_relay(n)}, repeats, "rows_per_s")
+    out["relay"]["ratio_to_raw"] = ratio(out["relay"]["rows_per_s"], out["raw"]["rows_per_s"])
+    out["relay"] |= round_ratios(out["relay"], out["raw"])
+    return out
+
+
+def run_b5(sizes: list[int], log_level: str) -> dict[str, Any]:
+    """B1 at growing N, each variant in a fresh process so peak RSS belongs to that run alone."""
+    out: dict[str, Any] = {"sizes": sizes}
+    for variant in ("raw", "batch"):
+        rows = []
+        for n in sizes:
+            proc = subprocess.run(
+                [sys.executable, "-m", "bench.run", "--b1-only", variant, "--n", str(n), "--log-level", log_level],
+                capture_output=True, text=True)
+            if proc.returncode:
+                raise RuntimeError(f"B5 {variant} N={n} failed:\n{proc.stderr[-3000:]}")
+            rows.append(json.loads(proc.stdout)[variant])
+        for prev, cur in zip(rows, rows[1:]):
+            cur["us_per_event_vs_previous"] = ratio(cur["us_per_event"], prev["us_per_event"])
+        out[variant] = rows
+    return out
+
+
+def table(results: dict[str, Any]) -> str:
+    lines = [f"{'bench':<6} {'variant':<8} {'N':>8} {'throughput':>14} {'p50 ms':>8} {'p99 ms':>8} "
+             f"{'ratio':>7} {'RSS MB':>7}  ok"]
+    for name, res in results.items():
+        if name == "B5":
+            for variant in ("raw", "batch"):
+                for row in res[variant]:
+                    lines.append(f"{name:<6} {variant:<8} {row['n']:>8} {row['events_per_s']:>10.0f} ev/s "
+                                 f"{'':>8} {'':>8} {row.get('us_per_event_vs_previous', ''):>7} "
+                                 f"{row['peak_rss_mb']:>7}  {row['verified']}")
+            continue
+        for variant, row in res.items():
+            if not isinstance(row, dict):
+                continue
+            row = {k: ("" if v is None else v) for k, v in row.items()}
+            thr = row.get("events_per_s") or row.get("rows_per_s")
+            unit = " ev/s" if "events_per_s" in row else " rows/s" if "rows_per_s" in row else ""
+            lines.append(
+                f"{name:<6} {variant:<8} {row.get('n', row.get('pings', '')):>8} "
+                f"{(f'{thr:.0f}' + unit) if thr else '':>14} {row.get('p50_ms', ''):>8} {row.get('p99_ms', ''):>8} "
+                f"{row.get('ratio_to_raw', row.get('p99_ratio_to_raw', '')):>7} {row.get('peak_rss_mb', ''):>7}  "
+                f"{row.get('verified', '')}")
+    return "\n".join(lines)
+
+
+async def main_async(args: argparse.Namespace) -> dict[str, Any]:
+    if args.b1_only:  # one B1 variant in this process (used by B5)
+        return await run_b1(args.n, [args.b1_only])
+    scale = SCALES[args.scale]
+    only = [b.strip().upper() for b in (args.only or DEFAULT_ONLY[args.scale]).split(",") if b.strip()]
+    report: dict[str, Any] = {
+        "command": " ".join(["python -m bench.run", *sys.argv[1:]]), "scale": args.scale,
+        "started_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "machine": machine() | await server_versions(), "targets": {b: TARGETS[b] for b in only if b in TARGETS},
+        "results": {},
+    }
+    for name in only:
+        t0 = time.perf_counter()
+        if name == "B1":
+            report["results"]["B1"] = await run_b1(scale["B1"], ["raw", "single", "batch"], scale["repeats"])
+        elif name == "B2":
+            report["results"]["B2"] = await run_b2(scale["B2"], scale["repeats"])
+        elif name == "B3":
+            report["results"]["B3"] = await run_b3(scale["B3"], scale["repeats"])
+        elif name == "B5":
+            report["results"]["B5"] = await asyncio.to_thread(run_b5, scale["B5"], args.log_level)
+        elif name == "B4":
+            report.setdefault("not_run", []).append("B4: not implemented yet (see docs/performance.md)")
+            continue
+        else:
+            raise SystemExit(f"unknown benchmark {name!r}")
+        print(f"[bench] {name} done in {time.perf_counter() - t0:.1f}s", file=sys.stderr)
+    return report
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__.splitlines()[0])
+    parser.add_argument("--scale", choices=sorted(SCALES), default="default")
+    parser.add_argument("--only", help="comma-separated subset, e.g. B1,B3 (B4 is not implemented)")
+    parser.add_argument("--json", metavar="FILE", help="write the JSON report here instead of stdout")
+    parser.add_argument("--log-level", default="INFO",
+                        help="the services' level (INFO: one line per message, as in production); lines go to /dev/null")
+    parser.add_argument("--b1-only", choices=["raw", "single", "batch"], help=argparse.SUPPRESS)
+    parser.add_argument("--n", type=int, default=1000, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    # Log as the services do (JSON, same level) but into /dev/null: the cost counts, the noise does not.
+    configure_logging("bench", level=args.log_level, json=True)
+    logging.getLogger().handlers[0].setStream(open(os.devnull, "w"))  # noqa: SIM115
+    report = asyncio.run(main_async(args))
+    text = json.dumps(report, indent=2)
+    if args.json:
+        with open(args.json, "w") as fh:
+            fh.write(text + "\n")
+    else:
+        print(text)
+    if "results" in report:
+        print(table(report["results"]), file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,41 @@
+"""CI smoke of the benchmark runner: it runs end to end at a tiny scale and reports well-formed JSON.
+
+Not a timed test: only the shape of the report and non-zero throughput are checked.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from .conftest import BOOTSTRAP, DSN, ROOT
+
+pytestmark = [pytest.mark.integration]
+
+
+def test_runner_smoke_reports_every_benchmark_it_ran(tmp_path):
+    """`bench.run --scale smoke --only B1,B2,B3` writes a JSON report with raw and framework figures for each."""
+    out = tmp_path / "bench.json"
+    env = os.environ | {"KAFKA_BOOTSTRAP_SERVERS": BOOTSTRAP, "DATABASE_URL": DSN, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.run(
+        [sys.executable, "-m", "bench.run", "--scale", "smoke", "--only", "B1,B2,B3", "--json", str(out)],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=240,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    report = json.loads(out.read_text())
+    assert set(report["results"]) == {"B1", "B2", "B3"}
+    assert report["machine"]["nproc"] >= 1 and report["machine"]["postgresql"]
+    b1 = report["results"]["B1"]
+    for variant in ("raw", "single", "batch"):
+        assert b1[variant]["events_per_s"] > 0 and b1[variant]["verified"] is True, b1
+    assert b1["batch"]["ratio_to_raw"] > 0
+    b2 = report["results"]["B2"]
+    for variant in ("raw", "single", "batch"):
+        assert b2[variant]["pings"] == 20 and 0 < b2[variant]["p50_ms"] <= b2[variant]["p99_ms"], b2
+    b3 = report["results"]["B3"]
+    assert b3["raw"]["rows_per_s"] > 0 and b3["relay"]["rows_per_s"] > 0 and b3["relay"]["verified"] is True
+    assert "B1" in proc.stderr and "ratio" in proc.stderr  # the table
