@@ -34,3 +34,11 @@ def format_wita(moment: datetime) -> str:
     """'Kamis, 3 Desember 2026 pukul 09.00 WITA'."""
     local = as_wita(moment)
     return f"{format_date(local)} pukul {local:%H.%M} WITA"
+
+
+def format_wita_range(start: datetime, end: datetime) -> str:
+    """'Kamis, 3 Desember 2026 pukul 09.00 WITA s.d. 12.00 WITA'; both dates when it ends on another day."""
+    first, last = as_wita(start), as_wita(end)
+    if first.date() == last.date():
+        return f"{format_wita(first)} s.d. {last:%H.%M} WITA"
+    return f"{format_wita(first)} s.d. {format_wita(last)}"

@@ -14,7 +14,7 @@ from typing import Any
 
 import jinja2
 
-from .formatting import format_date, format_number, format_rupiah, format_wita
+from .formatting import format_date, format_number, format_rupiah, format_wita, format_wita_range
 
 RESPONSES = {"accepted": "menerima (hadir)", "declined": "menolak (tidak hadir)", "delegated": "mewakilkan"}
 
@@ -61,6 +61,8 @@ def make_environment(override_dir: str | None = None) -> jinja2.Environment:
         wita=lambda v: format_wita(_moment(v)),
         tanggal=lambda v: format_date(_day(v)),
         jam=_time_only,
+        # A meeting's time span: one date when it ends the same day in WITA, both otherwise.
+        rentang=lambda start, end: format_wita_range(_moment(start), _moment(end)),
         jawaban=lambda v: RESPONSES.get(str(v), str(v)),
     )
     return env

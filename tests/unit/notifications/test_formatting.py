@@ -1,6 +1,6 @@
 """Rupiah, numbers and WITA dates as people in NTB read them."""
 
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
@@ -35,3 +35,21 @@ def test_dates_and_numbers():
     """Plain dates and thousands separators."""
     assert format_date(date(2026, 8, 17)) == "Senin, 17 Agustus 2026"
     assert format_number(1_457_591) == "1.457.591"
+
+
+def test_meeting_span_names_one_date_when_it_ends_the_same_day():
+    """09.00-12.00 WITA on one day reads as one date with both times."""
+    from services.notifications.formatting import format_wita_range
+
+    start = datetime(2026, 12, 3, 1, 0, tzinfo=UTC)  # 09.00 WITA
+    assert format_wita_range(start, start + timedelta(hours=3)) == "Kamis, 3 Desember 2026 pukul 09.00 WITA s.d. 12.00 WITA"
+
+
+def test_meeting_span_across_midnight_in_wita_names_both_dates():
+    """A meeting ending after midnight WITA shows the end's own date, not just its time."""
+    from services.notifications.formatting import format_wita_range
+
+    start = datetime(2026, 11, 26, 14, 15, tzinfo=UTC)  # 22.15 WITA
+    assert format_wita_range(start, start + timedelta(hours=2)) == (
+        "Kamis, 26 November 2026 pukul 22.15 WITA s.d. Jumat, 27 November 2026 pukul 00.15 WITA"
+    )
