@@ -186,16 +186,26 @@ async def lag() -> int:
     return 0
 
 
-def audit(commitment_id: str) -> int:
+async def audit(commitment_id: str, client: httpx.AsyncClient | None = None) -> int:
+    """Print the trail as at, actor, role, action, from -> to, reason (one line per transition)."""
     base = os.environ.get("COMMITMENTS_URL", "http://127.0.0.1:8002")
     headers = {"Authorization": f"Bearer {os.environ['NTB_API_KEY']}"} if os.environ.get("NTB_API_KEY") else {}
-    response = httpx.get(f"{base}/commitments/{commitment_id}/audit", headers=headers, timeout=10)
+    own = client is None
+    http = client or httpx.AsyncClient(base_url=base, timeout=10)
+    try:
+        response = await http.get(f"/commitments/{commitment_id}/audit", headers=headers)
+    finally:
+        if own:
+            await http.aclose()
     if response.status_code != 200:
         print(f"error: {response.status_code} {response.text}", file=sys.stderr)
         return 1
-    body = response.json()
-    for entry in body if isinstance(body, list) else body.get("entries", []):
-        print("\t".join(str(entry.get(k, "")) for k in ("at", "actor", "from_status", "to_status", "reason")))
+    for entry in response.json():
+        print("\t".join([
+            str(entry.get("at", "")), str(entry.get("actor", "")), str(entry.get("role", "")),
+            str(entry.get("action", "")), f"{entry.get('from_status') or '-'} -> {entry.get('to_status')}",
+            str(entry.get("reason") or ""),
+        ]))
     return 0
 
 
@@ -255,7 +265,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "lag":
         return asyncio.run(lag())
     if args.command == "audit":
-        return audit(args.commitment_id)
+        return asyncio.run(audit(args.commitment_id))
     return logs(args.correlation_id, args.dir, args.follow)
 
 

@@ -10,7 +10,7 @@ from shared.dead_letter import KafkaRecord, dead_letter_headers
 
 from .conftest import BOOTSTRAP, read_topic
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("cleanup_schemas")]
 
 
 async def test_dead_letter_is_listed_shown_and_replayed_unchanged(topic_prefix, monkeypatch, capsys):
@@ -42,3 +42,23 @@ async def test_dead_letter_is_listed_shown_and_replayed_unchanged(topic_prefix, 
     assert (replayed.key, replayed.value) == (b"52.04", b'{"x": 1}')
     assert headers["ce_id"] == b"e-1" and not any(k.startswith("dlq_reason") for k in headers)
     assert headers["dlq_replayed_from"] == f"{original_topic}.dlq:{meta.partition}:{meta.offset}".encode()
+
+
+async def test_audit_prints_every_transition_of_a_commitment(topic_prefix, schema_for, monkeypatch, capsys):
+    """`ntbctl audit` lists who moved the commitment from which state to which, in order."""
+    from shared.auth import Role
+
+    from .commitments.helpers import bpu_commitment, running
+
+    async with running(topic_prefix, schema_for("com")) as svc:
+        commitment_id = (await svc.open("52.04"))["52.04"]
+        assert (await svc.submit("52.04", bpu_commitment())).status_code == 200
+        returned = await svc.act(commitment_id, "return", Role.DISNAKERTRANS_REVIEWER,
+                                 {"reasons": ["Lampirkan Perbup"]})
+        assert returned.status_code == 200, returned.text
+        monkeypatch.setenv("NTB_API_KEY", (await svc.auth(Role.OPERATOR))["Authorization"].split()[1])
+        assert await ops.audit(commitment_id, client=svc.client) == 0
+    lines = [line for line in capsys.readouterr().out.splitlines() if line.count("\t") == 5]
+    assert [line.split("\t")[4] for line in lines] == ["- -> requested", "requested -> submitted",
+                                                       "submitted -> returned"]
+    assert lines[-1].endswith("Lampirkan Perbup")
