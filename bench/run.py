@@ -24,12 +24,14 @@ from typing import Any
 from shared.logging import configure_logging
 
 SCALES: dict[str, dict[str, Any]] = {
-    "smoke": {"B1": 200, "B2": 20, "B3": 200, "B5": [100, 200], "repeats": 1},
-    "default": {"B1": 5_000, "B2": 200, "B3": 10_000, "B5": [1_000, 10_000], "repeats": 3},
-    "growth": {"B1": 5_000, "B2": 200, "B3": 10_000, "B5": [1_000, 10_000, 100_000], "repeats": 3},
+    "smoke": {"B1": 200, "B2": 20, "B3": 200, "B4": (50, 20), "B5": [100, 200], "repeats": 1},
+    "default": {"B1": 5_000, "B2": 200, "B3": 10_000, "B4": (1_000, 300), "B5": [1_000, 10_000], "repeats": 3},
+    "growth": {"B1": 5_000, "B2": 200, "B3": 10_000, "B4": (1_000, 300), "B5": [1_000, 10_000, 100_000],
+               "repeats": 3},
 }
 DEFAULT_ONLY = {"smoke": "B1,B2,B3", "default": "B1,B2,B3", "growth": "B5"}
 TARGETS = {"B1": ">= 0.7x raw events/s", "B2": "p99 <= 1.5x raw p99", "B3": ">= 0.5x raw rows/s",
+           "B4": ">= 2,000 events/s at saturation; p99 < 250 ms at half that rate",
            "B5": "us/event at the largest N within 1.2x of the previous N; peak RSS flat"}
 BATCH = 500
 SINGLE_MAX_N = 1000
@@ -152,6 +154,14 @@ def table(results: dict[str, Any]) -> str:
                                  f"{'':>8} {'':>8} {row.get('us_per_event_vs_previous', ''):>7} "
                                  f"{row['peak_rss_mb']:>7}  {row['verified']}")
             continue
+        if name == "B4":
+            row = res["e2e"]
+            lines.append(f"{name:<6} {'satur.':<8} {row['n']:>8} {row['saturation']['events_per_s']:>10.1f} ev/s "
+                         f"{'':>8} {'':>8} {'':>7} {'':>7}  {row['verified']}")
+            half = row["half_load"]
+            lines.append(f"{name:<6} {'half':<8} {half['events']:>8} {half['events_per_s']:>10.1f} ev/s "
+                         f"{half['p50_ms']:>8} {half['p99_ms']:>8} {'':>7} {'':>7}  {row['verified']}")
+            continue
         for variant, row in res.items():
             if not isinstance(row, dict):
                 continue
@@ -187,9 +197,9 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
             report["results"]["B3"] = await run_b3(scale["B3"], scale["repeats"])
         elif name == "B5":
             report["results"]["B5"] = await asyncio.to_thread(run_b5, scale["B5"], args.log_level)
-        elif name == "B4":
-            report.setdefault("not_run", []).append("B4: not implemented yet (see docs/performance.md)")
-            continue
+        elif name == "B4":  # (N at saturation, M at half load); one run, no raw baseline (absolute target)
+            from .b4 import run_b4
+            report["results"]["B4"] = {"e2e": await run_b4(*scale["B4"])}
         else:
             raise SystemExit(f"unknown benchmark {name!r}")
         print(f"[bench] {name} done in {time.perf_counter() - t0:.1f}s", file=sys.stderr)
@@ -199,7 +209,7 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__.splitlines()[0])
     parser.add_argument("--scale", choices=sorted(SCALES), default="default")
-    parser.add_argument("--only", help="comma-separated subset, e.g. B1,B3 (B4 is not implemented)")
+    parser.add_argument("--only", help="comma-separated subset, e.g. B1,B3 (B4 runs only when named)")
     parser.add_argument("--json", metavar="FILE", help="write the JSON report here instead of stdout")
     parser.add_argument("--log-level", default="INFO",
                         help="the services' level (INFO: one line per message, as in production); lines go to /dev/null")

@@ -105,7 +105,8 @@ def build(settings: NotificationsSettings, *, clock: Clock = system_clock) -> tu
         settings, channels_factory=default_channels, seed=seed, migration_sets=migration_sets(),
         topics_out=[topics.NOTIFICATIONS_EVENTS], topics_in=inbound, clock=clock,
     )
-    consumer = runtime.consumer(inbound)
+    # Batch path: up to 100 records per transaction and per offset commit (docs/performance.md, B1).
+    consumer = runtime.consumer(inbound, batch_size=100)
     # Types we do not know (a newer producer) are skipped with a log line; malformed
     # records of known types still go to the dead-letter topic.
     consumer.on_unknown_type = "skip"  # type: ignore[attr-defined]

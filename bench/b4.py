@@ -1,0 +1,213 @@
+"""B4 end to end, bench-only: `commitment.submitted.v1` on Kafka -> notifications -> SMTP sink.
+
+The real notifications service (`services.notifications.bootstrap.build`, its shipped routing,
+recipients, templates and default sender settings) consumes CommitmentSubmitted events produced
+straight onto its input topic, each with its own commitment id, region and revision (distinct
+events). An aiosmtpd sink in a separate process (so it does not share this process's CPU)
+appends `accept-time notification-id` per accepted message. With the shipped routing every
+submission is e-mailed to the two Disnakertrans reviewers and the two BPJS staff: an event
+counts as delivered when its last e-mail was accepted.
+
+- saturation: N events produced as fast as possible; events/s = N / (last acceptance - first send);
+- half load: M events sent at half that rate; latency per event = last acceptance - send time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+from aiokafka import AIOKafkaProducer
+
+from shared.contracts import registry
+from shared.contracts.topics import COMMITMENTS_EVENTS
+from shared.envelope import CloudEvent
+from shared.kafka import SAFE_PRODUCER
+
+from shared.contracts.commitments import SubmitCommitment
+
+from .harness import BOOTSTRAP, DSN, new_space, submit_event, submitted_model
+
+TIMEOUT = 600.0
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def submitted_event(i: int, run_id: str) -> tuple[bytes, bytes, list[tuple[str, bytes]], str]:
+    """(key, value, headers, event id) of one distinct CommitmentSubmitted event."""
+    key, value, _ = submit_event(i, run_id)
+    cmd = SubmitCommitment.model_validate_json(value)
+    payload = submitted_model(cmd, uuid.uuid4(), i + 1)
+    event = CloudEvent.new(source="/ntb/rakor/commitments", type=registry.spec_for(payload).type,
+                           data=payload.model_dump_json().encode())
+    return key, event.data, event.to_headers(), event.id
+
+
+def read_sink(path: Path) -> dict[str, float]:
+    """notification id -> acceptance time (wall clock)."""
+    accepted: dict[str, float] = {}
+    with contextlib.suppress(FileNotFoundError):
+        for line in path.read_text().splitlines():
+            parts = line.split()
+            if len(parts) == 2:
+                accepted.setdefault(parts[1], float(parts[0]))
+    return accepted
+
+
+async def run_b4(n: int, m: int) -> dict[str, Any]:
+    from services.notifications.bootstrap import build
+    from services.notifications.settings import NotificationsSettings
+
+    space = new_space("b4")
+    port = free_port()
+    sink_file = Path(tempfile.mkdtemp(prefix="bench-b4-")) / "accepted.txt"
+    sink = subprocess.Popen([sys.executable, "-m", "bench.b4", "--sink", str(port), str(sink_file)],
+                            env=os.environ | {"PYTHONUNBUFFERED": "1"})
+    settings = NotificationsSettings(
+        kafka_bootstrap_servers=BOOTSTRAP, database_url=DSN, db_schema=space.schema, topic_prefix=space.prefix,
+        smtp_host="127.0.0.1", smtp_port=port, smtp_starttls=False, http_port=0,
+    )
+    runtime, _ = build(settings)
+    producer = AIOKafkaProducer(bootstrap_servers=BOOTSTRAP, linger_ms=5, **SAFE_PRODUCER)
+    topic = runtime.topic(COMMITMENTS_EVENTS)
+    out: dict[str, Any] = {"n": n, "m": m}
+    try:
+        for _ in range(100):  # the sink is up
+            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                break
+            await asyncio.sleep(0.1)
+        await runtime.start()
+        await producer.start()
+        await asyncio.sleep(3)  # the consumer group has joined its partitions
+
+        async def settle(event_ids: list[str]) -> dict[str, float]:
+            """Wait until every event's deliveries exist and are all accepted; event id -> last acceptance."""
+            deadline = time.monotonic() + TIMEOUT
+            while True:
+                rows = await runtime.pool.fetch(
+                    "SELECT source_event_id, delivery_id::text AS d, status FROM deliveries "
+                    "WHERE source_event_id = ANY($1::text[]) AND channel = 'email'", event_ids)
+                accepted = read_sink(sink_file)
+                events = {r["source_event_id"] for r in rows}
+                if len(events) == len(event_ids) and all(r["d"] in accepted for r in rows) \
+                        and all(r["status"] != "pending" for r in rows):
+                    last: dict[str, float] = {}
+                    for r in rows:
+                        last[r["source_event_id"]] = max(last.get(r["source_event_id"], 0.0), accepted[r["d"]])
+                    # When the consumer had written the last delivery row: consumer- or sender-bound?
+                    created = await runtime.pool.fetchval(
+                        "SELECT extract(epoch FROM max(created_at)) FROM deliveries "
+                        "WHERE source_event_id = ANY($1::text[])", event_ids)
+                    last["_consumed"] = float(created)
+                    out.setdefault("emails_per_event", round(len(rows) / len(event_ids), 2))
+                    out.setdefault("failed", 0)
+                    out["failed"] += sum(r["status"] == "failed" for r in rows)
+                    return last
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"B4: {len(events)}/{len(event_ids)} events, "
+                                       f"{sum(r['d'] in accepted for r in rows)}/{len(rows)} e-mails accepted")
+                await asyncio.sleep(0.05)
+
+        # Saturation: everything at once.
+        events = [submitted_event(i, space.run_id) for i in range(n)]
+        t0 = time.time()
+        futures = [await producer.send(topic, value=v, key=k, headers=h) for k, v, h, _ in events]
+        await asyncio.gather(*futures)
+        last = await settle([e[3] for e in events])
+        consumed = last.pop("_consumed") - t0
+        elapsed = max(last.values()) - t0
+        rate = n / elapsed
+        out["saturation"] = {"seconds": round(elapsed, 3), "events_per_s": round(rate, 1),
+                             "emails_per_s": round(rate * out["emails_per_event"], 1),
+                             "consumer_done_s": round(consumed, 3),
+                             "consumer_events_per_s": round(n / consumed, 1)}
+
+        # Half load: paced sends, latency from send to the event's last accepted e-mail.
+        half = rate / 2
+        events = [submitted_event(n + i, space.run_id) for i in range(m)]
+        sent_at: dict[str, float] = {}
+        start = time.time()
+        for j, (k, v, h, event_id) in enumerate(events):
+            delay = start + j / half - time.time()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            sent_at[event_id] = time.time()
+            await producer.send(topic, value=v, key=k, headers=h)
+        await producer.flush()
+        last = await settle(list(sent_at))
+        last.pop("_consumed")
+        latencies = sorted((last[e] - sent_at[e]) * 1000 for e in sent_at)
+        pick = lambda q: latencies[min(len(latencies) - 1, max(0, round(q / 100 * len(latencies) + 0.5) - 1))]  # noqa: E731
+        out["half_load"] = {"events_per_s": round(half, 1), "events": m, "p50_ms": round(pick(50), 1),
+                            "p99_ms": round(pick(99), 1), "max_ms": round(latencies[-1], 1)}
+        out["verified"] = out["failed"] == 0
+    finally:
+        await producer.stop()
+        await runtime.stop()
+        sink.terminate()
+        sink.wait(10)
+        await drop_b4(space.schema, runtime.topics_in + runtime.topics_out)
+    return out
+
+
+async def drop_b4(schema: str, topics: list[str]) -> None:
+    import asyncpg
+    from aiokafka.admin import AIOKafkaAdminClient
+
+    from shared.contracts.topics import dlq
+
+    conn = await asyncpg.connect(DSN)
+    try:
+        await conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+    finally:
+        await conn.close()
+    admin = AIOKafkaAdminClient(bootstrap_servers=BOOTSTRAP)
+    await admin.start()
+    try:
+        await admin.delete_topics([*topics, *(dlq(t) for t in topics)])
+    except Exception:  # noqa: BLE001 - best effort; topics are uniquely named anyway
+        pass
+    finally:
+        await admin.close()
+
+
+def sink_main(port: int, path: str) -> None:
+    """A minimal SMTP sink: accept everything, append `time notification-id` per message."""
+    from aiosmtpd.controller import Controller
+
+    out = open(path, "a", buffering=1)  # noqa: SIM115 - line-buffered for the reader
+
+    class Handler:
+        async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802
+            now = time.time()
+            for line in envelope.content.split(b"\r\n", 40)[:40]:
+                if line.lower().startswith(b"x-notification-id:"):
+                    out.write(f"{now:.6f} {line.split(b':', 1)[1].strip().decode()}\n")
+                    break
+            return "250 OK"
+
+    controller = Controller(Handler(), hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
+        while True:
+            time.sleep(3600)
+    finally:
+        controller.stop()
+
+
+if __name__ == "__main__":
+    if sys.argv[1:2] == ["--sink"]:
+        sink_main(int(sys.argv[2]), sys.argv[3])
