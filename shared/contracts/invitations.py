@@ -20,6 +20,17 @@ def _meeting_key(payload: EventPayload) -> str:
     return str(payload.meeting_id)  # type: ignore[attr-defined]
 
 
+class CalendarEntry(EventPayload):
+    """Identity of the meeting's calendar entry, so every update replaces the same .ics item."""
+
+    calendar_uid: str | None = Field(
+        default=None, description="Stable iCalendar UID of the meeting's entry (the same on every update)"
+    )
+    calendar_sequence: int = Field(
+        default=0, ge=0, description="iCalendar SEQUENCE: 0 when scheduled, +1 on each reschedule or cancellation"
+    )
+
+
 @registry.event("ntb.invitations.meeting.scheduled.v1", topic=INVITATIONS_EVENTS, key=_meeting_key)
 class MeetingScheduled(EventPayload):
     """The province scheduled a coordination meeting (Rakor)."""
@@ -41,38 +52,26 @@ class MeetingScheduled(EventPayload):
 
 
 @registry.event("ntb.invitations.meeting.rescheduled.v1", topic=INVITATIONS_EVENTS, key=_meeting_key)
-class MeetingRescheduled(EventPayload):
+class MeetingRescheduled(CalendarEntry):
     """The meeting moved; reminders moved with it."""
 
     meeting: MeetingInfo = Field(description="The meeting as it now stands")
     meeting_id: uuid.UUID = Field(description="Identifier of the meeting; the Kafka key")
     previous_starts_at: AwareDatetime = Field(description="The start before the change")
     reason: str = Field(default="", max_length=1000, description="Why it moved, in Bahasa Indonesia")
-    calendar_uid: str | None = Field(
-        default=None, description="Stable iCalendar UID of the meeting's entry (the same on every update)"
-    )
-    calendar_sequence: int = Field(
-        default=0, ge=0, description="iCalendar SEQUENCE: 0 when scheduled, +1 on each reschedule or cancellation"
-    )
 
 
 @registry.event("ntb.invitations.meeting.cancelled.v1", topic=INVITATIONS_EVENTS, key=_meeting_key)
-class MeetingCancelled(EventPayload):
+class MeetingCancelled(CalendarEntry):
     """The meeting was called off; pending reminders were cancelled."""
 
     meeting: MeetingInfo = Field(description="The meeting as it stood when cancelled")
     meeting_id: uuid.UUID = Field(description="Identifier of the meeting; the Kafka key")
     reason: str = Field(default="", max_length=1000, description="Why, in Bahasa Indonesia")
-    calendar_uid: str | None = Field(
-        default=None, description="Stable iCalendar UID of the meeting's entry (the same on every update)"
-    )
-    calendar_sequence: int = Field(
-        default=0, ge=0, description="iCalendar SEQUENCE: 0 when scheduled, +1 on each reschedule or cancellation"
-    )
 
 
 @registry.event("ntb.invitations.invitation.issued.v1", topic=INVITATIONS_EVENTS, key=_meeting_key)
-class InvitationIssued(EventPayload):
+class InvitationIssued(CalendarEntry):
     """An invitation went to one official (or to a delegate named by one)."""
 
     invitation_id: uuid.UUID = Field(description="Identifier of the invitation")
@@ -84,12 +83,6 @@ class InvitationIssued(EventPayload):
     rsvp_url: str = Field(description="Link with a signed token to accept, decline or delegate")
     rsvp_expires_at: AwareDatetime = Field(description="When the RSVP link stops working")
     delegated_from: uuid.UUID | None = Field(default=None, description="The invitation whose holder delegated")
-    calendar_uid: str | None = Field(
-        default=None, description="Stable iCalendar UID of the meeting's entry (the same on every update)"
-    )
-    calendar_sequence: int = Field(
-        default=0, ge=0, description="iCalendar SEQUENCE: 0 when scheduled, +1 on each reschedule or cancellation"
-    )
 
 
 class RsvpResponse(enum.StrEnum):
