@@ -56,15 +56,48 @@ def submitted_event(i: int, run_id: str) -> tuple[bytes, bytes, list[tuple[str, 
     return key, event.data, event.to_headers(), event.id
 
 
-def read_sink(path: Path) -> dict[str, float]:
-    """notification id -> acceptance time (wall clock)."""
-    accepted: dict[str, float] = {}
-    with contextlib.suppress(FileNotFoundError):
-        for line in path.read_text().splitlines():
-            parts = line.split()
-            if len(parts) == 2:
-                accepted.setdefault(parts[1], float(parts[0]))
-    return accepted
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process (and its reaped children), from /proc."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return sum(int(x) for x in fields[11:15]) / os.sysconf("SC_CLK_TCK")
+
+
+def postgres_cpu_seconds() -> float:
+    """CPU time of every process named postgres (the server's backends and workers)."""
+    total = 0.0
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError):
+                if (entry / "comm").read_text().strip() == "postgres":
+                    total += cpu_seconds(int(entry.name))
+    return total
+
+
+class SinkLog:
+    """The sink's `accept-time notification-id` lines, read incrementally (the harness must stay cheap)."""
+
+    def __init__(self, path: Path) -> None:
+        self._path = path
+        self._offset = 0
+        self._partial = b""
+        self.accepted: dict[str, float] = {}
+
+    def read(self) -> dict[str, float]:
+        """notification id -> acceptance time (wall clock), first acceptance wins."""
+        with contextlib.suppress(FileNotFoundError), open(self._path, "rb") as f:
+            f.seek(self._offset)
+            chunk = f.read()
+            self._offset += len(chunk)
+            lines = (self._partial + chunk).split(b"\n")
+            self._partial = lines.pop()
+            for line in lines:
+                parts = line.split()
+                if len(parts) == 2:
+                    self.accepted.setdefault(parts[1].decode(), float(parts[0]))
+        return self.accepted
 
 
 async def run_b4(n: int, m: int) -> dict[str, Any]:
@@ -81,6 +114,7 @@ async def run_b4(n: int, m: int) -> dict[str, Any]:
         smtp_host="127.0.0.1", smtp_port=port, smtp_starttls=False, http_port=0,
     )
     runtime, _ = build(settings)
+    sink_log = SinkLog(sink_file)
     producer = AIOKafkaProducer(bootstrap_servers=BOOTSTRAP, linger_ms=5, **SAFE_PRODUCER)
     topic = runtime.topic(COMMITMENTS_EVENTS)
     out: dict[str, Any] = {"n": n, "m": m}
@@ -93,20 +127,25 @@ async def run_b4(n: int, m: int) -> dict[str, Any]:
         await producer.start()
         await asyncio.sleep(3)  # the consumer group has joined its partitions
 
+        picked: dict[str, float] = {}
+
         async def settle(event_ids: list[str]) -> dict[str, float]:
             """Wait until every event's deliveries exist and are all accepted; event id -> last acceptance."""
             deadline = time.monotonic() + TIMEOUT
             while True:
                 rows = await runtime.pool.fetch(
-                    "SELECT source_event_id, delivery_id::text AS d, status FROM deliveries "
+                    "SELECT source_event_id, delivery_id::text AS d, status, "
+                    "extract(epoch FROM created_at)::float8 AS created FROM deliveries "
                     "WHERE source_event_id = ANY($1::text[]) AND channel = 'email'", event_ids)
-                accepted = read_sink(sink_file)
+                accepted = sink_log.read()
                 events = {r["source_event_id"] for r in rows}
                 if len(events) == len(event_ids) and all(r["d"] in accepted for r in rows) \
                         and all(r["status"] != "pending" for r in rows):
                     last: dict[str, float] = {}
                     for r in rows:
                         last[r["source_event_id"]] = max(last.get(r["source_event_id"], 0.0), accepted[r["d"]])
+                    # When the consumer's transaction that wrote the event's deliveries began (now()).
+                    picked.update({r["source_event_id"]: r["created"] for r in rows})
                     # When the consumer had written the last delivery row: consumer- or sender-bound?
                     created = await runtime.pool.fetchval(
                         "SELECT extract(epoch FROM max(created_at)) FROM deliveries "
@@ -119,10 +158,11 @@ async def run_b4(n: int, m: int) -> dict[str, Any]:
                 if time.monotonic() > deadline:
                     raise TimeoutError(f"B4: {len(events)}/{len(event_ids)} events, "
                                        f"{sum(r['d'] in accepted for r in rows)}/{len(rows)} e-mails accepted")
-                await asyncio.sleep(0.05)
+                await asyncio.sleep(0.2)
 
         # Saturation: everything at once.
         events = [submitted_event(i, space.run_id) for i in range(n)]
+        cpu0 = cpu_seconds(os.getpid()), cpu_seconds(sink.pid), postgres_cpu_seconds()
         t0 = time.time()
         futures = [await producer.send(topic, value=v, key=k, headers=h) for k, v, h, _ in events]
         await asyncio.gather(*futures)
@@ -130,10 +170,15 @@ async def run_b4(n: int, m: int) -> dict[str, Any]:
         consumed = last.pop("_consumed") - t0
         elapsed = max(last.values()) - t0
         rate = n / elapsed
+        cpu1 = cpu_seconds(os.getpid()), cpu_seconds(sink.pid), postgres_cpu_seconds()
+        # Where the CPU went, per event: this process (consumer, sender, relay and the harness), the
+        # SMTP sink, all PostgreSQL processes of the machine; Kafka is not counted.
+        cpu_ms = {name: round((b - a) * 1000 / n, 2) for name, a, b in zip(("service", "sink", "postgres"), cpu0, cpu1)}
         out["saturation"] = {"seconds": round(elapsed, 3), "events_per_s": round(rate, 1),
                              "emails_per_s": round(rate * out["emails_per_event"], 1),
                              "consumer_done_s": round(consumed, 3),
-                             "consumer_events_per_s": round(n / consumed, 1)}
+                             "consumer_events_per_s": round(n / consumed, 1),
+                             "cpu_ms_per_event": cpu_ms}
 
         # Half load: paced sends, latency from send to the event's last accepted e-mail.
         half = rate / 2
@@ -150,9 +195,15 @@ async def run_b4(n: int, m: int) -> dict[str, Any]:
         last = await settle(list(sent_at))
         last.pop("_consumed")
         latencies = sorted((last[e] - sent_at[e]) * 1000 for e in sent_at)
+        # The split: Kafka + the consumer's poll until its transaction began; the rest is the
+        # transaction, the wake-up, the claim and the SMTP exchange.
+        to_consumer = sorted((picked[e] - sent_at[e]) * 1000 for e in sent_at)
+        to_sink = sorted((last[e] - picked[e]) * 1000 for e in sent_at)
         pick = lambda q: latencies[min(len(latencies) - 1, max(0, round(q / 100 * len(latencies) + 0.5) - 1))]  # noqa: E731
         out["half_load"] = {"events_per_s": round(half, 1), "events": m, "p50_ms": round(pick(50), 1),
-                            "p99_ms": round(pick(99), 1), "max_ms": round(latencies[-1], 1)}
+                            "p99_ms": round(pick(99), 1), "max_ms": round(latencies[-1], 1),
+                            "p50_ms_until_consumed": round(to_consumer[len(to_consumer) // 2], 1),
+                            "p50_ms_consumed_to_accepted": round(to_sink[len(to_sink) // 2], 1)}
         out["verified"] = out["failed"] == 0
     finally:
         await producer.stop()

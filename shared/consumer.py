@@ -20,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
 import asyncpg
@@ -50,6 +50,43 @@ class PermanentError(Exception):
 TRANSIENT: tuple[type[BaseException], ...] = (*TRANSIENT_DB_ERRORS, KafkaError)
 
 
+Flush = Callable[[asyncpg.Connection, list[Any]], Awaitable[None]]
+
+
+class TransactionScope:
+    """What the handlers of one transaction share: a cache, and writes deferred to its end.
+
+    On the batch path one transaction handles many events. A handler that would write a
+    row per event can append it to `deferred(key, flush)` instead; `flush(conn, items)`
+    then writes all of them in one statement just before the commit (a round trip per
+    batch, not per event). When a batch is replayed record by record after a rejection,
+    each record's deferred writes are flushed inside its own savepoint, or dropped with it.
+    """
+
+    __slots__ = ("cache", "_deferred")
+
+    def __init__(self) -> None:
+        self.cache: dict[str, Any] = {}
+        self._deferred: dict[str, tuple[Flush, list[Any]]] = {}
+
+    def deferred(self, key: str, flush: Flush) -> list[Any]:
+        """The list of items `flush` will write before the commit (one list per key)."""
+        entry = self._deferred.get(key)
+        if entry is None:
+            entry = self._deferred[key] = (flush, [])
+        return entry[1]
+
+    async def flush(self, conn: asyncpg.Connection) -> None:
+        while self._deferred:  # a flush may defer more (e.g. an outbox row)
+            pending, self._deferred = self._deferred, {}
+            for flush, items in pending.values():
+                if items:
+                    await flush(conn, items)
+
+    def discard(self) -> None:
+        self._deferred = {}
+
+
 @dataclass(frozen=True, slots=True)
 class HandlerContext:
     """What a handler gets besides its payload: the envelope and a way to emit events."""
@@ -60,6 +97,18 @@ class HandlerContext:
     partition: int
     offset: int
     outbox: Outbox
+    # Shared by the handlers of one transaction (a whole batch on the batch path) and dropped
+    # with it; a retried transaction starts with a new one.
+    scope: TransactionScope = field(default_factory=TransactionScope)
+
+    @property
+    def cache(self) -> dict[str, Any]:
+        """A lookup every event of the transaction needs, read once (e.g. a directory)."""
+        return self.scope.cache
+
+    def deferred(self, key: str, flush: Flush) -> list[Any]:
+        """Append rows here to have `flush` write them all just before the commit (see TransactionScope)."""
+        return self.scope.deferred(key, flush)
 
     async def emit(self, payload: EventPayload) -> CloudEvent:
         """Write a follow-up event in this transaction, correlated with the one being handled."""
@@ -186,6 +235,7 @@ class EventConsumer:
                     if fresh:
                         ctx = HandlerContext(conn, event, record.topic, record.partition, record.offset, self._outbox)
                         await route.handler(payload, ctx)
+                        await ctx.scope.flush(conn)
                 if self._after_commit is not None:
                     result = self._after_commit(event)
                     if asyncio.iscoroutine(result):
@@ -299,6 +349,7 @@ class EventConsumer:
             try:
                 handled: list[tuple[int, CloudEvent, bool]] = []
                 async with self._pool.acquire() as conn, conn.transaction():
+                    scope = TransactionScope()
                     todo = [w for w in work if w[0] not in rejected]
                     if careful:
                         for i, event, route, payload in todo:
@@ -309,8 +360,10 @@ class EventConsumer:
                                     fresh = await inbox.claim(conn, self.name, event, topic=record.topic,
                                                               partition=record.partition, offset=record.offset)
                                     if fresh:
-                                        await self._run(conn, record, event, route, payload)
+                                        await self._run(conn, record, event, route, payload, scope)
+                                        await scope.flush(conn)  # inside the savepoint: undone with it
                             except PermanentError as exc:
+                                scope.discard()
                                 rejected[i] = f"rejected: {exc}"
                                 continue
                             handled.append((i, event, fresh))
@@ -325,8 +378,10 @@ class EventConsumer:
                             fresh = key in fresh_ids
                             fresh_ids.discard(key)  # the same event twice in one batch: the second is a duplicate
                             if fresh:
-                                await self._run(conn, records[i], event, route, payload)
+                                await self._run(conn, records[i], event, route, payload, scope)
                             handled.append((i, event, fresh))
+                        current = -1  # deferred writes, like the commit, belong to no single record
+                        await scope.flush(conn)
                     current = -1  # a failing commit belongs to no single record
                 for i, event, fresh in handled:
                     outcomes[i] = Outcome("processed" if fresh else "duplicate")
@@ -358,12 +413,12 @@ class EventConsumer:
                 await asyncio.sleep(next(delays))
 
     async def _run(self, conn: asyncpg.Connection, record: KafkaRecord, event: CloudEvent, route: _Route[Any],
-                   payload: Any) -> None:
+                   payload: Any, scope: TransactionScope) -> None:
         with message_context(topic=record.topic, partition=record.partition, offset=record.offset,
                              consumer=self.name, event_id=event.id, event_type=event.type,
                              correlation_id=event.correlation_id,
                              region_code=getattr(payload, "region_code", None)):
-            ctx = HandlerContext(conn, event, record.topic, record.partition, record.offset, self._outbox)
+            ctx = HandlerContext(conn, event, record.topic, record.partition, record.offset, self._outbox, scope)
             await route.handler(payload, ctx)
 
     def _count_failure(self, kind: str) -> None:

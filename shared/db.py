@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
+from collections.abc import Callable
 
 import asyncpg
 
@@ -51,3 +54,34 @@ TRANSIENT_DB_ERRORS: tuple[type[BaseException], ...] = (
     asyncpg.CrashShutdownError,
     TimeoutError,
 )
+
+
+async def listen(pool: asyncpg.Pool, channel: str, callback: Callable[[], None], *, retry_seconds: float) -> None:
+    """Call `callback` on every NOTIFY on `channel`, until cancelled; reconnects after a failure.
+
+    A wake-up only: callers keep polling as the source of truth, so a lost connection (and
+    the notifications sent while it was down) costs latency, never work.
+    """
+    def on_notify(*_: object) -> None:
+        callback()
+
+    while True:
+        try:
+            conn = await pool.acquire()
+        except Exception:  # noqa: BLE001 - the database is down: try again later
+            await asyncio.sleep(retry_seconds)
+            continue
+        try:
+            await conn.add_listener(channel, on_notify)
+            callback()  # anything committed while we were not listening is picked up now
+            while not conn.is_closed():
+                await asyncio.sleep(5)
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # noqa: BLE001
+            await asyncio.sleep(retry_seconds)
+        finally:
+            with contextlib.suppress(Exception):
+                await conn.remove_listener(channel, on_notify)
+            with contextlib.suppress(Exception):
+                await pool.release(conn)

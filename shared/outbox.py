@@ -18,6 +18,7 @@ import hashlib
 import asyncpg
 
 from .contracts.registry import EventPayload, EventRegistry
+from .db import listen
 from .envelope import CloudEvent
 from .kafka import SafeProducer
 from .logging import get_logger
@@ -49,17 +50,10 @@ class Outbox:
         self._source = source
         self._prefix = topic_prefix
 
-    async def add(
-        self,
-        conn: asyncpg.Connection,
-        payload: EventPayload,
-        *,
-        correlation_id: str | None = None,
-        causation_id: str | None = None,
-        event_id: str | None = None,
-    ) -> CloudEvent:
+    def build(self, payload: EventPayload, *, correlation_id: str | None = None, causation_id: str | None = None,
+              event_id: str | None = None) -> tuple[CloudEvent, str, str]:
+        """The CloudEvent for a payload, with its topic and key."""
         spec = self._registry.spec_for(payload)
-        key = spec.key_of(payload)
         event = CloudEvent.new(
             source=self._source,
             type=spec.type,
@@ -69,7 +63,32 @@ class Outbox:
             causation_id=causation_id,
             id=event_id,
         )
-        await write_event(conn, event, topic=self._prefix + spec.topic, key=key)
+        return event, self._prefix + spec.topic, spec.key_of(payload)
+
+    async def add_many(self, conn: asyncpg.Connection, items: list[tuple[EventPayload, dict[str, str | None]]]) -> None:
+        """Several events in the caller's transaction, in order, in one pipelined round trip.
+
+        `items` pairs each payload with its `add` keyword arguments (correlation_id, ...)."""
+        if not items:
+            return
+        rows = []
+        for payload, opts in items:
+            event, topic, key = self.build(payload, **opts)
+            rows.append((event.id, topic, key, [[k, v.decode()] for k, v in event.to_headers()], event.data))
+        await conn.executemany(OUTBOX_INSERT, rows)
+
+    async def add(
+        self,
+        conn: asyncpg.Connection,
+        payload: EventPayload,
+        *,
+        correlation_id: str | None = None,
+        causation_id: str | None = None,
+        event_id: str | None = None,
+    ) -> CloudEvent:
+        event, topic, key = self.build(payload, correlation_id=correlation_id, causation_id=causation_id,
+                                       event_id=event_id)
+        await write_event(conn, event, topic=topic, key=key)
         return event
 
 
@@ -183,25 +202,4 @@ class OutboxRelay:
 
     async def _listen(self) -> None:
         # LISTEN/NOTIFY lowers latency; polling stays the source of truth if it breaks.
-        while True:
-            try:
-                conn = await self._pool.acquire()
-            except Exception:  # noqa: BLE001
-                await asyncio.sleep(self._poll * 4)
-                continue
-            def wake(*_: object) -> None:
-                self._wake.set()
-
-            try:
-                await conn.add_listener(f"{self._schema}_outbox", wake)
-                while not conn.is_closed():
-                    await asyncio.sleep(5)
-            except asyncio.CancelledError:
-                raise
-            except Exception:  # noqa: BLE001
-                await asyncio.sleep(self._poll * 4)
-            finally:
-                with contextlib.suppress(Exception):
-                    await conn.remove_listener(f"{self._schema}_outbox", wake)
-                with contextlib.suppress(Exception):
-                    await self._pool.release(conn)
+        await listen(self._pool, f"{self._schema}_outbox", self._wake.set, retry_seconds=self._poll * 4)

@@ -58,6 +58,7 @@ class NotificationsRuntime(Runtime):
         self.sender: Sender | None = None
         self._sender_task: asyncio.Task[None] | None = None
         self._http: httpx.AsyncClient | None = None
+        self._channels: Channels | None = None
         self.sender_hook: Any = None  # fault injection for tests: Sender.after_send
 
     async def start(self) -> None:
@@ -74,7 +75,8 @@ class NotificationsRuntime(Runtime):
             await pool.close()
         await super().start()
         self._http = httpx.AsyncClient(follow_redirects=False)
-        self.sender = Sender(self.pool, self.outbox, self._channels_factory(s, self._http), s, clock=self.clock,
+        self._channels = self._channels_factory(s, self._http)
+        self.sender = Sender(self.pool, self.outbox, self._channels, s, clock=self.clock,
                              metrics=getattr(self, "metrics", None))
         self.sender.after_send = self.sender_hook
         self._sender_task = asyncio.create_task(self.sender.run(), name="sender")
@@ -86,6 +88,10 @@ class NotificationsRuntime(Runtime):
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self._sender_task
             self._sender_task = None
+        if self._channels is not None:
+            with contextlib.suppress(Exception):
+                await self._channels.close()
+            self._channels = None
         if self._http is not None:
             await self._http.aclose()
             self._http = None

@@ -8,6 +8,7 @@ the reason (invalid address, template error) and a DeliveryFailed event. Rules m
 
 from __future__ import annotations
 
+import functools
 from datetime import UTC, datetime
 from typing import Any
 
@@ -15,7 +16,9 @@ from shared.consumer import HandlerContext
 from shared.contracts.notifications import Channel, DeliveryFailed
 from shared.contracts.invitations import InvitationIssued
 from shared.contracts.registry import EventPayload
-from shared.logging import get_logger
+from shared.envelope import CloudEvent
+from shared.logging import get_logger, message_context
+from shared.outbox import Outbox
 from shared.regions import regions
 from shared.wita import as_wita
 
@@ -64,20 +67,29 @@ class Router:
         self._s = settings
 
     async def handle(self, payload: EventPayload, ctx: HandlerContext) -> None:
-        await journal.record(payload, ctx)
+        # Rows are deferred to the end of the consumed batch (ctx.deferred): one statement
+        # per table per batch instead of per event (docs/performance.md, B4).
+        ctx.deferred("notifications.journal", journal.write).append(journal.entry(payload, ctx.event))
         region_code = getattr(payload, "region_code", None)
         invitee = invitee_of(payload)
         if isinstance(payload, InvitationIssued):
+            # Written at once: a later event of the same batch may address the meeting's invitees.
             await store.remember_invitee(ctx.conn, invitation_id=payload.invitation_id, meeting_id=payload.meeting_id,
                                          region_code=region_code, contact=payload.invitee,
                                          supersedes=payload.delegated_from)
         rules = domain.rules_for(self._rules, ctx.event.type)
         if not rules:
             return
-        people_dir = await store.directory(ctx.conn)
+        if "notifications.directory" not in ctx.cache:  # read once per consumed batch, not per event
+            ctx.cache["notifications.directory"] = await store.directory(ctx.conn)
+        people_dir: list[Recipient] = ctx.cache["notifications.directory"]
         invited: list[Recipient] = []
         if any(r.meeting_invitees for r in rules) and hasattr(payload, "meeting_id"):
             invited = await store.meeting_invitees(ctx.conn, payload.meeting_id)
+        intents = ctx.deferred("notifications.deliveries", functools.partial(self._write_deliveries, ctx.outbox))
+        digest = ctx.deferred("notifications.digest", store.add_digest_items)
+        day = as_wita(ctx.event.time).date()
+        data: dict[str, Any] | None = None
         for rule in rules:
             people = domain.audience(rule, people_dir, region_code=region_code, invitee=invitee,
                                      meeting_invitees=invited)
@@ -86,17 +98,36 @@ class Router:
                 log.warning("routing rule found no recipients", template=rule.template)
             for target in targets:
                 if rule.digest and target.problem is None:
-                    await store.add_digest_item(
-                        ctx.conn, event_id=ctx.event.id, event_type=ctx.event.type,
-                        recipient_id=target.recipient.recipient_id, channel=target.channel,
-                        day=as_wita(ctx.event.time).date(), region_code=region_code,
-                        data=payload.model_dump(mode="json"),
-                    )
+                    data = payload.model_dump(mode="json") if data is None else data
+                    digest.append((ctx.event.id, ctx.event.type, target.recipient.recipient_id, target.channel.value,
+                                   day, region_code, data))
                 else:
-                    await self._intend(payload, ctx, target, region_code)
+                    intents.append((self._intent(payload, ctx, target, region_code), ctx.event, target))
 
-    async def _intend(self, payload: EventPayload, ctx: HandlerContext, target: Target,
-                      region_code: str | None) -> None:
+    async def _write_deliveries(self, outbox: Outbox, conn: Any,
+                                intents: list[tuple[dict[str, Any], CloudEvent, Target]]) -> None:
+        """The batch's delivery rows in one statement; DeliveryFailed for the failed-at-once ones written now."""
+        written = await store.insert_deliveries(conn, [row for row, _, _ in intents])
+        failures = []
+        for row, event, target in intents:
+            # A row not written means this (event, recipient, channel) already had its delivery.
+            if row["status"] != "failed" or row["delivery_id"] not in written:
+                continue
+            with message_context(event_id=event.id, event_type=event.type, correlation_id=event.correlation_id):
+                log.warning("delivery failed before sending", delivery_id=str(row["delivery_id"]),
+                            reason=row["reason"])
+            if self._metrics is not None:
+                self._metrics.deliveries.labels(target.channel.value, "failed").inc()
+            failures.append((DeliveryFailed(
+                delivery_id=row["delivery_id"], recipient_id=target.recipient.recipient_id, channel=target.channel,
+                source_event_id=event.id, source_event_type=event.type, attempts=0,
+                at=datetime.now(UTC), reason=row["reason"],
+            ), {"correlation_id": event.correlation_id, "causation_id": event.id}))
+        await outbox.add_many(conn, failures)
+
+    def _intent(self, payload: EventPayload, ctx: HandlerContext, target: Target,
+                region_code: str | None) -> dict[str, Any]:
+        """The delivery row for one target, rendered; failed at once (with the reason) if it cannot be."""
         person, channel = target.recipient, target.channel
         row: dict[str, Any] = dict(
             delivery_id=domain.delivery_id(ctx.event.id, person.recipient_id, channel),
@@ -121,17 +152,7 @@ class Router:
                           template=target.rule.template, error=str(exc))
         if reason is not None:
             row.update(status="failed", reason=reason)
-        if not await store.insert_delivery(ctx.conn, row):
-            return  # this (event, recipient, channel) already has its delivery
-        if reason is not None:
-            log.warning("delivery failed before sending", delivery_id=str(row["delivery_id"]), reason=reason)
-            if self._metrics is not None:
-                self._metrics.deliveries.labels(channel.value, "failed").inc()
-            await ctx.emit(DeliveryFailed(
-                delivery_id=row["delivery_id"], recipient_id=person.recipient_id, channel=channel,
-                source_event_id=ctx.event.id, source_event_type=ctx.event.type, attempts=0,
-                at=datetime.now(UTC), reason=reason,
-            ))
+        return row
 
     def _ics(self, payload: Any, person: Recipient, event_type: str, stamp: datetime) -> str:
         meeting = payload.meeting

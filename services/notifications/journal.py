@@ -2,17 +2,25 @@
 
 from __future__ import annotations
 
-import json
+from collections.abc import Sequence
+from typing import Any
 
-from shared.consumer import HandlerContext
+import asyncpg
+
 from shared.contracts.registry import EventPayload
+from shared.envelope import CloudEvent
+
+Entry = tuple[str, str, str, str | None, str | None, dict[str, Any]]
 
 
-async def record(payload: EventPayload, ctx: HandlerContext) -> None:
-    event = ctx.event
-    await ctx.conn.execute(
+def entry(payload: EventPayload, event: CloudEvent) -> Entry:
+    return event.id, event.type, event.source, event.subject, event.correlation_id, payload.model_dump(mode="json")
+
+
+async def write(conn: asyncpg.Connection, entries: Sequence[Entry]) -> None:
+    """The entries of one consumed batch (pipelined: one round trip)."""
+    await conn.executemany(
         "INSERT INTO event_journal (event_id, event_type, source, subject, correlation_id, payload) "
         "VALUES ($1, $2, $3, $4, $5, $6)",
-        event.id, event.type, event.source, event.subject, event.correlation_id,
-        json.loads(payload.model_dump_json()),
+        entries,
     )

@@ -54,6 +54,9 @@ def make_environment(override_dir: str | None = None) -> jinja2.Environment:
         undefined=jinja2.StrictUndefined,
         autoescape=jinja2.select_autoescape(enabled_extensions=("html.j2",), default_for_string=False),
         keep_trailing_newline=True,
+        # Templates are read once per process (an operator's change applies at restart): checking
+        # the files on every render cost a stat() per template per notice.
+        auto_reload=False,
     )
     env.filters.update(
         rupiah=format_rupiah,

@@ -1,11 +1,19 @@
 """The sender: claims pending deliveries, sends them outside any transaction, marks the outcome.
 
-Claiming leases a row (lease_until, lease_token) and counts the attempt. Sending happens
-with no transaction open. Marking locks the row, checks the lease is still ours and, in
-one transaction, records sent/failed/retry and writes DeliverySent/DeliveryFailed to the
-outbox. A sender that dies after sending but before marking leaves a lease that runs
-out; the row is sent again with the same Message-ID / Idempotency-Key (that window is
-as short as one UPDATE). Several replicas share the work through SKIP LOCKED.
+Three kinds of task share the work. The claimer leases due rows in batches
+(`delivery_batch_size`; lease_until and lease_token set, the attempt counted) into a
+queue kept just long enough to feed the senders. `delivery_concurrency` senders each take
+one row at a time and send it over a reused connection, with no transaction open. The
+marker records outcomes in one transaction per group (whatever finished while the
+previous group was being written): it locks the rows whose lease is still ours, records
+sent/failed/retry and writes DeliverySent/DeliveryFailed to the outbox.
+
+A sender that dies after sending but before marking leaves leases that run out; those
+rows are sent again with the same Message-ID / Idempotency-Key (the sends finished
+during one marking transaction at most). A graceful stop marks what was sent and gives
+back the leases of rows not yet sent. The claimer sleeps until a committed pending row
+wakes it (LISTEN/NOTIFY), polling every `delivery_poll_seconds` as the fallback (and for
+retries that come due). Several replicas share the work through SKIP LOCKED.
 """
 
 from __future__ import annotations
@@ -19,6 +27,7 @@ from typing import Any
 import asyncpg
 
 from shared.contracts.notifications import Channel, DeliveryFailed, DeliverySent
+from shared.db import listen
 from shared.logging import get_logger, message_context
 from shared.outbox import Outbox
 from shared.retry import backoff_delays
@@ -52,40 +61,81 @@ class Sender:
         self._clock = clock
         # Fault-injection point for tests: runs after a send, before its outcome is marked.
         self.after_send: Callable[[Any, Attempt], Awaitable[None] | None] | None = None
-        self.wake = asyncio.Event()
         self.counts: dict[str, int] = {}
+        self._wake = asyncio.Event()  # a pending row was committed
+        self._room = asyncio.Event()  # a sender took a row from the queue
+        self._queue: asyncio.Queue[Any] = asyncio.Queue()
+        self._finished: list[tuple[Any, Attempt]] = []  # sent (or failed), not yet marked
+        self._finished_ready = asyncio.Event()
+
+    def wake(self) -> None:
+        """New deliveries were committed: claim now instead of at the next poll."""
+        self._wake.set()
 
     async def run(self) -> None:
+        tasks = [asyncio.create_task(listen(self._pool, store.wake_channel(self._s.db_schema), self.wake,
+                                            retry_seconds=self._s.delivery_poll_seconds * 4), name="sender-listen")]
+        tasks += [asyncio.create_task(self._send_loop(), name=f"sender-{i}")
+                  for i in range(self._s.delivery_concurrency)]
+        marker = asyncio.create_task(self._mark_loop(), name="sender-marker")
+        try:
+            await self._claim_loop()
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            marker.cancel()
+            await asyncio.gather(marker, return_exceptions=True)
+            # A graceful stop: what was sent is marked (not sent again after a restart), and
+            # rows never sent are given back at once instead of when their lease runs out.
+            with contextlib.suppress(Exception):
+                await asyncio.shield(self._mark_finished())
+            with contextlib.suppress(Exception):
+                await asyncio.shield(self._release_queued())
+
+    async def _claim_loop(self) -> None:
         delays = backoff_delays(cap=30)
+        limit = self._s.delivery_batch_size
         while True:
+            self._wake.clear()  # before claiming: a row committed from now on sets it again
+            while self._queue.qsize() >= self._s.delivery_concurrency:  # enough queued: claim when it runs low
+                self._room.clear()
+                await self._room.wait()
             try:
-                busy = await self.send_due()
-                delays = backoff_delays(cap=30)
-                if busy:
-                    continue
-                self.wake.clear()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self.wake.wait(), timeout=self._s.delivery_poll_seconds)
+                async with self._pool.acquire() as conn, conn.transaction():
+                    rows = await store.claim_due(conn, self._clock(), timedelta(seconds=self._s.delivery_lease_seconds),
+                                                 limit)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # noqa: BLE001 - database outage: wait, the rows stay pending
                 delay = next(delays)
                 log.warning("sender failed; will retry", error=repr(exc), retry_in=round(delay, 2))
                 await asyncio.sleep(delay)
+                continue
+            delays = backoff_delays(cap=30)
+            for row in rows:
+                self._queue.put_nowait(row)
+            if len(rows) >= limit:
+                continue  # probably more waiting
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout=self._s.delivery_poll_seconds)
 
-    async def send_due(self) -> int:
-        """Claim one batch and process it. Returns how many were claimed."""
-        lease = timedelta(seconds=self._s.delivery_lease_seconds)
-        async with self._pool.acquire() as conn, conn.transaction():
-            rows = await store.claim_due(conn, self._clock(), lease, self._s.delivery_batch_size)
-        if rows:
-            await asyncio.gather(*(self._deliver(row) for row in rows))
-        return len(rows)
+    async def _send_loop(self) -> None:
+        while True:
+            row = await self._queue.get()
+            self._room.set()
+            try:
+                attempt = await self._send(row)
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # noqa: BLE001 - a failing hook must not stop this sender; the lease runs out
+                log.exception("sending failed unexpectedly; the delivery is retried when its lease runs out")
+                continue
+            self._finished.append((row, attempt))
+            self._finished_ready.set()
 
-    async def _deliver(self, row: Any) -> None:
-        with message_context(delivery_id=str(row["delivery_id"]), event_id=row["source_event_id"],
-                             event_type=row["source_event_type"], correlation_id=row["correlation_id"],
-                             recipient_id=row["recipient_id"], channel=row["channel"]):
+    async def _send(self, row: Any) -> Attempt:
+        with self._context(row):
             try:
                 attempt = await self._channels.send(row)
             except Exception as exc:  # noqa: BLE001 - an adapter bug must not kill the sender loop
@@ -95,33 +145,95 @@ class Sender:
                 result = self.after_send(row, attempt)
                 if asyncio.iscoroutine(result):
                     await result
-            await self._mark(row, attempt)
+        return attempt
 
-    async def _mark(self, row: Any, attempt: Attempt) -> None:
+    async def _mark_loop(self) -> None:
+        delays = backoff_delays(cap=30)
+        while True:
+            await self._finished_ready.wait()
+            self._finished_ready.clear()
+            try:
+                await self._mark_finished()
+                delays = backoff_delays(cap=30)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - database outage: keep the outcomes, mark them later
+                delay = next(delays)
+                log.warning("marking deliveries failed; will retry", error=repr(exc), retry_in=round(delay, 2))
+                self._finished_ready.set()
+                await asyncio.sleep(delay)
+
+    async def _mark_finished(self) -> None:
+        """Mark everything finished so far in one transaction (the group grows while the previous one commits)."""
+        done, self._finished = self._finished, []
+        if not done:
+            return
+        try:
+            await self._mark(done)
+        except BaseException:
+            self._finished[:0] = done  # not marked: keep them for the next try
+            raise
+
+    async def _release_queued(self) -> None:
+        rows = []
+        while not self._queue.empty():
+            rows.append(self._queue.get_nowait())
+        if rows:
+            await store.release(self._pool, [(row["delivery_id"], row["lease_token"]) for row in rows])
+
+    @staticmethod
+    def _context(row: Any) -> contextlib.AbstractContextManager[None]:
+        return message_context(delivery_id=str(row["delivery_id"]), event_id=row["source_event_id"],
+                               event_type=row["source_event_type"], correlation_id=row["correlation_id"],
+                               recipient_id=row["recipient_id"], channel=row["channel"])
+
+    async def _mark(self, done: list[tuple[Any, Attempt]]) -> None:
+        """Record the batch's outcomes and their events in one transaction."""
         now = self._clock()
+        marked: list[tuple[Any, Attempt, str, Any]] = []
         async with self._pool.acquire() as conn, conn.transaction():
-            current = await store.lock_leased(conn, row["delivery_id"], row["lease_token"])
-            if current is None:
-                log.warning("lease lost before marking; another sender owns the delivery")
-                return
-            opts = dict(correlation_id=row["correlation_id"], causation_id=row["source_event_id"])
-            if attempt.sent:
-                await store.mark_sent(conn, row["delivery_id"], now)
-                await self._outbox.add(conn, status_event(current, now=now), **opts)
-                outcome = "sent"
-            elif attempt.outcome == "permanent" or current["attempts"] >= self._s.delivery_max_attempts:
-                reason = attempt.detail if attempt.outcome == "permanent" else (
-                    f"gave up after {current['attempts']} attempts: {attempt.detail}")
-                await store.mark_failed(conn, row["delivery_id"], now, reason)
-                await self._outbox.add(conn, status_event(current, now=now, reason=reason), **opts)
-                outcome = "failed"
-            else:
-                delay = retry_delay(current["attempts"], base=self._s.delivery_backoff_base_seconds,
-                                    cap=self._s.delivery_backoff_max_seconds)
-                await store.mark_retry(conn, row["delivery_id"], now + timedelta(seconds=delay), attempt.detail)
-                outcome = "retry"
-        self.counts[outcome] = self.counts.get(outcome, 0) + 1
-        if self._metrics is not None and outcome != "retry":
-            self._metrics.deliveries.labels(row["channel"], outcome).inc()
-        log_fn = log.info if outcome == "sent" else log.warning
-        log_fn("delivery " + outcome, attempts=current["attempts"], detail=attempt.detail)
+            current = await store.lock_leased(conn, [(row["delivery_id"], row["lease_token"]) for row, _ in done])
+            sent: list[Any] = []
+            failed: list[tuple[Any, str]] = []
+            retry: list[tuple[Any, datetime, str]] = []
+            events: list[tuple[Any, dict[str, str | None]]] = []
+            for row, attempt in done:
+                now_row = current.get(row["delivery_id"])
+                if now_row is None:
+                    marked.append((row, attempt, "lost", None))
+                    continue
+                opts: dict[str, str | None] = dict(correlation_id=row["correlation_id"],
+                                                   causation_id=row["source_event_id"])
+                if attempt.sent:
+                    sent.append(row["delivery_id"])
+                    events.append((status_event(now_row, now=now), opts))
+                    outcome = "sent"
+                elif attempt.outcome == "permanent" or now_row["attempts"] >= self._s.delivery_max_attempts:
+                    reason = attempt.detail if attempt.outcome == "permanent" else (
+                        f"gave up after {now_row['attempts']} attempts: {attempt.detail}")
+                    failed.append((row["delivery_id"], reason))
+                    events.append((status_event(now_row, now=now, reason=reason), opts))
+                    outcome = "failed"
+                else:
+                    delay = retry_delay(now_row["attempts"], base=self._s.delivery_backoff_base_seconds,
+                                        cap=self._s.delivery_backoff_max_seconds)
+                    retry.append((row["delivery_id"], now + timedelta(seconds=delay), attempt.detail))
+                    outcome = "retry"
+                marked.append((row, attempt, outcome, now_row))
+            if sent:
+                await store.mark_sent(conn, sent, now)
+            if failed:
+                await store.mark_failed(conn, failed, now)
+            if retry:
+                await store.mark_retry(conn, retry)
+            await self._outbox.add_many(conn, events)
+        for row, attempt, outcome, now_row in marked:  # after the commit: what is logged is true
+            with self._context(row):
+                if outcome == "lost":
+                    log.warning("lease lost before marking; another sender owns the delivery")
+                    continue
+                self.counts[outcome] = self.counts.get(outcome, 0) + 1
+                if self._metrics is not None and outcome != "retry":
+                    self._metrics.deliveries.labels(row["channel"], outcome).inc()
+                log_fn = log.info if outcome == "sent" else log.warning
+                log_fn("delivery " + outcome, attempts=now_row["attempts"], detail=attempt.detail)

@@ -20,6 +20,9 @@ class NotificationsSettings(ServiceSettings):
     smtp_use_tls: bool = Field(default=False, description="Implicit TLS (port 465)")
     smtp_from: str = "Notifikasi Rakor NTB <notifikasi@disnakertrans.ntbprov.go.id>"
     smtp_timeout_seconds: float = Field(default=30.0, gt=0)
+    smtp_idle_seconds: float = Field(
+        default=30.0, gt=0, description="An SMTP connection idle this long is closed instead of reused")
+    smtp_local_hostname: str | None = Field(default=None, description="Name sent in EHLO; default: this host's FQDN")
     message_id_domain: str = Field(default="notifications.ntb-rakor", description="Right side of Message-IDs")
 
     webhook_secret: SecretStr | None = Field(default=None, description="HMAC key for X-Signature; unset: no webhooks")
@@ -29,7 +32,10 @@ class NotificationsSettings(ServiceSettings):
     delivery_backoff_base_seconds: float = Field(default=5.0, gt=0)
     delivery_backoff_max_seconds: float = Field(default=900.0, gt=0)
     delivery_poll_seconds: float = Field(default=1.0, gt=0)
-    delivery_batch_size: int = Field(default=20, ge=1)
+    delivery_batch_size: int = Field(
+        default=20, ge=1, description="Rows leased per claim (the claimer keeps the senders' queue fed)")
+    delivery_concurrency: int = Field(
+        default=4, ge=1, le=64, description="Sends (and SMTP connections) in flight at once")
     delivery_lease_seconds: float = Field(
         default=120.0, gt=0, description="A claimed delivery not marked by then is retried (the sender died)"
     )

@@ -83,20 +83,48 @@ async def update_recipient(conn: Conn, recipient_id: str, r: Mapping[str, Any]) 
 
 # --- deliveries --------------------------------------------------------------------------
 
+# Pending rows wake the senders (LISTEN on "<schema>_deliveries") when their transaction
+# commits; failed-at-once rows do not need them. All rows and the wake-up in one round trip.
+INSERT_DELIVERIES = """
+WITH written AS (
+    INSERT INTO deliveries (delivery_id, source_event_id, source_event_type, correlation_id, recipient_id,
+        recipient_name, channel, address, template, subject, text_body, html_body, ics, status, reason,
+        failed_at, next_attempt_at)
+    SELECT d.delivery_id, d.source_event_id, d.source_event_type, d.correlation_id, d.recipient_id,
+           d.recipient_name, d.channel, d.address, d.template, d.subject, d.text_body, d.html_body, d.ics,
+           d.status, d.reason, CASE WHEN d.status = 'failed' THEN now() END, COALESCE(d.next_attempt_at, now())
+    FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[],
+                $9::text[], $10::text[], $11::text[], $12::text[], $13::text[], $14::text[], $15::text[],
+                $16::timestamptz[])
+         AS d(delivery_id, source_event_id, source_event_type, correlation_id, recipient_id, recipient_name,
+              channel, address, template, subject, text_body, html_body, ics, status, reason, next_attempt_at)
+    ON CONFLICT (source_event_id, recipient_id, channel) DO NOTHING
+    RETURNING delivery_id, status)
+SELECT delivery_id,
+       (SELECT count(*) FROM (SELECT pg_notify(current_schema() || '_deliveries', '')
+                              FROM written WHERE status = 'pending') AS woken) AS woken
+FROM written"""
+DELIVERY_FIELDS = ("delivery_id", "source_event_id", "source_event_type", "correlation_id", "recipient_id",
+                   "recipient_name", "channel", "address", "template", "subject", "text_body", "html_body", "ics",
+                   "status", "reason", "next_attempt_at")
+
+
+def wake_channel(schema: str) -> str:
+    """The LISTEN channel on which committed pending deliveries announce themselves."""
+    return f"{schema}_deliveries"
+
+
+async def insert_deliveries(conn: Conn, rows: Sequence[Mapping[str, Any]]) -> set[uuid.UUID]:
+    """Record the intents; returns the ids written (an (event, recipient, channel) with a row already is not)."""
+    if not rows:
+        return set()
+    columns = [[row.get(name) for row in rows] for name in DELIVERY_FIELDS]
+    return {r["delivery_id"] for r in await conn.fetch(INSERT_DELIVERIES, *columns)}
+
+
 async def insert_delivery(conn: Conn, d: Mapping[str, Any]) -> bool:
-    """Record the intent; False when this (event, recipient, channel) already has a row."""
-    status = await conn.execute(
-        """INSERT INTO deliveries (delivery_id, source_event_id, source_event_type, correlation_id, recipient_id,
-               recipient_name, channel, address, template, subject, text_body, html_body, ics, status, reason,
-               failed_at, next_attempt_at)
-           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15,
-                   CASE WHEN $14 = 'failed' THEN now() END, COALESCE($16, now()))
-           ON CONFLICT (source_event_id, recipient_id, channel) DO NOTHING""",
-        d["delivery_id"], d["source_event_id"], d["source_event_type"], d["correlation_id"], d["recipient_id"],
-        d["recipient_name"], d["channel"], d["address"], d["template"], d.get("subject"), d.get("text_body"),
-        d.get("html_body"), d.get("ics"), d["status"], d.get("reason"), d["next_attempt_at"],
-    )
-    return status.endswith(" 1")
+    """Record one intent; False when this (event, recipient, channel) already has a row."""
+    return bool(await insert_deliveries(conn, [d]))
 
 
 async def claim_due(conn: Conn, now: datetime, lease: timedelta, limit: int) -> list[asyncpg.Record]:
@@ -113,35 +141,52 @@ async def claim_due(conn: Conn, now: datetime, lease: timedelta, limit: int) -> 
     )
 
 
-async def lock_leased(conn: Conn, delivery_id: uuid.UUID, token: uuid.UUID) -> asyncpg.Record | None:
-    """The row, locked, if this sender still holds its lease (else another sender took over)."""
-    return await conn.fetchrow(
-        "SELECT * FROM deliveries WHERE delivery_id = $1 AND lease_token = $2 AND status = 'pending' FOR UPDATE",
-        delivery_id, token,
+async def lock_leased(conn: Conn, leases: Sequence[tuple[uuid.UUID, uuid.UUID]]) -> dict[uuid.UUID, asyncpg.Record]:
+    """The rows, locked, whose lease (delivery id, token) this sender still holds; others were taken over."""
+    rows = await conn.fetch(
+        "SELECT d.* FROM deliveries d JOIN unnest($1::uuid[], $2::uuid[]) AS l(id, token) "
+        "ON d.delivery_id = l.id AND d.lease_token = l.token WHERE d.status = 'pending' "
+        "ORDER BY d.delivery_id FOR UPDATE OF d",
+        [lease[0] for lease in leases], [lease[1] for lease in leases],
+    )
+    return {r["delivery_id"]: r for r in rows}
+
+
+async def release(conn: Conn, leases: Sequence[tuple[uuid.UUID, uuid.UUID]]) -> None:
+    """Give back leased rows that were never sent (a graceful stop): due again at once, the attempt uncounted."""
+    await conn.execute(
+        "UPDATE deliveries d SET lease_until = NULL, lease_token = NULL, attempts = d.attempts - 1 "
+        "FROM unnest($1::uuid[], $2::uuid[]) AS l(id, token) "
+        "WHERE d.delivery_id = l.id AND d.lease_token = l.token AND d.status = 'pending'",
+        [lease[0] for lease in leases], [lease[1] for lease in leases],
     )
 
 
-async def mark_sent(conn: Conn, delivery_id: uuid.UUID, now: datetime) -> None:
+async def mark_sent(conn: Conn, delivery_ids: Sequence[uuid.UUID], now: datetime) -> None:
     await conn.execute(
         "UPDATE deliveries SET status = 'sent', sent_at = $2, lease_until = NULL, lease_token = NULL, "
-        "last_error = NULL WHERE delivery_id = $1",
-        delivery_id, now,
+        "last_error = NULL WHERE delivery_id = ANY($1::uuid[])",
+        delivery_ids, now,
     )
 
 
-async def mark_failed(conn: Conn, delivery_id: uuid.UUID, now: datetime, reason: str) -> None:
+async def mark_failed(conn: Conn, failures: Sequence[tuple[uuid.UUID, str]], now: datetime) -> None:
+    """(delivery id, reason) pairs: failed for good."""
     await conn.execute(
-        "UPDATE deliveries SET status = 'failed', failed_at = $2, reason = $3, last_error = $3, lease_until = NULL, "
-        "lease_token = NULL WHERE delivery_id = $1",
-        delivery_id, now, reason[:2000],
+        "UPDATE deliveries d SET status = 'failed', failed_at = $3, reason = f.reason, last_error = f.reason, "
+        "lease_until = NULL, lease_token = NULL "
+        "FROM unnest($1::uuid[], $2::text[]) AS f(id, reason) WHERE d.delivery_id = f.id",
+        [f[0] for f in failures], [f[1][:2000] for f in failures], now,
     )
 
 
-async def mark_retry(conn: Conn, delivery_id: uuid.UUID, at: datetime, error: str) -> None:
+async def mark_retry(conn: Conn, retries: Sequence[tuple[uuid.UUID, datetime, str]]) -> None:
+    """(delivery id, next attempt, error) triples: tried again later."""
     await conn.execute(
-        "UPDATE deliveries SET next_attempt_at = $2, last_error = $3, lease_until = NULL, lease_token = NULL "
-        "WHERE delivery_id = $1",
-        delivery_id, at, error[:2000],
+        "UPDATE deliveries d SET next_attempt_at = r.at, last_error = r.error, lease_until = NULL, "
+        "lease_token = NULL FROM unnest($1::uuid[], $2::timestamptz[], $3::text[]) AS r(id, at, error) "
+        "WHERE d.delivery_id = r.id",
+        [r[0] for r in retries], [r[1] for r in retries], [r[2][:2000] for r in retries],
     )
 
 
@@ -166,12 +211,15 @@ async def get_delivery(conn: Conn, delivery_id: uuid.UUID) -> asyncpg.Record | N
 
 # --- digest ------------------------------------------------------------------------------
 
-async def add_digest_item(conn: Conn, *, event_id: str, event_type: str, recipient_id: str, channel: Channel,
-                          day: date, region_code: str | None, data: Mapping[str, Any]) -> None:
-    await conn.execute(
+DigestItem = tuple[str, str, str, str, date, str | None, Mapping[str, Any]]
+
+
+async def add_digest_items(conn: Conn, items: Sequence[DigestItem]) -> None:
+    """(event id, event type, recipient id, channel, day, region code, data) rows for the digests (one round trip)."""
+    await conn.executemany(
         "INSERT INTO digest_items (source_event_id, source_event_type, recipient_id, channel, day, region_code, data) "
         "VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING",
-        event_id, event_type, recipient_id, channel.value, day, region_code, dict(data),
+        items,
     )
 
 

@@ -17,8 +17,15 @@ from .test_delivery_guarantees import TYPE, _async, scheduled_event, send
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("cleanup_schemas")]
 
 
-def batch_runtime(topic_prefix: str, schema: str, *, reject: set[str], fail: set[str]) -> Runtime:
-    """A journal consumer on the batch path; it rejects `reject` ids and always crashes on `fail` ids."""
+async def write_journal(conn, event_ids: list[str]) -> None:
+    await conn.executemany("INSERT INTO event_journal VALUES ($1)", [(i,) for i in event_ids])
+
+
+def batch_runtime(topic_prefix: str, schema: str, *, reject: set[str], fail: set[str],
+                  deferred: bool = False) -> Runtime:
+    """A journal consumer on the batch path; it rejects `reject` ids and always crashes on `fail` ids.
+
+    `deferred`: the journal row goes through `ctx.deferred` (written once per batch before the commit)."""
     journal = migrations.Migration("test", 1, "journal", "CREATE TABLE event_journal (event_id text NOT NULL)")
     settings = service_settings(NotificationsSettings, topic_prefix, schema, service_name="journal",
                                 consumer_max_attempts=2)
@@ -27,7 +34,10 @@ def batch_runtime(topic_prefix: str, schema: str, *, reject: set[str], fail: set
 
     async def record(payload: MeetingScheduled, ctx) -> None:
         # The write comes first, so a rejection must really undo it.
-        await ctx.conn.execute("INSERT INTO event_journal VALUES ($1)", ctx.event.id)
+        if deferred:
+            ctx.deferred("journal", write_journal).append(ctx.event.id)
+        else:
+            await ctx.conn.execute("INSERT INTO event_journal VALUES ($1)", ctx.event.id)
         if ctx.event.id in reject:
             raise PermanentError("meeting refused")
         if ctx.event.id in fail:
@@ -37,9 +47,10 @@ def batch_runtime(topic_prefix: str, schema: str, *, reject: set[str], fail: set
     return rt
 
 
-async def test_batch_isolates_rejected_and_failing_records_and_dedupes(topic_prefix, schema_for, db):
-    """In one batch: poison, a rejected and an always-failing record are dead-lettered, only their effects undone;
-    a duplicate is handled once; every other record commits."""
+@pytest.mark.parametrize("deferred", [False, True], ids=["immediate-writes", "deferred-writes"])
+async def test_batch_isolates_rejected_and_failing_records_and_dedupes(topic_prefix, schema_for, db, deferred):
+    """In one batch: poison, a rejected and an always-failing record are dead-lettered, only their effects undone
+    (also writes deferred to the end of the batch); a duplicate is handled once; every other record commits."""
     schema = schema_for("journal")
     good = [scheduled_event() for _ in range(6)]
     rejected, failing = scheduled_event(), scheduled_event()
@@ -51,7 +62,7 @@ async def test_batch_isolates_rejected_and_failing_records_and_dedupes(topic_pre
                 (b"k", failing.data, failing.to_headers())]
     records += [(b"k", e.data, e.to_headers()) for e in good[3:]]
     await send(topic, records)  # all waiting before the consumer starts: they arrive as one batch
-    rt = batch_runtime(topic_prefix, schema, reject={rejected.id}, fail={failing.id})
+    rt = batch_runtime(topic_prefix, schema, reject={rejected.id}, fail={failing.id}, deferred=deferred)
     await rt.start()
     try:
         consumer = rt.consumers[0]

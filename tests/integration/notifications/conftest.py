@@ -133,12 +133,12 @@ async def webhook_listener() -> AsyncIterator[WebhookListener]:
 
 def notif_settings(topic_prefix: str, schema: str, smtp_port: int, **overrides: Any) -> NotificationsSettings:
     """Settings tuned for fast tests: quick polling, short leases and backoff."""
-    return service_settings(
-        NotificationsSettings, topic_prefix, schema, smtp_port=smtp_port, smtp_starttls=False,
-        smtp_timeout_seconds=2, webhook_timeout_seconds=2, webhook_secret=WEBHOOK_SECRET, delivery_poll_seconds=0.1,
-        delivery_backoff_base_seconds=0.2, delivery_backoff_max_seconds=0.5, delivery_lease_seconds=3,
-        timer_poll_seconds=0.2, **overrides,
+    fast: dict[str, Any] = dict(
+        smtp_port=smtp_port, smtp_starttls=False, smtp_timeout_seconds=2, webhook_timeout_seconds=2,
+        webhook_secret=WEBHOOK_SECRET, delivery_poll_seconds=0.1, delivery_backoff_base_seconds=0.2,
+        delivery_backoff_max_seconds=0.5, delivery_lease_seconds=3, timer_poll_seconds=0.2,
     )
+    return service_settings(NotificationsSettings, topic_prefix, schema, **(fast | overrides))
 
 
 class FakeClock:

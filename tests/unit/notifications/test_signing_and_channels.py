@@ -1,5 +1,7 @@
 """Webhook signatures and how channel errors are classified."""
 
+import email
+import email.policy
 import uuid
 from datetime import UTC, datetime
 
@@ -46,13 +48,18 @@ def row(**overrides):
 
 
 def test_email_carries_a_stable_message_id_and_the_ics():
-    """Message-ID is derived from the delivery id; the calendar part says method=REQUEST."""
-    msg = build_email(row(ics="BEGIN:VCALENDAR\r\nEND:VCALENDAR\r\n"), sender="N <n@ntbprov.go.id>", domain="d.x")
+    """Message-ID is derived from the delivery id; the calendar part says method=REQUEST; retries send the same bytes."""
+    raw = build_email(row(ics="BEGIN:VCALENDAR\r\nEND:VCALENDAR\r\n"), sender="N <n@ntbprov.go.id>", domain="d.x")
+    assert raw == build_email(row(ics="BEGIN:VCALENDAR\r\nEND:VCALENDAR\r\n"), sender="N <n@ntbprov.go.id>",
+                              domain="d.x")
+    msg = email.message_from_bytes(raw, policy=email.policy.default)
     assert msg["Message-ID"] == f"<{uuid.UUID(int=7)}@d.x>"
+    assert not msg.defects and all(not part.defects for part in msg.walk())
     parts = [p.get_content_type() for p in msg.walk()]
     assert "text/plain" in parts and "text/html" in parts and "text/calendar" in parts
     calendar = next(p for p in msg.walk() if p.get_content_type() == "text/calendar")
     assert calendar.get_param("method") == "REQUEST" and calendar.get_filename() == "undangan.ics"
+    assert calendar.get_content() == "BEGIN:VCALENDAR\r\nEND:VCALENDAR\r\n"  # CRLF kept byte for byte
 
 
 def test_webhook_body_is_deterministic():
