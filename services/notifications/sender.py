@@ -188,52 +188,40 @@ class Sender:
                                recipient_id=row["recipient_id"], channel=row["channel"])
 
     async def _mark(self, done: list[tuple[Any, Attempt]]) -> None:
-        """Record the batch's outcomes and their events in one transaction."""
+        """Record a group of outcomes and their events (one statement, atomic)."""
         now = self._clock()
-        marked: list[tuple[Any, Attempt, str, Any]] = []
-        async with self._pool.acquire() as conn, conn.transaction():
-            current = await store.lock_leased(conn, [(row["delivery_id"], row["lease_token"]) for row, _ in done])
-            sent: list[Any] = []
-            failed: list[tuple[Any, str]] = []
-            retry: list[tuple[Any, datetime, str]] = []
-            events: list[tuple[Any, dict[str, str | None]]] = []
-            for row, attempt in done:
-                now_row = current.get(row["delivery_id"])
-                if now_row is None:
-                    marked.append((row, attempt, "lost", None))
-                    continue
-                opts: dict[str, str | None] = dict(correlation_id=row["correlation_id"],
-                                                   causation_id=row["source_event_id"])
-                if attempt.sent:
-                    sent.append(row["delivery_id"])
-                    events.append((status_event(now_row, now=now), opts))
-                    outcome = "sent"
-                elif attempt.outcome == "permanent" or now_row["attempts"] >= self._s.delivery_max_attempts:
-                    reason = attempt.detail if attempt.outcome == "permanent" else (
-                        f"gave up after {now_row['attempts']} attempts: {attempt.detail}")
-                    failed.append((row["delivery_id"], reason))
-                    events.append((status_event(now_row, now=now, reason=reason), opts))
-                    outcome = "failed"
-                else:
-                    delay = retry_delay(now_row["attempts"], base=self._s.delivery_backoff_base_seconds,
-                                        cap=self._s.delivery_backoff_max_seconds)
-                    retry.append((row["delivery_id"], now + timedelta(seconds=delay), attempt.detail))
-                    outcome = "retry"
-                marked.append((row, attempt, outcome, now_row))
-            if sent:
-                await store.mark_sent(conn, sent, now)
-            if failed:
-                await store.mark_failed(conn, failed, now)
-            if retry:
-                await store.mark_retry(conn, retry)
-            await self._outbox.add_many(conn, events)
-        for row, attempt, outcome, now_row in marked:  # after the commit: what is logged is true
+        outcomes: list[dict[str, Any]] = []
+        events: list[tuple[Any, Any, str, str]] = []
+        decided: list[tuple[Any, Attempt, str]] = []
+        for row, attempt in done:
+            # `attempts` was counted when this sender leased the row; while the lease holds it is current.
+            outcome: dict[str, Any] = dict(id=row["delivery_id"], token=row["lease_token"], reason=None,
+                                           error=None, next_at=None)
+            opts = dict(correlation_id=row["correlation_id"], causation_id=row["source_event_id"])
+            if attempt.sent:
+                outcome["status"] = "sent"
+                events.append((row["delivery_id"], *self._outbox.build(status_event(row, now=now), **opts)))
+            elif attempt.outcome == "permanent" or row["attempts"] >= self._s.delivery_max_attempts:
+                reason = attempt.detail if attempt.outcome == "permanent" else (
+                    f"gave up after {row['attempts']} attempts: {attempt.detail}")
+                outcome.update(status="failed", reason=reason, error=reason)
+                events.append((row["delivery_id"],
+                               *self._outbox.build(status_event(row, now=now, reason=reason), **opts)))
+            else:
+                delay = retry_delay(row["attempts"], base=self._s.delivery_backoff_base_seconds,
+                                    cap=self._s.delivery_backoff_max_seconds)
+                outcome.update(status="pending", error=attempt.detail, next_at=now + timedelta(seconds=delay))
+            outcomes.append(outcome)
+            decided.append((row, attempt, "retry" if outcome["status"] == "pending" else outcome["status"]))
+        async with self._pool.acquire() as conn:
+            marked = await store.mark(conn, now, outcomes, events)
+        for row, attempt, outcome_name in decided:  # after the commit: what is logged is true
             with self._context(row):
-                if outcome == "lost":
+                if row["delivery_id"] not in marked:
                     log.warning("lease lost before marking; another sender owns the delivery")
                     continue
-                self.counts[outcome] = self.counts.get(outcome, 0) + 1
-                if self._metrics is not None and outcome != "retry":
-                    self._metrics.deliveries.labels(row["channel"], outcome).inc()
-                log_fn = log.info if outcome == "sent" else log.warning
-                log_fn("delivery " + outcome, attempts=now_row["attempts"], detail=attempt.detail)
+                self.counts[outcome_name] = self.counts.get(outcome_name, 0) + 1
+                if self._metrics is not None and outcome_name != "retry":
+                    self._metrics.deliveries.labels(row["channel"], outcome_name).inc()
+                log_fn = log.info if outcome_name == "sent" else log.warning
+                log_fn("delivery " + outcome_name, attempts=row["attempts"], detail=attempt.detail)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import date, datetime, timedelta
@@ -141,17 +142,6 @@ async def claim_due(conn: Conn, now: datetime, lease: timedelta, limit: int) -> 
     )
 
 
-async def lock_leased(conn: Conn, leases: Sequence[tuple[uuid.UUID, uuid.UUID]]) -> dict[uuid.UUID, asyncpg.Record]:
-    """The rows, locked, whose lease (delivery id, token) this sender still holds; others were taken over."""
-    rows = await conn.fetch(
-        "SELECT d.* FROM deliveries d JOIN unnest($1::uuid[], $2::uuid[]) AS l(id, token) "
-        "ON d.delivery_id = l.id AND d.lease_token = l.token WHERE d.status = 'pending' "
-        "ORDER BY d.delivery_id FOR UPDATE OF d",
-        [lease[0] for lease in leases], [lease[1] for lease in leases],
-    )
-    return {r["delivery_id"]: r for r in rows}
-
-
 async def release(conn: Conn, leases: Sequence[tuple[uuid.UUID, uuid.UUID]]) -> None:
     """Give back leased rows that were never sent (a graceful stop): due again at once, the attempt uncounted."""
     await conn.execute(
@@ -162,32 +152,52 @@ async def release(conn: Conn, leases: Sequence[tuple[uuid.UUID, uuid.UUID]]) -> 
     )
 
 
-async def mark_sent(conn: Conn, delivery_ids: Sequence[uuid.UUID], now: datetime) -> None:
-    await conn.execute(
-        "UPDATE deliveries SET status = 'sent', sent_at = $2, lease_until = NULL, lease_token = NULL, "
-        "last_error = NULL WHERE delivery_id = ANY($1::uuid[])",
-        delivery_ids, now,
+# Outcomes of finished sends and their DeliverySent/DeliveryFailed outbox rows in ONE statement
+# (atomic without BEGIN/COMMIT round trips). A row is marked only while this sender still holds
+# its lease (same token, still pending); the events are written for the marked rows only.
+MARK = """
+WITH outcome AS (
+    SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::text[], $6::timestamptz[])
+        AS o(id, token, status, reason, error, next_at)),
+marked AS (
+    UPDATE deliveries d SET
+        status = o.status,
+        sent_at = CASE WHEN o.status = 'sent' THEN $7 ELSE d.sent_at END,
+        failed_at = CASE WHEN o.status = 'failed' THEN $7 ELSE d.failed_at END,
+        reason = COALESCE(o.reason, d.reason),
+        last_error = o.error,
+        next_attempt_at = COALESCE(o.next_at, d.next_attempt_at),
+        lease_until = NULL, lease_token = NULL
+    FROM outcome o
+    WHERE d.delivery_id = o.id AND d.lease_token = o.token AND d.status = 'pending'
+    RETURNING d.delivery_id),
+events AS (
+    INSERT INTO outbox (event_id, topic, key, headers, payload)
+    SELECT e.event_id, e.topic, e.key, e.headers::jsonb, e.payload
+    FROM unnest($8::uuid[], $9::text[], $10::text[], $11::text[], $12::text[], $13::bytea[]) WITH ORDINALITY
+         AS e(delivery_id, event_id, topic, key, headers, payload, n)
+    WHERE e.delivery_id IN (SELECT delivery_id FROM marked)
+    ORDER BY e.n
+    RETURNING 1)
+SELECT delivery_id,
+       (SELECT count(*) FROM (SELECT pg_notify(current_schema() || '_outbox', '') FROM events) AS woken) AS woken
+FROM marked"""
+
+
+async def mark(conn: Conn, now: datetime, outcomes: Sequence[Mapping[str, Any]],
+               events: Sequence[tuple[uuid.UUID, Any, str, str]]) -> set[uuid.UUID]:
+    """Record outcomes (id, token, status sent|failed|pending, reason, error, next_at) and the events
+    (delivery id, CloudEvent, topic, key) of the rows marked; returns the ids marked (lease still ours)."""
+    rows = await conn.fetch(
+        MARK,
+        [o["id"] for o in outcomes], [o["token"] for o in outcomes], [o["status"] for o in outcomes],
+        [o["reason"] and o["reason"][:2000] for o in outcomes], [o["error"] and o["error"][:2000] for o in outcomes],
+        [o["next_at"] for o in outcomes], now,
+        [e[0] for e in events], [e[1].id for e in events], [e[2] for e in events], [e[3] for e in events],
+        # JSON text, cast in SQL: a list of pairs in a jsonb[] parameter would be read as a 2-D array.
+        [json.dumps([[k, v.decode()] for k, v in e[1].to_headers()]) for e in events], [e[1].data for e in events],
     )
-
-
-async def mark_failed(conn: Conn, failures: Sequence[tuple[uuid.UUID, str]], now: datetime) -> None:
-    """(delivery id, reason) pairs: failed for good."""
-    await conn.execute(
-        "UPDATE deliveries d SET status = 'failed', failed_at = $3, reason = f.reason, last_error = f.reason, "
-        "lease_until = NULL, lease_token = NULL "
-        "FROM unnest($1::uuid[], $2::text[]) AS f(id, reason) WHERE d.delivery_id = f.id",
-        [f[0] for f in failures], [f[1][:2000] for f in failures], now,
-    )
-
-
-async def mark_retry(conn: Conn, retries: Sequence[tuple[uuid.UUID, datetime, str]]) -> None:
-    """(delivery id, next attempt, error) triples: tried again later."""
-    await conn.execute(
-        "UPDATE deliveries d SET next_attempt_at = r.at, last_error = r.error, lease_until = NULL, "
-        "lease_token = NULL FROM unnest($1::uuid[], $2::timestamptz[], $3::text[]) AS r(id, at, error) "
-        "WHERE d.delivery_id = r.id",
-        [r[0] for r in retries], [r[1] for r in retries], [r[2][:2000] for r in retries],
-    )
+    return {r["delivery_id"] for r in rows}
 
 
 DELIVERY_VIEW = ("delivery_id, source_event_id, source_event_type, correlation_id, recipient_id, recipient_name, "
