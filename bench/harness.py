@@ -7,10 +7,11 @@ the shared inbox/outbox statements), so a ratio measures the machinery, not the 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import os
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -124,16 +125,36 @@ def submit_event(i: int, run_id: str) -> tuple[bytes, bytes, list[tuple[str, byt
     return region.encode(), event.data, event.to_headers()
 
 
-async def fill_topic(topic: str, events: Sequence[tuple[bytes, bytes, list[tuple[str, bytes]]]]) -> None:
+FILL_CHUNK = 5_000
+
+
+async def fill_topic(topic: str, events: Iterable[tuple[bytes, bytes, list[tuple[str, bytes]]]],
+                     chunk: int = FILL_CHUNK) -> int:
+    """Send the events (any iterable: pass a generator) `chunk` at a time, awaiting each chunk's acks.
+
+    Streaming keeps the runner's own memory flat in N: only one chunk of events and its
+    futures are alive at a time, so the process's peak RSS is the consumer's (bench B5).
+    Returns how many events were sent.
+    """
     producer = AIOKafkaProducer(bootstrap_servers=BOOTSTRAP, linger_ms=20, max_batch_size=256 * 1024,
                                 **SAFE_PRODUCER)
     await producer.start()
+    sent = 0
     try:
-        for start in range(0, len(events), 2000):
-            futures = [await producer.send(topic, value=v, key=k, headers=h) for k, v, h in events[start:start + 2000]]
+        it = iter(events)
+        while batch := list(itertools.islice(it, chunk)):
+            futures = [await producer.send(topic, value=v, key=k, headers=h) for k, v, h in batch]
             await asyncio.gather(*futures)
+            sent += len(batch)
+            del batch, futures
     finally:
         await producer.stop()
+    return sent
+
+
+def submit_events(n: int, run_id: str) -> Iterator[tuple[bytes, bytes, list[tuple[str, bytes]]]]:
+    """The N events of a B1 run, generated as they are sent (never all in memory)."""
+    return (submit_event(i, run_id) for i in range(n))
 
 
 def submitted_payload(cmd: dict[str, Any], commitment_id: uuid.UUID, revision: int) -> bytes:

@@ -24,10 +24,12 @@ from typing import Any
 from shared.logging import configure_logging
 
 SCALES: dict[str, dict[str, Any]] = {
-    "smoke": {"B1": 200, "B2": 20, "B3": 200, "B4": (50, 20), "B5": [100, 200], "repeats": 1},
-    "default": {"B1": 5_000, "B2": 200, "B3": 10_000, "B4": (1_000, 300), "B5": [1_000, 10_000], "repeats": 3},
+    "smoke": {"B1": 200, "B2": 20, "B3": 200, "B4": (50, 20), "B5": [100, 200], "B5_B4": [20, 40], "repeats": 1},
+    "default": {"B1": 5_000, "B2": 200, "B3": 10_000, "B4": (1_000, 300), "B5": [1_000, 10_000],
+                "B5_B4": [1_000, 10_000], "repeats": 3},
+    # B4 at 100k would take ~30-40 min at the measured rate: `--b5-b4 1000,10000,100000` when wanted.
     "growth": {"B1": 5_000, "B2": 200, "B3": 10_000, "B4": (1_000, 300), "B5": [1_000, 10_000, 100_000],
-               "repeats": 3},
+               "B5_B4": [1_000, 10_000], "repeats": 3},
 }
 DEFAULT_ONLY = {"smoke": "B1,B2,B3", "default": "B1,B2,B3", "growth": "B5"}
 TARGETS = {"B1": ">= 0.7x raw events/s", "B2": "p99 <= 1.5x raw p99", "B3": ">= 0.5x raw rows/s",
@@ -136,23 +138,48 @@ def run_b5(sizes: list[int], log_level: str) -> dict[str, Any]:
                 capture_output=True, text=True)
             if proc.returncode:
                 raise RuntimeError(f"B5 {variant} N={n} failed:\n{proc.stderr[-3000:]}")
-            rows.append(json.loads(proc.stdout)[variant])
+            rows.append(json.loads(proc.stdout)[variant] | {"load_avg_after": [round(x, 2) for x in os.getloadavg()]})
         for prev, cur in zip(rows, rows[1:]):
             cur["us_per_event_vs_previous"] = ratio(cur["us_per_event"], prev["us_per_event"])
         out[variant] = rows
     return out
 
 
+def run_b5_b4(sizes: list[int], log_level: str) -> list[dict[str, Any]]:
+    """B4 at saturation for growing N, each in a fresh process; per-event cost = service CPU per event."""
+    rows = []
+    for n in sizes:
+        proc = subprocess.run([sys.executable, "-m", "bench.run", "--b4-only", "--n", str(n), "--log-level", log_level],
+                              capture_output=True, text=True)
+        if proc.returncode:
+            raise RuntimeError(f"B5 (B4) N={n} failed:\n{proc.stderr[-3000:]}")
+        sat = json.loads(proc.stdout)["saturation"]
+        rows.append({"n": n, "events_per_s": sat["events_per_s"], "cpu_ms_per_event": sat["cpu_ms_per_event"],
+                     "us_per_event": round(1e6 / sat["events_per_s"]), "peak_rss_mb": sat["peak_rss_mb"],
+                     "rss_mb_before": sat["rss_mb_before"], "verified": json.loads(proc.stdout)["verified"],
+                     "load_avg_after": [round(x, 2) for x in os.getloadavg()]})
+    for prev, cur in zip(rows, rows[1:]):
+        cur["us_per_event_vs_previous"] = ratio(cur["us_per_event"], prev["us_per_event"])
+        cur["service_cpu_vs_previous"] = ratio(cur["cpu_ms_per_event"]["service"], prev["cpu_ms_per_event"]["service"])
+    return rows
+
+
 def table(results: dict[str, Any]) -> str:
     lines = [f"{'bench':<6} {'variant':<8} {'N':>8} {'throughput':>14} {'p50 ms':>8} {'p99 ms':>8} "
              f"{'ratio':>7} {'RSS MB':>7}  ok"]
     for name, res in results.items():
-        if name == "B5":
+        if name == "B5":  # us/event in the p50 column's place; RSS: whole run, then the consume phase alone
             for variant in ("raw", "batch"):
                 for row in res[variant]:
                     lines.append(f"{name:<6} {variant:<8} {row['n']:>8} {row['events_per_s']:>10.0f} ev/s "
-                                 f"{'':>8} {'':>8} {row.get('us_per_event_vs_previous', ''):>7} "
-                                 f"{row['peak_rss_mb']:>7}  {row['verified']}")
+                                 f"{row['us_per_event']:>8} {'':>8} {row.get('us_per_event_vs_previous', ''):>7} "
+                                 f"{row['peak_rss_mb']:>7}  {row['verified']}  consume: RSS "
+                                 f"{row.get('rss_before_consume_mb')} -> peak {row.get('peak_rss_consume_mb')} MB")
+            for row in res.get("b4", []):
+                lines.append(f"{name:<6} {'B4':<8} {row['n']:>8} {row['events_per_s']:>10.1f} ev/s "
+                             f"{row['us_per_event']:>8} {'':>8} {row.get('us_per_event_vs_previous', ''):>7} "
+                             f"{row['peak_rss_mb']:>7}  {row['verified']}  service CPU "
+                             f"{row['cpu_ms_per_event']['service']} ms/event")
             continue
         if name == "B4":
             row = res["e2e"]
@@ -179,6 +206,9 @@ def table(results: dict[str, Any]) -> str:
 async def main_async(args: argparse.Namespace) -> dict[str, Any]:
     if args.b1_only:  # one B1 variant in this process (used by B5)
         return await run_b1(args.n, [args.b1_only])
+    if args.b4_only:  # B4 saturation alone at N in this process (used by B5)
+        from .b4 import run_b4
+        return await run_b4(args.n, 0)
     scale = SCALES[args.scale]
     only = [b.strip().upper() for b in (args.only or DEFAULT_ONLY[args.scale]).split(",") if b.strip()]
     report: dict[str, Any] = {
@@ -197,6 +227,8 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
             report["results"]["B3"] = await run_b3(scale["B3"], scale["repeats"])
         elif name == "B5":
             report["results"]["B5"] = await asyncio.to_thread(run_b5, scale["B5"], args.log_level)
+            sizes = [int(x) for x in args.b5_b4.split(",")] if args.b5_b4 else scale["B5_B4"]
+            report["results"]["B5"]["b4"] = await asyncio.to_thread(run_b5_b4, sizes, args.log_level)
         elif name == "B4":  # (N at saturation, M at half load); one run, no raw baseline (absolute target)
             from .b4 import run_b4
             report["results"]["B4"] = {"e2e": await run_b4(*scale["B4"])}
@@ -214,11 +246,14 @@ def main() -> None:
     parser.add_argument("--log-level", default="INFO",
                         help="the services' level (INFO: one line per message, as in production); lines go to /dev/null")
     parser.add_argument("--b1-only", choices=["raw", "single", "batch"], help=argparse.SUPPRESS)
+    parser.add_argument("--b4-only", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--b5-b4", metavar="N,N,...", help="B5: the B4 sizes (default by scale; 100000 takes ~30+ min)")
     parser.add_argument("--n", type=int, default=1000, help=argparse.SUPPRESS)
     args = parser.parse_args()
     # Log as the services do (JSON, same level) but into /dev/null: the cost counts, the noise does not.
     configure_logging("bench", level=args.log_level, json=True)
-    logging.getLogger().handlers[0].setStream(open(os.devnull, "w"))  # noqa: SIM115
+    # The cost of logging counts, the lines do not (BENCH_LOG_FILE keeps them for a diagnosis).
+    logging.getLogger().handlers[0].setStream(open(os.environ.get("BENCH_LOG_FILE", os.devnull), "w"))  # noqa: SIM115
     report = asyncio.run(main_async(args))
     text = json.dumps(report, indent=2)
     if args.json:

@@ -29,7 +29,7 @@ from shared.kafka import MAX_RECORD_BYTES, SAFE_PRODUCER, SafeProducer, make_bro
 from shared.outbox import Outbox, OutboxRelay
 
 from .harness import (BOOTSTRAP, CLAIM_MANY, OUTBOX_SQL, UPSERT, Space, drop, fill_topic, new_space, prepare,
-                      raw_outbox_args, submit_event, submitted_model, submitted_payload)
+                      raw_outbox_args, submit_event, submit_events, submitted_model, submitted_payload)
 
 BATCH = 500  # records per poll / per transaction, for the batch variant and the raw loops
 TIMEOUT = 900.0
@@ -37,6 +37,42 @@ TIMEOUT = 900.0
 
 def peak_rss_mb() -> float:
     return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+
+
+def _status_mb(field: str) -> float | None:
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith(field + ":"):
+                    return round(int(line.split()[1]) / 1024, 1)
+    except OSError:
+        pass
+    return None
+
+
+class ConsumeMemory:
+    """RSS of the consume phase alone: the RSS when it starts and the peak while it runs.
+
+    Linux resets a process's peak RSS (VmHWM) on `echo 5 > /proc/self/clear_refs`; the peak of
+    everything before (schema, topic fill) is kept apart as `peak_rss_fill_mb`. Where the reset
+    is not possible the consume peak is left out (None) rather than guessed.
+    """
+
+    def __init__(self) -> None:
+        self.fill_peak = peak_rss_mb()
+        self.before = _status_mb("VmRSS")
+        try:
+            with open("/proc/self/clear_refs", "w") as fh:
+                fh.write("5")
+            self.reset = True
+        except OSError:
+            self.reset = False
+
+    def figures(self) -> dict[str, Any]:
+        peak = _status_mb("VmHWM") if self.reset else None
+        return {"peak_rss_mb": max(self.fill_peak, peak or 0, peak_rss_mb()), "peak_rss_fill_mb": self.fill_peak,
+                "rss_before_consume_mb": self.before, "peak_rss_consume_mb": peak,
+                "consume_rss_growth_mb": None if peak is None or self.before is None else round(peak - self.before, 1)}
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -52,6 +88,16 @@ async def wait_until(check: Callable[[], bool], what: str, timeout: float = TIME
         await asyncio.sleep(0.005)
 
 
+TABLES_MB = ("SELECT round(sum(pg_total_relation_size(c.oid)) / 1048576.0, 1) FROM pg_class c "
+             "WHERE c.relname IN ('bench_commitment', 'inbox', 'outbox') AND c.relkind = 'r' "
+             "AND c.relnamespace = to_regnamespace(current_schema())")
+
+
+async def tables_mb(pool: asyncpg.Pool) -> float:
+    """Size of the aggregate, inbox and outbox tables with their indexes (how far PostgreSQL grew)."""
+    return float(await pool.fetchval(TABLES_MB) or 0)
+
+
 async def verify(pool: asyncpg.Pool, n: int) -> bool:
     """Every event changed the state once and wrote one outbox row and one inbox row."""
     async with pool.acquire() as conn:
@@ -61,7 +107,8 @@ async def verify(pool: asyncpg.Pool, n: int) -> bool:
 
 # --- the framework consumer ------------------------------------------------------------------
 
-def framework_consumer(space: Space, pool: asyncpg.Pool, on_first: Callable[[], None]) -> tuple[EventConsumer, SafeProducer]:
+def framework_consumer(space: Space, pool: asyncpg.Pool, on_first: Callable[[], None],
+                       upsert_time: list[float] | None = None) -> tuple[EventConsumer, SafeProducer]:
     outbox = Outbox(registry, source="/ntb/rakor/commitments", topic_prefix=space.prefix)
     producer = SafeProducer(BOOTSTRAP, client_id="bench-dlq")
     consumer = EventConsumer(name=f"bench-{space.run_id}", pool=pool, registry=registry, outbox=outbox,
@@ -70,7 +117,10 @@ def framework_consumer(space: Space, pool: asyncpg.Pool, on_first: Callable[[], 
     @consumer.handles(SubmitCommitment)
     async def submitted(cmd: SubmitCommitment, ctx: HandlerContext) -> None:
         on_first()
+        t0 = time.perf_counter()
         row = await ctx.conn.fetchrow(UPSERT, cmd.region_code, cmd.submission_id, cmd.total_rp)
+        if upsert_time is not None:
+            upsert_time[0] += time.perf_counter() - t0
         await ctx.emit(submitted_model(cmd, row["commitment_id"], row["revision"]))
 
     return consumer, producer
@@ -79,9 +129,12 @@ def framework_consumer(space: Space, pool: asyncpg.Pool, on_first: Callable[[], 
 async def b1_framework(n: int, batch_size: int) -> dict[str, Any]:
     space = new_space("b1")
     pool = await prepare(space)
-    await fill_topic(space.topic_in, [submit_event(i, space.run_id) for i in range(n)])
+    await fill_topic(space.topic_in, submit_events(n, space.run_id))
+    memory = ConsumeMemory()
     started: list[float] = []
-    consumer, producer = framework_consumer(space, pool, lambda: started or started.append(time.perf_counter()))
+    upsert_time = [0.0]
+    consumer, producer = framework_consumer(space, pool, lambda: started or started.append(time.perf_counter()),
+                                            upsert_time)
     broker = make_broker(BOOTSTRAP, client_id="bench")
     attach(consumer, broker, [space.topic_in], batch_size=batch_size)
     await broker.start()
@@ -91,10 +144,12 @@ async def b1_framework(n: int, batch_size: int) -> dict[str, Any]:
     finally:
         await broker.stop()
         await producer.stop()
+    rss = memory.figures()  # before the verification, which is not the consumer's work
     ok = await verify(pool, n) and consumer.counts == {"processed": n}
+    pg = {"upsert_us_per_event": round(upsert_time[0] / n * 1e6, 1), "tables_mb": await tables_mb(pool)}
     await pool.close()
     await drop(space)
-    return result(n, elapsed, ok)
+    return result(n, elapsed, ok) | rss | pg
 
 
 def result(n: int, elapsed: float, ok: bool) -> dict[str, Any]:
@@ -104,7 +159,8 @@ def result(n: int, elapsed: float, ok: bool) -> dict[str, Any]:
 
 # --- the raw baseline -------------------------------------------------------------------------
 
-async def raw_handle(conn: asyncpg.Connection, name: str, records: list[Any], topic_out: str) -> list[tuple[Any, tuple]]:
+async def raw_handle(conn: asyncpg.Connection, name: str, records: list[Any], topic_out: str,
+                     upsert_time: list[float] | None = None) -> list[tuple[Any, tuple]]:
     """One batch in the caller's transaction: claim all, then state change + outbox row per fresh event."""
     heads = [dict(r.headers) for r in records]
     fresh = {(r["source"], r["event_id"]) for r in await conn.fetch(
@@ -117,7 +173,10 @@ async def raw_handle(conn: asyncpg.Connection, name: str, records: list[Any], to
         if (head["ce_source"].decode(), event_id) not in fresh:
             continue
         cmd = json.loads(record.value)
+        t0 = time.perf_counter()
         row = await conn.fetchrow(UPSERT, cmd["region_code"], cmd["submission_id"], cmd["total_rp"])
+        if upsert_time is not None:
+            upsert_time[0] += time.perf_counter() - t0
         args = raw_outbox_args(topic_out, cmd["region_code"], submitted_payload(cmd, row["commitment_id"],
                                row["revision"]), event_id, head.get("ce_correlationid", head["ce_id"]).decode())
         await conn.execute(OUTBOX_SQL, *args)
@@ -128,11 +187,13 @@ async def raw_handle(conn: asyncpg.Connection, name: str, records: list[Any], to
 async def b1_raw(n: int) -> dict[str, Any]:
     space = new_space("b1raw")
     pool = await prepare(space)
-    await fill_topic(space.topic_in, [submit_event(i, space.run_id) for i in range(n)])
+    await fill_topic(space.topic_in, submit_events(n, space.run_id))
+    memory = ConsumeMemory()
     kafka = AIOKafkaConsumer(space.topic_in, bootstrap_servers=BOOTSTRAP, group_id=f"raw-{space.run_id}",
                              enable_auto_commit=False, auto_offset_reset="earliest")
     await kafka.start()
     done, started = 0, None
+    upsert_time, db_time = [0.0], 0.0  # PostgreSQL's share: the upserts alone, and whole transactions
     try:
         deadline = time.perf_counter() + TIMEOUT
         while done < n and time.perf_counter() < deadline:
@@ -140,17 +201,22 @@ async def b1_raw(n: int) -> dict[str, Any]:
             if not records:
                 continue
             started = started or time.perf_counter()
+            t0 = time.perf_counter()
             async with pool.acquire() as conn, conn.transaction():
-                await raw_handle(conn, f"raw-{space.run_id}", records, space.topic_out)
+                await raw_handle(conn, f"raw-{space.run_id}", records, space.topic_out, upsert_time)
+            db_time += time.perf_counter() - t0
             await kafka.commit()
             done += len(records)
         elapsed = time.perf_counter() - (started or 0)
     finally:
         await kafka.stop()
+    rss = memory.figures()
     ok = await verify(pool, n)
+    pg = {"upsert_us_per_event": round(upsert_time[0] / n * 1e6, 1), "db_us_per_event": round(db_time / n * 1e6, 1),
+          "tables_mb": await tables_mb(pool)}
     await pool.close()
     await drop(space)
-    return result(n, elapsed, ok)
+    return result(n, elapsed, ok) | rss | pg
 
 
 # --- B2: one event in flight -------------------------------------------------------------------

@@ -56,7 +56,9 @@ def _base64(data: bytes) -> bytes:
 
 def _part(content_type: str, encoding: str, body: bytes, extra: str = "") -> bytes:
     head = f"Content-Type: {content_type}\r\nContent-Transfer-Encoding: {encoding}\r\n{extra}\r\n"
-    return head.encode("ascii") + body + (b"" if body.endswith(b"\r\n") else b"\r\n")
+    # The CRLF before the next boundary belongs to the boundary: always add one, or the body's
+    # own last line break would be taken by it.
+    return head.encode("ascii") + body + b"\r\n"
 
 
 def _multipart(subtype: str, boundary: str, parts: list[bytes]) -> tuple[str, bytes]:

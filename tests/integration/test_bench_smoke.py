@@ -18,16 +18,17 @@ pytestmark = [pytest.mark.integration]
 
 
 def test_runner_smoke_reports_every_benchmark_it_ran(tmp_path):
-    """`bench.run --scale smoke --only B1,B2,B3` writes a JSON report with raw and framework figures for each."""
+    """`bench.run --scale smoke --only B1,B2,B3,B4` writes a JSON report with raw and framework figures for each
+    (B4: every e-mail of every event accepted by the SMTP sink, CPU per event and latencies reported)."""
     out = tmp_path / "bench.json"
     env = os.environ | {"KAFKA_BOOTSTRAP_SERVERS": BOOTSTRAP, "DATABASE_URL": DSN, "PYTHONPATH": str(ROOT)}
     proc = subprocess.run(
-        [sys.executable, "-m", "bench.run", "--scale", "smoke", "--only", "B1,B2,B3", "--json", str(out)],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=240,
+        [sys.executable, "-m", "bench.run", "--scale", "smoke", "--only", "B1,B2,B3,B4", "--json", str(out)],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=360,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     report = json.loads(out.read_text())
-    assert set(report["results"]) == {"B1", "B2", "B3"}
+    assert set(report["results"]) == {"B1", "B2", "B3", "B4"}
     assert report["machine"]["nproc"] >= 1 and report["machine"]["postgresql"]
     b1 = report["results"]["B1"]
     for variant in ("raw", "single", "batch"):
@@ -38,4 +39,8 @@ def test_runner_smoke_reports_every_benchmark_it_ran(tmp_path):
         assert b2[variant]["pings"] == 20 and 0 < b2[variant]["p50_ms"] <= b2[variant]["p99_ms"], b2
     b3 = report["results"]["B3"]
     assert b3["raw"]["rows_per_s"] > 0 and b3["relay"]["rows_per_s"] > 0 and b3["relay"]["verified"] is True
+    b4 = report["results"]["B4"]["e2e"]
+    assert b4["verified"] is True and b4["failed"] == 0 and b4["emails_per_event"] == 4, b4
+    assert b4["saturation"]["events_per_s"] > 0 and b4["saturation"]["cpu_ms_per_event"]["service"] > 0
+    assert 0 < b4["half_load"]["p50_ms"] <= b4["half_load"]["p99_ms"], b4
     assert "B1" in proc.stderr and "ratio" in proc.stderr  # the table
