@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import json
 
 import asyncpg
 
@@ -122,16 +123,19 @@ class OutboxRelay:
             if not await conn.fetchval("SELECT pg_try_advisory_xact_lock($1)", self._lock_key):
                 return 0
             rows = await conn.fetch(
-                "SELECT id, event_id, topic, key, headers, payload FROM outbox "
+                # headers as text, parsed below in one go: the jsonb codec's per-row decode cost
+                # more than everything else the relay does with a batch (docs/performance.md, B3).
+                "SELECT id, event_id, topic, key, headers::text AS headers, payload FROM outbox "
                 "WHERE published_at IS NULL ORDER BY id LIMIT $1",
                 self._batch_size,
             )
             if not rows:
                 return 0
+            headers = json.loads("[" + ",".join(r["headers"] for r in rows) + "]")
             sending = self._producer.send_batch(
                 [
-                    (r["topic"], r["key"].encode(), bytes(r["payload"]), [(k, v.encode()) for k, v in r["headers"]])
-                    for r in rows
+                    (r["topic"], r["key"].encode(), bytes(r["payload"]), [(k, v.encode()) for k, v in h])
+                    for r, h in zip(rows, headers, strict=True)
                 ]
             )
             marking = conn.execute(
@@ -142,22 +146,21 @@ class OutboxRelay:
             for outcome in await asyncio.gather(sending, marking, return_exceptions=True):
                 if isinstance(outcome, BaseException):
                     raise outcome
-            self._log_published(rows)
+            self._log_published(rows, headers)
         self.published_total += len(rows)
         if self._metrics is not None:
             self._metrics.outbox_published.inc(len(rows))
         return len(rows)
 
     @staticmethod
-    def _log_published(rows: list[asyncpg.Record]) -> None:
+    def _log_published(rows: list[asyncpg.Record], headers: list[list[list[str]]]) -> None:
         # One line per event costs more than publishing it (measured: bench B3), so a batch
         # gets one line listing its event and correlation ids (`ntbctl logs` still finds them).
+        heads = [dict(h) for h in headers]
         if len(rows) == 1:
-            headers = dict(rows[0]["headers"])
-            log.info("event published", event_id=rows[0]["event_id"], event_type=headers.get("ce_type"),
-                     correlation_id=headers.get("ce_correlationid"), topic=rows[0]["topic"], key=rows[0]["key"])
+            log.info("event published", event_id=rows[0]["event_id"], event_type=heads[0].get("ce_type"),
+                     correlation_id=heads[0].get("ce_correlationid"), topic=rows[0]["topic"], key=rows[0]["key"])
             return
-        heads = [dict(r["headers"]) for r in rows]
         log.info("events published", count=len(rows), topics=sorted({r["topic"] for r in rows}),
                  event_ids=[r["event_id"] for r in rows],
                  correlation_ids=list(dict.fromkeys(h.get("ce_correlationid") for h in heads)))
