@@ -81,11 +81,11 @@ class Sender:
         try:
             await self._claim_loop()
         finally:
-            for task in tasks:
+            # Every task is cancelled before the first await here: a second cancellation of this
+            # task (a hurried stop) must not leave one of them running.
+            for task in (*tasks, marker):
                 task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
-            marker.cancel()
-            await asyncio.gather(marker, return_exceptions=True)
+            await asyncio.gather(*tasks, marker, return_exceptions=True)
             # A graceful stop: what was sent is marked (not sent again after a restart), and
             # rows never sent are given back at once instead of when their lease runs out.
             with contextlib.suppress(Exception):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 import pytest
@@ -108,3 +109,36 @@ async def _value(value):
 async def _at_least(value_coro, threshold: int) -> int:
     value = await value_coro
     return value if value >= threshold else 0
+
+
+class SlowHandler(RecordingHandler):
+    """Accepts each message after a pause, so a stop lands while rows are still queued."""
+
+    async def handle_DATA(self, server, session, envelope):  # noqa: N802 - aiosmtpd API
+        await asyncio.sleep(0.3)
+        return await super().handle_DATA(server, session, envelope)
+
+
+async def test_a_graceful_stop_marks_what_was_sent_and_gives_back_the_rest(topic_prefix, schema_for, db):
+    """Stopped mid-queue: every accepted e-mail is marked sent and the queued rows are free again, no attempt counted
+    (only the one send cut short keeps its lease, to be retried when it runs out)."""
+    smtp = SmtpServer(free_port())
+    smtp.handler = SlowHandler()
+    smtp.start()
+    schema = schema_for("not")
+    rt, _ = build(notif_settings(topic_prefix, schema, smtp.port, delivery_concurrency=1, delivery_lease_seconds=60))
+    await rt.start()
+    try:
+        events = [event_of(factories.submitted(region, 15000, 3_024_000_000)) for region in REGIONS[:3]]
+        await publish(topic_prefix + COMMITMENTS_EVENTS, events)
+        await eventually(lambda: _value(len(smtp.messages) >= 2), interval=0.05)
+    finally:
+        await rt.stop()
+        smtp.stop()
+    rows = await db.fetch(f'SELECT status, attempts, lease_token FROM "{schema}".deliveries WHERE channel = \'email\'')
+    sent = [r for r in rows if r["status"] == "sent"]
+    pending = [r for r in rows if r["status"] == "pending"]
+    assert len(sent) == len(smtp.messages) and len(pending) >= 3  # stopped with rows still queued
+    leased = [r for r in pending if r["lease_token"] is not None]
+    assert len(leased) <= 1  # delivery_concurrency=1: at most the send in flight at the stop
+    assert all(r["attempts"] == 0 for r in pending if r["lease_token"] is None)  # given back uncounted
