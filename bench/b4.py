@@ -35,7 +35,7 @@ from shared.kafka import SAFE_PRODUCER
 
 from shared.contracts.commitments import SubmitCommitment
 
-from .harness import BOOTSTRAP, DSN, new_space, submit_event, submitted_model
+from .harness import BOOTSTRAP, DSN, drop_schema_and_topics, new_space, submit_event, submitted_model
 
 TIMEOUT = 600.0
 
@@ -240,24 +240,9 @@ async def run_b4(n: int, m: int) -> dict[str, Any]:
 
 
 async def drop_b4(schema: str, topics: list[str]) -> None:
-    import asyncpg
-    from aiokafka.admin import AIOKafkaAdminClient
-
     from shared.contracts.topics import dlq
 
-    conn = await asyncpg.connect(DSN)
-    try:
-        await conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
-    finally:
-        await conn.close()
-    admin = AIOKafkaAdminClient(bootstrap_servers=BOOTSTRAP)
-    await admin.start()
-    try:
-        await admin.delete_topics([*topics, *(dlq(t) for t in topics)])
-    except Exception:  # noqa: BLE001 - best effort; topics are uniquely named anyway
-        pass
-    finally:
-        await admin.close()
+    await drop_schema_and_topics(schema, [*topics, *(dlq(t) for t in topics)])
 
 
 def sink_main(port: int, path: str) -> None:

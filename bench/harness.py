@@ -93,15 +93,20 @@ async def prepare(space: Space) -> asyncpg.Pool:
 
 
 async def drop(space: Space) -> None:
+    await drop_schema_and_topics(space.schema, [space.topic_in, dlq(space.topic_in), space.topic_out])
+
+
+async def drop_schema_and_topics(schema: str, topics: list[str]) -> None:
+    """Remove what one benchmark run created (best effort for the topics: they are uniquely named)."""
     conn = await asyncpg.connect(DSN)
     try:
-        await conn.execute(f'DROP SCHEMA IF EXISTS "{space.schema}" CASCADE')
+        await conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
     finally:
         await conn.close()
     admin = AIOKafkaAdminClient(bootstrap_servers=BOOTSTRAP)
     await admin.start()
     try:
-        await admin.delete_topics([space.topic_in, dlq(space.topic_in), space.topic_out])
+        await admin.delete_topics(topics)
     except Exception:  # noqa: BLE001 - best effort; topics are uniquely named anyway
         pass
     finally:
