@@ -29,6 +29,8 @@ class ServiceMetrics:
         )
         self.outbox_lag = Gauge("ntb_outbox_lag", "Outbox rows not yet published", registry=self.registry)
         self.outbox_published = Counter("ntb_outbox_published", "Outbox rows published", registry=self.registry)
+        self.outbox_dead = Counter("ntb_outbox_dead_lettered", "Outbox rows Kafka refused, set aside in outbox_dead",
+                                   registry=self.registry)
         self.timers_fired = Counter("ntb_timers_fired", "Durable timers fired", ["kind"], registry=self.registry)
         self.deliveries = Counter(
             "ntb_deliveries", "Notification deliveries reaching a status", ["channel", "status"],

@@ -3,7 +3,7 @@
     ntbctl dlq list [--topic TOPIC.dlq] [--limit N]     dead letters with their reasons
     ntbctl dlq show TOPIC.dlq PARTITION OFFSET          one dead letter, headers and value
     ntbctl dlq replay TOPIC.dlq PARTITION OFFSET        send it back to its original topic, unchanged
-    ntbctl lag                                          outbox lag per service, consumer lag per group
+    ntbctl lag                                          outbox lag and rows set aside, consumer lag per group
     ntbctl audit COMMITMENT_ID                          a commitment's audit trail (commitments API)
     ntbctl logs CORRELATION_ID [--follow]               every log line of one flow, across services
 
@@ -160,10 +160,12 @@ async def lag() -> int:
             if not exists:
                 continue
             row = await conn.fetchrow(
-                f"SELECT count(*) AS n, min(created_at) AS oldest FROM {schema}.outbox WHERE published_at IS NULL"
+                f"SELECT count(*) AS n, min(created_at) AS oldest FROM {schema}.outbox"
             )
             age = f"{(datetime.now(row['oldest'].tzinfo) - row['oldest']).total_seconds():.1f}s" if row["oldest"] else "-"
-            print(f"outbox\t{schema}\tunpublished={row['n']}\toldest={age}")
+            dead = await conn.fetchval(f"SELECT count(*) FROM {schema}.outbox_dead") \
+                if await conn.fetchval("SELECT to_regclass($1)", f"{schema}.outbox_dead") else 0
+            print(f"outbox\t{schema}\tunpublished={row['n']}\toldest={age}\tset_aside={dead}")
     finally:
         await conn.close()
     admin = AIOKafkaAdminClient(bootstrap_servers=_bootstrap())

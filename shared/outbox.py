@@ -1,9 +1,12 @@
 """Transactional outbox: events written with the state change, published by a relay.
 
-The relay publishes unpublished rows in id order and marks them. Only one relay per
-schema works at a time (a transaction-scoped advisory lock), which keeps per-key order
-with several replicas running. Publishing is at-least-once: a crash between the Kafka
-ack and the mark republishes the same event ids, which consumers' inboxes absorb.
+The relay takes rows in id order, publishes them and deletes them in one transaction that
+commits only after every Kafka ack: every row in the table is unpublished. Only one relay
+per schema works at a time (a transaction-scoped advisory lock), which keeps per-key order
+with several replicas running. Publishing is at-least-once: a crash between the Kafka ack
+and the commit republishes the same event ids, which consumers' inboxes absorb. A row
+Kafka refuses for what it is (too large, malformed headers) is moved to outbox_dead with the
+reason instead of holding up every event behind it.
 
 Per-key order also needs writers to lock the aggregate before inserting its outbox
 row, so two transactions on one aggregate take ids in commit order.
@@ -16,7 +19,11 @@ import contextlib
 import hashlib
 import json
 
+from typing import Any
+
 import asyncpg
+from aiokafka.errors import (CorruptRecordException, InvalidTopicError, MessageSizeTooLargeError,
+                             RecordListTooLargeError)
 
 from .contracts.registry import EventPayload, EventRegistry
 from .db import listen
@@ -36,11 +43,39 @@ OUTBOX_INSERT = (
     "SELECT pg_notify(current_schema() || '_outbox', '') FROM written"
 )
 
+# One batch read and deleted in one statement, returned in id order. Deleting is the relay's
+# "mark": no new row version and no index entries (PostgreSQL's share of the relay's work
+# fell by about two thirds against an UPDATE ... published_at; docs/performance.md, B3).
+# Headers come as text, parsed per batch in one go: the jsonb codec's per-row decode cost
+# more than everything else the relay does with a batch.
+TAKE_BATCH = (
+    "WITH batch AS (SELECT id FROM outbox ORDER BY id LIMIT $1), "
+    "taken AS (DELETE FROM outbox o USING batch WHERE o.id = batch.id "
+    "RETURNING o.id, o.event_id, o.topic, o.key, o.headers::text AS headers, o.payload, o.created_at) "
+    "SELECT * FROM taken ORDER BY id"
+)
+DEAD_LETTER = (
+    "INSERT INTO outbox_dead (id, event_id, topic, key, headers, payload, created_at, reason) "
+    "VALUES ($1, $2, $3, $4, $5::jsonb, $6, $7, $8)"
+)
+# Refusals caused by the record itself, never by the broker or the network: sending it again
+# cannot succeed, so the row is set aside rather than holding up every event behind it.
+# (aiokafka's `retriable` flag cannot decide this: a broker that is down surfaces as
+# KafkaTimeoutError, which is flagged not retriable.)
+RECORD_ERRORS: tuple[type[Exception], ...] = (
+    MessageSizeTooLargeError, RecordListTooLargeError, InvalidTopicError, CorruptRecordException,
+)
+Record = tuple[str, bytes, bytes, list[tuple[str, bytes]]]
+
 
 async def write_event(conn: asyncpg.Connection, event: CloudEvent, *, topic: str, key: str) -> None:
     """Insert an already-built CloudEvent (caller holds the business transaction)."""
     headers = [[k, v.decode()] for k, v in event.to_headers()]
     await conn.execute(OUTBOX_INSERT, event.id, topic, key, headers, event.data)
+
+
+def _record(row: asyncpg.Record, headers: Any) -> Record:
+    return row["topic"], row["key"].encode(), row["payload"], [(k, v.encode()) for k, v in headers]
 
 
 class Outbox:
@@ -122,38 +157,55 @@ class OutboxRelay:
         async with self._pool.acquire() as conn, conn.transaction():
             if not await conn.fetchval("SELECT pg_try_advisory_xact_lock($1)", self._lock_key):
                 return 0
-            rows = await conn.fetch(
-                # headers as text, parsed below in one go: the jsonb codec's per-row decode cost
-                # more than everything else the relay does with a batch (docs/performance.md, B3).
-                "SELECT id, event_id, topic, key, headers::text AS headers, payload FROM outbox "
-                "WHERE published_at IS NULL ORDER BY id LIMIT $1",
-                self._batch_size,
-            )
+            rows = await conn.fetch(TAKE_BATCH, self._batch_size)
             if not rows:
                 return 0
             headers = json.loads("[" + ",".join(r["headers"] for r in rows) + "]")
-            sending = self._producer.send_batch(
-                [
-                    (r["topic"], r["key"].encode(), bytes(r["payload"]), [(k, v.encode()) for k, v in h])
-                    for r, h in zip(rows, headers, strict=True)
-                ]
-            )
-            marking = conn.execute(
-                "UPDATE outbox SET published_at = now() WHERE id = ANY($1::bigint[])", [r["id"] for r in rows]
-            )
-            # The rows are marked while the broker acks (one wait instead of two); the marks
-            # commit only after every ack, and a failed send rolls them back with the transaction.
-            for outcome in await asyncio.gather(sending, marking, return_exceptions=True):
-                if isinstance(outcome, BaseException):
-                    raise outcome
-            self._log_published(rows, headers)
+            # The delete above commits only after every ack; any other failure rolls it back.
+            try:
+                records = [_record(r, h) for r, h in zip(rows, headers, strict=True)]
+                await self._producer.send_batch(records)
+            except (*RECORD_ERRORS, TypeError, ValueError, AttributeError):
+                rows, headers = await self._one_by_one(conn, rows, headers)
+            if rows:
+                self._log_published(rows, headers)
         self.published_total += len(rows)
         if self._metrics is not None:
             self._metrics.outbox_published.inc(len(rows))
         return len(rows)
 
+    async def _one_by_one(self, conn: asyncpg.Connection, rows: list[asyncpg.Record],
+                          headers: list[Any]) -> tuple[list[asyncpg.Record], list[Any]]:
+        """A batch held a record Kafka refuses: send each row alone and set aside those refused.
+
+        Rows sent before the refusal may go out twice (same event ids; inboxes absorb them).
+        The rows set aside and the rows published are deleted by the same transaction."""
+        published, published_headers = [], []
+        for row, head in zip(rows, headers, strict=True):
+            try:
+                record = _record(row, head)
+            except (TypeError, ValueError, AttributeError) as exc:
+                await self._dead_letter(conn, row, f"malformed headers: {exc!r}")
+                continue
+            try:
+                await self._producer.send_batch([record])
+            except RECORD_ERRORS as exc:
+                await self._dead_letter(conn, row, repr(exc))
+                continue
+            published.append(row)
+            published_headers.append(head)
+        return published, published_headers
+
+    async def _dead_letter(self, conn: asyncpg.Connection, row: asyncpg.Record, reason: str) -> None:
+        await conn.execute(DEAD_LETTER, row["id"], row["event_id"], row["topic"], row["key"], row["headers"],
+                           row["payload"], row["created_at"], reason[:2000])
+        log.error("outbox row set aside: Kafka refuses it", event_id=row["event_id"], outbox_id=row["id"],
+                  topic=row["topic"], key=row["key"], reason=reason[:500], table="outbox_dead")
+        if self._metrics is not None:
+            self._metrics.outbox_dead.inc()
+
     @staticmethod
-    def _log_published(rows: list[asyncpg.Record], headers: list[list[list[str]]]) -> None:
+    def _log_published(rows: list[asyncpg.Record], headers: list[Any]) -> None:
         # One line per event costs more than publishing it (measured: bench B3), so a batch
         # gets one line listing its event and correlation ids (`ntbctl logs` still finds them).
         heads = [dict(h) for h in headers]
@@ -174,7 +226,7 @@ class OutboxRelay:
             self._metrics.outbox_lag.set(await self.lag())
 
     async def lag(self) -> int:
-        return await self._pool.fetchval("SELECT count(*) FROM outbox WHERE published_at IS NULL")
+        return await self._pool.fetchval("SELECT count(*) FROM outbox")
 
     async def run(self) -> None:
         """Publish until cancelled; Kafka or PostgreSQL outages only delay events."""

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import signal
 from collections.abc import Sequence
 from typing import Any
@@ -196,6 +197,11 @@ class Runtime:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
         await self.start()
+        # Everything loaded so far (modules, models, templates) lives as long as the process:
+        # move it out of the collector's reach, so the full collections that busy batches
+        # trigger scan only what the work allocates (a tenth of the relay's CPU in bench B3).
+        gc.collect()
+        gc.freeze()
         server: uvicorn.Server | None = None
         server_task: asyncio.Task[Any] | None = None
         if app is not None:

@@ -8,6 +8,7 @@ database schemas, so reruns and neighbours never collide.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import subprocess
 import uuid
@@ -18,7 +19,8 @@ from typing import Any
 import asyncpg
 import httpx
 import pytest
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
 
 from shared.auth import ApiKeyStore, Role
 
@@ -121,6 +123,44 @@ async def read_topic(topic: str, *, expect: int, timeout: float = 30.0) -> list[
     finally:
         await consumer.stop()
     return records
+
+
+async def published_events(db: asyncpg.Connection, schema: str, topic: str, event_type: str | None = None, *,
+                           timeout: float = 30.0) -> list[dict[str, Any]]:
+    """What a service published to `topic`: {id, type, time, payload} once per event id, oldest first.
+
+    Waits for the service's outbox to drain (the relay deletes a row only once Kafka has acked
+    it), then reads the topic to its end: an empty answer means nothing was published."""
+    await eventually(lambda: db.fetchval(f'SELECT count(*) = 0 FROM "{schema}".outbox'), timeout=timeout)
+    admin = AIOKafkaAdminClient(bootstrap_servers=BOOTSTRAP)
+    await admin.start()
+    try:
+        (described,) = await admin.describe_topics([topic])
+    finally:
+        await admin.close()
+    assert described["error_code"] == 0, f"topic {topic}: error {described['error_code']}"
+    partitions = [TopicPartition(topic, p["partition"]) for p in described["partitions"]]
+    consumer = AIOKafkaConsumer(bootstrap_servers=BOOTSTRAP, enable_auto_commit=False, group_id=None)
+    await consumer.start()
+    records: list[Any] = []
+    try:
+        consumer.assign(partitions)
+        await consumer.seek_to_beginning(*partitions)
+        ends = await consumer.end_offsets(partitions)
+        deadline = asyncio.get_running_loop().time() + timeout
+        while [tp for tp in partitions if await consumer.position(tp) < ends[tp]]:
+            assert asyncio.get_running_loop().time() < deadline, f"could not read {topic} to its end"
+            for items in (await consumer.getmany(timeout_ms=200)).values():
+                records.extend(items)
+    finally:
+        await consumer.stop()
+    events: dict[str, dict[str, Any]] = {}
+    for record in records:
+        headers = {k: v.decode() for k, v in record.headers or ()}
+        events.setdefault(headers["ce_id"], {"id": headers["ce_id"], "type": headers["ce_type"],
+                                             "time": headers["ce_time"], "payload": json.loads(record.value)})
+    ordered = sorted(events.values(), key=lambda e: e["time"])
+    return [e for e in ordered if event_type is None or e["type"] == event_type]
 
 
 async def eventually(check: Callable[[], Any], *, timeout: float = 30.0, interval: float = 0.2) -> Any:

@@ -98,7 +98,7 @@ class Target:
         organizer = await self.auth(Role.ORGANIZER)
         if self.name == "invitations":
             meeting_id = await scheduled_and_invited(self.client, organizer, clock.now + timedelta(days=10))
-            seats = await tokens_by_seat(self.db, self.schema)
+            seats = await tokens_by_seat(self.db, self.schema, self.topic_prefix)
             self.real_params["/rsvp/{token}"] = [{"token": token} for _, token in list(seats.values())[:10]]
             self.real_params["/meetings/{meeting_id}"] = [{"meeting_id": meeting_id}]
             self.real_params["/directory/{region_code}/{role}"] = [{"region_code": "52.03", "role": "sekda"}]

@@ -34,7 +34,7 @@ async def test_forged_swapped_resigned_and_expired_tokens_are_refused_and_write_
         start = clock.now + timedelta(days=7)
         async with http_client(app, rt) as client:
             await scheduled_and_invited(client, auth, start)
-            seats = await tokens_by_seat(db, schema)
+            seats = await tokens_by_seat(db, schema, topic_prefix)
             id_a, token_a = seats[("52.01", "sekda")]
             id_b, token_b = seats[("52.02", "kepala_disnaker")]
             a_hex, expiry, signature = token_a.split(".")

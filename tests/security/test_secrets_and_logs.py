@@ -69,7 +69,7 @@ async def test_a_flow_with_keys_tokens_and_contacts_logs_none_of_them(topic_pref
         auth = {"Authorization": f"Bearer {token}"}
         async with http_client(app, rt) as client:
             await scheduled_and_invited(client, auth, clock.now + timedelta(days=5))
-            seats = await tokens_by_seat(db, schema)
+            seats = await tokens_by_seat(db, schema, topic_prefix)
             _, rsvp = seats[("52.01", "sekda")]
             secrets.append(rsvp)
             r = await client.post(f"/rsvp/{rsvp}", json={"response": "delegated", "delegate": {

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import json
+import functools
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -12,8 +12,9 @@ import pytest
 from services.invitations.bootstrap import build
 from services.invitations.settings import InvitationsSettings
 from shared.auth import Role
+from shared.contracts.topics import INVITATIONS_EVENTS
 
-from ..conftest import http_client, issue_key, service_settings
+from ..conftest import http_client, issue_key, published_events, service_settings
 
 
 class MovableClock:
@@ -80,14 +81,10 @@ async def scheduled_and_invited(client: Any, auth: dict[str, str], starts_at: da
     return meeting_id
 
 
-async def outbox_events(db: Any, schema: str, event_type: str | None = None) -> list[dict[str, Any]]:
-    """Outbox rows as {type, payload}, oldest first."""
-    rows = await db.fetch(f'SELECT headers, payload FROM "{schema}".outbox ORDER BY id')
-    events = []
-    for row in rows:
-        headers = dict(json.loads(row["headers"]) if isinstance(row["headers"], str) else row["headers"])
-        events.append({"type": headers["ce_type"], "payload": json.loads(bytes(row["payload"]))})
-    return [e for e in events if event_type is None or e["type"] == event_type]
+@pytest.fixture
+def published(db, schema_for, topic_prefix) -> Callable[..., Any]:
+    """`await published(event_type=None)`: the events invitations has put on Kafka, oldest first."""
+    return functools.partial(published_events, db, schema_for("inv"), topic_prefix + INVITATIONS_EVENTS)
 
 
 ISSUED = "ntb.invitations.invitation.issued.v1"
@@ -100,8 +97,8 @@ def token_of(rsvp_url: str) -> str:
     return rsvp_url.rsplit("/", 1)[-1]
 
 
-async def tokens_by_seat(db: Any, schema: str) -> dict[tuple[str, str], tuple[str, str]]:
-    """(region, role) -> (invitation id, RSVP token) from the issued events."""
-    return {(e["payload"]["region_code"], e["payload"]["role"]): (e["payload"]["invitation_id"],
-                                                                  token_of(e["payload"]["rsvp_url"]))
-            for e in await outbox_events(db, schema, ISSUED) if e["payload"]["delegated_from"] is None}
+async def tokens_by_seat(db: Any, schema: str, topic_prefix: str) -> dict[tuple[str, str], tuple[str, str]]:
+    """(region, role) -> (invitation id, RSVP token) from the issued events on Kafka."""
+    issued = [e["payload"] for e in await published_events(db, schema, topic_prefix + INVITATIONS_EVENTS, ISSUED)]
+    return {(e["region_code"], e["role"]): (e["invitation_id"], token_of(e["rsvp_url"]))
+            for e in issued if e["delegated_from"] is None}

@@ -9,18 +9,18 @@ import pytest
 from shared.auth import Role
 
 from ..conftest import issue_key
-from .conftest import RESPONDED, meeting_body, organizer_client, outbox_events, scheduled_and_invited, tokens_by_seat
+from .conftest import RESPONDED, meeting_body, organizer_client, scheduled_and_invited, tokens_by_seat
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("cleanup_schemas")]
 
 
-async def _nothing_answered(db, schema):
+async def _nothing_answered(db, schema, published):
     assert await db.fetchval(f'SELECT count(*) FROM "{schema}".responses') == 0
     assert await db.fetchval(f'SELECT count(*) FROM "{schema}".invitations WHERE response IS NOT NULL') == 0
-    assert await outbox_events(db, schema, RESPONDED) == []
+    assert await published(RESPONDED) == []
 
 
-async def test_bad_tokens_and_bad_answers_are_refused(start_service, clock, schema_for, db):
+async def test_bad_tokens_and_bad_answers_are_refused(start_service, clock, schema_for, topic_prefix, db, published):
     """Tampered, swapped or expired tokens and incomplete answers: 403/410/422 with a reason, no writes."""
     rt, app = await start_service()
     schema = schema_for("inv")
@@ -28,7 +28,7 @@ async def test_bad_tokens_and_bad_answers_are_refused(start_service, clock, sche
     client, auth = await organizer_client(rt, app)
     async with client:
         await scheduled_and_invited(client, auth, start)
-        seats = await tokens_by_seat(db, schema)
+        seats = await tokens_by_seat(db, schema, topic_prefix)
         (_, token), (other_id, _) = seats[("52.01", "sekda")], seats[("52.02", "sekda")]
         invitation_hex, expiry, signature = token.split(".")
         tampered = f"{invitation_hex}.{expiry}.{'A' if signature[0] != 'A' else 'B'}{signature[1:]}"
@@ -51,17 +51,17 @@ async def test_bad_tokens_and_bad_answers_are_refused(start_service, clock, sche
         clock.set(start + timedelta(seconds=1))
         r = await client.post(f"/rsvp/{token}", json={"response": "accepted"})
         assert r.status_code == 410 and "expired" in r.json()["detail"]
-    await _nothing_answered(db, schema)
+    await _nothing_answered(db, schema, published)
 
 
-async def test_rsvp_to_a_cancelled_meeting_is_gone(start_service, clock, schema_for, db):
+async def test_rsvp_to_a_cancelled_meeting_is_gone(start_service, clock, schema_for, topic_prefix, db, published):
     """After cancellation a genuine link answers 410 naming the cancellation, and records nothing."""
     rt, app = await start_service()
     schema = schema_for("inv")
     client, auth = await organizer_client(rt, app)
     async with client:
         meeting_id = await scheduled_and_invited(client, auth, clock.now + timedelta(days=10))
-        _, token = (await tokens_by_seat(db, schema))[("52.05", "kepala_disnaker")]
+        _, token = (await tokens_by_seat(db, schema, topic_prefix))[("52.05", "kepala_disnaker")]
         assert (await client.post(f"/meetings/{meeting_id}/cancel", headers=auth, json={"reason": "Ditunda"})).is_success
         r = await client.post(f"/rsvp/{token}", json={"response": "accepted"})
         assert r.status_code == 410 and "cancelled" in r.json()["detail"]
@@ -71,10 +71,10 @@ async def test_rsvp_to_a_cancelled_meeting_is_gone(start_service, clock, schema_
             "starts_at": (clock.now + timedelta(days=12)).isoformat(),
             "ends_at": (clock.now + timedelta(days=12, hours=2)).isoformat()})
         assert r.status_code == 410
-    await _nothing_answered(db, schema)
+    await _nothing_answered(db, schema, published)
 
 
-async def test_directory_and_schedule_validation(start_service, clock, schema_for, db):
+async def test_directory_and_schedule_validation(start_service, clock, schema_for, db, published):
     """Unknown region or role, a bad e-mail, a past start, an early conclusion: 4xx and nothing written."""
     rt, app = await start_service()
     schema = schema_for("inv")
@@ -118,7 +118,7 @@ async def test_directory_and_schedule_validation(start_service, clock, schema_fo
         r = await client.get("/directory/52.05/sekda", headers=auth)
         assert r.json()["name"] == "Contoh Sekda" and r.json()["email"] == "sekda@dompukab.go.id"
     assert await db.fetchval(f'SELECT count(*) FROM "{schema}".meetings') == 1
-    events = await outbox_events(db, schema)
+    events = await published()
     assert [e["type"] for e in events] == ["ntb.invitations.meeting.scheduled.v1"]
     row = await db.fetchrow(f'SELECT starts_at, sequence, status FROM "{schema}".meetings')
     assert row["sequence"] == 0 and row["status"] == "scheduled"

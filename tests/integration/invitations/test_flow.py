@@ -10,7 +10,7 @@ import pytest
 from shared.contracts.topics import INVITATIONS_EVENTS
 
 from ..conftest import eventually, read_topic
-from .conftest import (CONCLUDED, ISSUED, REMINDER, RESPONDED, organizer_client, outbox_events,
+from .conftest import (CONCLUDED, ISSUED, REMINDER, RESPONDED, organizer_client,
                        scheduled_and_invited, tokens_by_seat)
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("cleanup_schemas")]
@@ -19,7 +19,7 @@ DELEGATE = {"name": "Contoh Sekretaris BPKAD Lombok Timur", "title": "Sekretaris
             "email": "sekretaris.bpkad@lomboktimurkab.go.id", "phone": "+6281200000001"}
 
 
-async def test_full_rakor_flow(start_service, clock, schema_for, topic_prefix, db):
+async def test_full_rakor_flow(start_service, clock, schema_for, topic_prefix, db, published):
     """30 invitations; accept, decline, changed answer, delegation; reminders skip decliners; conclude per region."""
     rt, app = await start_service()
     schema = schema_for("inv")
@@ -27,7 +27,7 @@ async def test_full_rakor_flow(start_service, clock, schema_for, topic_prefix, d
     client, auth = await organizer_client(rt, app)
     async with client:
         meeting_id = await scheduled_and_invited(client, auth, start)
-        seats = await tokens_by_seat(db, schema)
+        seats = await tokens_by_seat(db, schema, topic_prefix)
         assert len(seats) == 30 and len({region for region, _ in seats}) == 10
 
         accept_id, accept = seats[("52.01", "sekda")]
@@ -47,7 +47,7 @@ async def test_full_rakor_flow(start_service, clock, schema_for, topic_prefix, d
         assert delegate_id and r.json()["response"] == "delegated"
 
         # The delegate got an invitation of their own, with a working link.
-        delegate_issued = [e["payload"] for e in await outbox_events(db, schema, ISSUED)
+        delegate_issued = [e["payload"] for e in await published(ISSUED)
                            if e["payload"]["delegated_from"] == delegator_id]
         assert len(delegate_issued) == 1 and delegate_issued[0]["role"] == "delegate"
         assert delegate_issued[0]["invitee"]["name"] == DELEGATE["name"]
@@ -56,7 +56,7 @@ async def test_full_rakor_flow(start_service, clock, schema_for, topic_prefix, d
         r = await client.get(f"/rsvp/{delegate_issued[0]['rsvp_url'].rsplit('/', 1)[-1]}")
         assert r.status_code == 200 and r.json()["delegated_from"] == delegator_id
 
-        responded = [e["payload"] for e in await outbox_events(db, schema, RESPONDED)]
+        responded = [e["payload"] for e in await published(RESPONDED)]
         assert [p["response"] for p in responded] == ["accepted", "declined", "declined", "accepted", "delegated"]
         assert responded[3]["previous_response"] == "declined"
         assert responded[4]["delegate"]["email"] == DELEGATE["email"]
@@ -66,14 +66,14 @@ async def test_full_rakor_flow(start_service, clock, schema_for, topic_prefix, d
 
         # Three days before: everyone still expected is reminded once; the decliner and delegator are not.
         clock.set(start - timedelta(days=3) + timedelta(minutes=1))
-        reminders = await eventually(lambda: _reminders(db, schema, 29))
+        reminders = await eventually(lambda: _reminders(published, 29))
         reminded = {p["invitation_id"] for p in reminders}
         assert decline_id not in reminded and delegator_id not in reminded and delegate_id in reminded
         assert all(p["lead"] == "P3D" for p in reminders)
         by_id = {p["invitation_id"]: p for p in reminders}
         assert by_id[accept_id]["rsvp_url"] is None and by_id[delegate_id]["rsvp_url"]
         clock.set(start - timedelta(days=1) + timedelta(minutes=1))
-        await eventually(lambda: _reminders(db, schema, 58))
+        await eventually(lambda: _reminders(published, 58))
 
         status = (await client.get(f"/meetings/{meeting_id}/status", headers=auth)).json()
         assert status["totals"] == {"accepted": 2, "declined": 1, "delegated": 1, "not_answered": 26}
@@ -92,7 +92,7 @@ async def test_full_rakor_flow(start_service, clock, schema_for, topic_prefix, d
         r = await client.post(f"/meetings/{meeting_id}/conclude", headers=auth)
         assert r.status_code == 409
 
-    concluded = (await outbox_events(db, schema, CONCLUDED))[0]["payload"]
+    concluded = (await published(CONCLUDED))[0]["payload"]
     attendance = {a["region_code"]: a["attendees"] for a in concluded["attendance"]}
     assert len(attendance) == 10
     assert [a["invitation_id"] for a in attendance["52.01"]] == [accept_id]
@@ -106,24 +106,25 @@ async def test_full_rakor_flow(start_service, clock, schema_for, topic_prefix, d
     assert {r.key.decode() for r in records} == {meeting_id}
 
 
-async def _reminders(db, schema, count):
-    found = [e["payload"] for e in await outbox_events(db, schema, REMINDER)]
+async def _reminders(published, count):
+    found = [e["payload"] for e in await published(REMINDER)]
     return found if len(found) >= count else None
 
 
-async def test_changing_a_delegation_withdraws_the_delegate(start_service, clock, schema_for, db):
+async def test_changing_a_delegation_withdraws_the_delegate(start_service, clock, schema_for, topic_prefix, db,
+                                                            published):
     """Re-sending the same delegation is a no-op; answering again withdraws the delegate's invitation."""
     rt, app = await start_service()
     schema = schema_for("inv")
     client, auth = await organizer_client(rt, app)
     async with client:
         await scheduled_and_invited(client, auth, clock.now + timedelta(days=10))
-        _, token = (await tokens_by_seat(db, schema))[("52.71", "sekda")]
+        _, token = (await tokens_by_seat(db, schema, topic_prefix))[("52.71", "sekda")]
         first = await client.post(f"/rsvp/{token}", json={"response": "delegated", "delegate": DELEGATE})
         again = await client.post(f"/rsvp/{token}", json={"response": "delegated", "delegate": DELEGATE})
         assert first.json()["delegate_invitation_id"] == again.json()["delegate_invitation_id"]
-        assert len(await outbox_events(db, schema, RESPONDED)) == 1
-        delegate_event = [e["payload"] for e in await outbox_events(db, schema, ISSUED)
+        assert len(await published(RESPONDED)) == 1
+        delegate_event = [e["payload"] for e in await published(ISSUED)
                           if e["payload"]["delegated_from"]][0]
         delegate_token = delegate_event["rsvp_url"].rsplit("/", 1)[-1]
         r = await client.post(f"/rsvp/{delegate_token}", json={"response": "delegated", "delegate": DELEGATE})

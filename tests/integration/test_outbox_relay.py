@@ -1,0 +1,82 @@
+"""The outbox relay on the real stack: rows Kafka refuses are set aside, an outage sets nothing aside."""
+
+from __future__ import annotations
+
+import pytest
+
+from shared import migrations
+from shared.db import create_pool
+from shared.envelope import CloudEvent
+from shared.kafka import MAX_RECORD_BYTES, SafeProducer
+from shared.metrics import ServiceMetrics
+from shared.outbox import OutboxRelay, write_event
+
+from .conftest import BOOTSTRAP, DSN, read_topic
+
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("cleanup_schemas")]
+
+
+@pytest.fixture
+async def pool(schema_for):
+    schema = schema_for("relay")
+    pool = await create_pool(DSN, schema, max_size=4)
+    async with pool.acquire() as conn:
+        await migrations.migrate(conn, schema, migrations.load("messaging", "shared", "sql"))
+    yield pool
+    await pool.close()
+
+
+def event(n: int, data: bytes = b"{}") -> CloudEvent:
+    return CloudEvent.new(source="/test/relay", type="ntb.test.thing.happened.v1", data=data, subject=str(n))
+
+
+async def test_rows_kafka_refuses_are_set_aside_and_the_rest_still_go_out_in_order(pool, schema_for, topic_prefix):
+    """A record over the size limit and one with malformed headers move to outbox_dead with their reason;
+    the events around them are published, per key in order, and nothing is left in the outbox."""
+    topic = topic_prefix + "relay.events"
+    good = [event(i) for i in range(3)]
+    too_big = event(99, b"x" * (MAX_RECORD_BYTES + 128 * 1024))
+    async with pool.acquire() as conn, conn.transaction():
+        await write_event(conn, good[0], topic=topic, key="k1")
+        await write_event(conn, too_big, topic=topic, key="k1")
+        await conn.execute("INSERT INTO outbox (event_id, topic, key, headers, payload) VALUES ($1, $2, $3, $4, $5)",
+                           "malformed-1", topic, "k2", {"not": "pairs"}, b"{}")
+        await write_event(conn, good[1], topic=topic, key="k1")
+        await write_event(conn, good[2], topic=topic, key="k2")
+    metrics = ServiceMetrics("relay-test")
+    producer = SafeProducer(BOOTSTRAP, client_id="relay-test")
+    relay = OutboxRelay(pool, producer, schema=schema_for("relay"), metrics=metrics)
+    try:
+        assert await relay.publish_batch() == 3
+    finally:
+        await producer.stop()
+
+    assert await pool.fetchval("SELECT count(*) FROM outbox") == 0
+    dead = {r["event_id"]: r for r in await pool.fetch("SELECT * FROM outbox_dead")}
+    assert set(dead) == {too_big.id, "malformed-1"}
+    assert "MessageSizeTooLargeError" in dead[too_big.id]["reason"]
+    assert bytes(dead[too_big.id]["payload"]) == too_big.data and dead[too_big.id]["key"] == "k1"
+    assert dead["malformed-1"]["reason"].startswith("malformed headers")
+    assert metrics.registry.get_sample_value("ntb_outbox_dead_lettered_total") == 2
+
+    records = await read_topic(topic, expect=3)
+    ids = [dict(r.headers)["ce_id"].decode() for r in records]
+    assert sorted(ids) == sorted(e.id for e in good)
+    by_key = [dict(r.headers)["ce_id"].decode() for r in records if r.key == b"k1"]
+    assert by_key == [good[0].id, good[1].id]
+
+
+async def test_an_unreachable_broker_sets_nothing_aside(pool, schema_for, topic_prefix):
+    """Kafka out of reach is not the rows' fault: the batch rolls back and waits, nothing is dead-lettered."""
+    async with pool.acquire() as conn, conn.transaction():
+        for i in range(3):
+            await write_event(conn, event(i), topic=topic_prefix + "relay.events", key="k")
+    producer = SafeProducer("127.0.0.1:9", client_id="relay-test", request_timeout_ms=1000)
+    relay = OutboxRelay(pool, producer, schema=schema_for("relay"))
+    try:
+        with pytest.raises(Exception):  # noqa: B017, PT011 - which connection error aiokafka raises varies
+            await relay.publish_batch()
+    finally:
+        await producer.stop()
+    assert await pool.fetchval("SELECT count(*) FROM outbox") == 3
+    assert await pool.fetchval("SELECT count(*) FROM outbox_dead") == 0
