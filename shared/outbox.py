@@ -18,7 +18,6 @@ import asyncio
 import contextlib
 import hashlib
 import json
-
 from typing import Any
 
 import asyncpg
@@ -56,7 +55,7 @@ TAKE_BATCH = (
 )
 DEAD_LETTER = (
     "INSERT INTO outbox_dead (id, event_id, topic, key, headers, payload, created_at, reason) "
-    "VALUES ($1, $2, $3, $4, $5::jsonb, $6, $7, $8)"
+    "VALUES ($1, $2, $3, $4, $5::text::jsonb, $6, $7, $8)"  # headers: the text read by TAKE_BATCH
 )
 # Refusals caused by the record itself, never by the broker or the network: sending it again
 # cannot succeed, so the row is set aside rather than holding up every event behind it.

@@ -56,7 +56,9 @@ async def test_rows_kafka_refuses_are_set_aside_and_the_rest_still_go_out_in_ord
     assert set(dead) == {too_big.id, "malformed-1"}
     assert "MessageSizeTooLargeError" in dead[too_big.id]["reason"]
     assert bytes(dead[too_big.id]["payload"]) == too_big.data and dead[too_big.id]["key"] == "k1"
+    assert ["ce_id", too_big.id] in dead[too_big.id]["headers"]  # the headers as written, not re-encoded
     assert dead["malformed-1"]["reason"].startswith("malformed headers")
+    assert dead["malformed-1"]["headers"] == {"not": "pairs"}
     assert metrics.registry.get_sample_value("ntb_outbox_dead_lettered_total") == 2
 
     records = await read_topic(topic, expect=3)
