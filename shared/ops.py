@@ -4,6 +4,8 @@
     ntbctl dlq show TOPIC.dlq PARTITION OFFSET          one dead letter, headers and value
     ntbctl dlq replay TOPIC.dlq PARTITION OFFSET        send it back to its original topic, unchanged
     ntbctl lag                                          outbox lag and rows set aside, consumer lag per group
+    ntbctl outbox list [--schema SCHEMA]                outbox rows Kafka refused, set aside, with the reason
+    ntbctl outbox requeue SCHEMA ID                     put a set-aside row back for the relay (once its cause is fixed)
     ntbctl audit COMMITMENT_ID                          a commitment's audit trail (commitments API)
     ntbctl logs CORRELATION_ID [--follow]               every log line of one flow, across services
 
@@ -152,6 +154,48 @@ async def dlq_replay(topic: str, partition: int, offset: int) -> int:
     return 0
 
 
+async def outbox_list(schemas: tuple[str, ...] = SERVICES) -> int:
+    """Rows the relay set aside (outbox_dead), oldest first, with the reason Kafka gave."""
+    conn = await asyncpg.connect(_dsn())
+    try:
+        for schema in schemas:
+            if not await conn.fetchval("SELECT to_regclass($1)", f'"{schema}".outbox_dead'):
+                continue
+            for row in await conn.fetch(
+                    f'SELECT id, event_id, topic, key, dead_at, reason FROM "{schema}".outbox_dead ORDER BY id'):
+                print(f"{schema}\t{row['id']}\t{row['dead_at'].isoformat()}\t{row['topic']}\tkey={row['key']}\t"
+                      f"event_id={row['event_id']}\t{row['reason']}")
+    finally:
+        await conn.close()
+    return 0
+
+
+# The row goes back as a new outbox row (published after what is already waiting) and the
+# relay is woken as by any writer; one statement, so it is never in both tables or neither.
+REQUEUE = (
+    "WITH r AS (DELETE FROM outbox_dead WHERE id = $1 RETURNING event_id, topic, key, headers, payload), "
+    "written AS (INSERT INTO outbox (event_id, topic, key, headers, payload) "
+    "SELECT event_id, topic, key, headers, payload FROM r RETURNING id) "
+    "SELECT id, pg_notify(current_schema() || '_outbox', '') FROM written"
+)
+
+
+async def outbox_requeue(schema: str, row_id: int) -> int:
+    conn = await asyncpg.connect(_dsn(), server_settings={"search_path": schema})
+    try:
+        if not await conn.fetchval("SELECT to_regclass('outbox_dead')"):
+            print(f"no outbox_dead table in schema {schema}", file=sys.stderr)
+            return 1
+        row = await conn.fetchrow(REQUEUE, row_id)
+    finally:
+        await conn.close()
+    if row is None:
+        print(f"no set-aside row {row_id} in {schema} (already requeued?)", file=sys.stderr)
+        return 1
+    print(f"requeued {schema} outbox_dead {row_id} as outbox {row['id']}")
+    return 0
+
+
 async def lag() -> int:
     conn = await asyncpg.connect(_dsn())
     try:
@@ -250,6 +294,11 @@ def main(argv: list[str] | None = None) -> int:
         p.add_argument("partition", type=int)
         p.add_argument("offset", type=int)
     sub.add_parser("lag", help="outbox and consumer lag")
+    ob = sub.add_parser("outbox", help="outbox rows Kafka refused").add_subparsers(dest="action", required=True)
+    ob.add_parser("list").add_argument("--schema", action="append", help="a service's schema (default: all three)")
+    requeue = ob.add_parser("requeue")
+    requeue.add_argument("schema")
+    requeue.add_argument("row_id", type=int)
     a = sub.add_parser("audit", help="a commitment's audit trail")
     a.add_argument("commitment_id")
     lg = sub.add_parser("logs", help="log lines of one correlation id")
@@ -266,6 +315,10 @@ def main(argv: list[str] | None = None) -> int:
         return asyncio.run(dlq_replay(args.topic, args.partition, args.offset))
     if args.command == "lag":
         return asyncio.run(lag())
+    if args.command == "outbox":
+        if args.action == "list":
+            return asyncio.run(outbox_list(tuple(args.schema) if args.schema else SERVICES))
+        return asyncio.run(outbox_requeue(args.schema, args.row_id))
     if args.command == "audit":
         return asyncio.run(audit(args.commitment_id))
     return logs(args.correlation_id, args.dir, args.follow)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from shared import migrations
+from shared import migrations, ops
 from shared.db import create_pool
 from shared.envelope import CloudEvent
 from shared.kafka import MAX_RECORD_BYTES, SafeProducer
@@ -82,3 +82,33 @@ async def test_an_unreachable_broker_sets_nothing_aside(pool, schema_for, topic_
         await producer.stop()
     assert await pool.fetchval("SELECT count(*) FROM outbox") == 3
     assert await pool.fetchval("SELECT count(*) FROM outbox_dead") == 0
+
+
+async def test_a_set_aside_row_is_listed_and_requeued_once_for_the_relay(pool, schema_for, topic_prefix,
+                                                                          monkeypatch, capsys):
+    """`ntbctl outbox list` shows a set-aside row with its reason; `requeue` moves it back (once) and the
+    relay publishes it unchanged."""
+    monkeypatch.setenv("DATABASE_URL", DSN)
+    schema, topic = schema_for("relay"), topic_prefix + "relay.events"
+    fixed = event(7)
+    await pool.execute(
+        "INSERT INTO outbox_dead (id, event_id, topic, key, headers, payload, created_at, reason) "
+        "VALUES (41, $1, $2, 'k', $3, $4, now(), 'MessageSizeTooLargeError(...)')",
+        fixed.id, topic, [[k, v.decode()] for k, v in fixed.to_headers()], fixed.data)
+
+    assert await ops.outbox_list((schema,)) == 0
+    listed = capsys.readouterr().out
+    assert f"{schema}\t41\t" in listed and fixed.id in listed and "MessageSizeTooLargeError" in listed
+
+    assert await ops.outbox_requeue(schema, 41) == 0
+    assert await ops.outbox_requeue(schema, 41) == 1  # already back: nothing moves twice
+    assert "already requeued" in capsys.readouterr().err
+    assert await pool.fetchval("SELECT count(*) FROM outbox_dead") == 0
+
+    producer = SafeProducer(BOOTSTRAP, client_id="relay-test")
+    try:
+        assert await OutboxRelay(pool, producer, schema=schema).publish_batch() == 1
+    finally:
+        await producer.stop()
+    [record] = await read_topic(topic, expect=1)
+    assert dict(record.headers)["ce_id"].decode() == fixed.id and record.value == fixed.data
