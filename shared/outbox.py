@@ -31,6 +31,7 @@ from .kafka import SafeProducer
 from .logging import get_logger
 from .metrics import ServiceMetrics
 from .retry import backoff_delays
+from .tasks import cancel_and_wait
 
 log = get_logger(__name__)
 
@@ -250,9 +251,7 @@ class OutboxRelay:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), timeout=self._poll)
         finally:
-            listener.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await listener
+            await cancel_and_wait(listener)
 
     async def _listen(self) -> None:
         # LISTEN/NOTIFY lowers latency; polling stays the source of truth if it breaks.

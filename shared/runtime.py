@@ -30,6 +30,7 @@ from .logging import get_logger
 from .metrics import ServiceMetrics
 from .outbox import Outbox, OutboxRelay
 from .settings import ServiceSettings
+from .tasks import cancel_and_wait
 from .timers import Clock, TimerHandler, TimerWheel, system_clock
 
 log = get_logger(__name__)
@@ -143,11 +144,7 @@ class Runtime:
         if self.relay is not None and self._pool is not None:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self._drain_outbox(), timeout=5)
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        await cancel_and_wait(*self._tasks)
         self._tasks.clear()
         await self.producer.stop()
         if self._pool is not None:

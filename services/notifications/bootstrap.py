@@ -17,6 +17,7 @@ from shared.contracts import commitments, invitations, topics
 from shared.db import create_pool
 from shared.http import create_app
 from shared.runtime import Runtime
+from shared.tasks import cancel_and_wait
 from shared.timers import Clock, system_clock
 
 from . import digest, domain, http, store
@@ -84,9 +85,7 @@ class NotificationsRuntime(Runtime):
     async def stop(self) -> None:
         if self._sender_task is not None:
             # A send cut short keeps its lease; it is retried after the lease runs out.
-            self._sender_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._sender_task
+            await cancel_and_wait(self._sender_task)
             self._sender_task = None
         if self._channels is not None:
             with contextlib.suppress(Exception):

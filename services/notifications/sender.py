@@ -30,6 +30,7 @@ from shared.contracts.notifications import Channel, DeliveryFailed, DeliverySent
 from shared.db import listen
 from shared.logging import get_logger, message_context
 from shared.outbox import Outbox
+from shared.tasks import cancel_and_wait
 from shared.retry import backoff_delays
 from shared.timers import Clock
 
@@ -81,11 +82,9 @@ class Sender:
         try:
             await self._claim_loop()
         finally:
-            # Every task is cancelled before the first await here: a second cancellation of this
-            # task (a hurried stop) must not leave one of them running.
-            for task in (*tasks, marker):
-                task.cancel()
-            await asyncio.gather(*tasks, marker, return_exceptions=True)
+            # Every task is cancelled before the first await here (a second cancellation of this
+            # task, a hurried stop, must not leave one running), and again if one swallowed it.
+            await cancel_and_wait(*tasks, marker)
             # A graceful stop: what was sent is marked (not sent again after a restart), and
             # rows never sent are given back at once instead of when their lease runs out.
             with contextlib.suppress(Exception):

@@ -156,24 +156,20 @@ class ServiceProcess:
 
     async def handled(self) -> dict[str, float]:
         """ntb_messages_handled_total by outcome, from GET /metrics (this process's life only)."""
-        async with httpx.AsyncClient(base_url=self.url, timeout=5) as client:
-            text = (await client.get("/metrics")).text
-        counts: dict[str, float] = {}
-        for line in text.splitlines():
-            if line.startswith("ntb_messages_handled_total{"):
-                outcome = line.split('outcome="', 1)[1].split('"', 1)[0]
-                counts[outcome] = counts.get(outcome, 0) + float(line.rsplit(" ", 1)[1])
-        return counts
+        return await self._counter_by("ntb_messages_handled_total", "outcome")
 
     async def failures(self) -> dict[str, float]:
         """ntb_handler_failures_total by kind (transient: retried; error: counted toward the DLQ)."""
+        return await self._counter_by("ntb_handler_failures_total", "kind")
+
+    async def _counter_by(self, metric: str, label: str) -> dict[str, float]:
         async with httpx.AsyncClient(base_url=self.url, timeout=5) as client:
             text = (await client.get("/metrics")).text
         counts: dict[str, float] = {}
         for line in text.splitlines():
-            if line.startswith("ntb_handler_failures_total{"):
-                kind = line.split('kind="', 1)[1].split('"', 1)[0]
-                counts[kind] = counts.get(kind, 0) + float(line.rsplit(" ", 1)[1])
+            if line.startswith(metric + "{"):
+                value = line.split(f'{label}="', 1)[1].split('"', 1)[0]
+                counts[value] = counts.get(value, 0) + float(line.rsplit(" ", 1)[1])
         return counts
 
 
