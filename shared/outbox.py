@@ -65,7 +65,8 @@ DEAD_LETTER = (
 RECORD_ERRORS: tuple[type[Exception], ...] = (
     MessageSizeTooLargeError, RecordListTooLargeError, InvalidTopicError, CorruptRecordException,
 )
-Record = tuple[str, bytes, bytes, list[tuple[str, bytes]]]
+# (topic, key, value, headers) as SafeProducer.send_batch takes them; not an asyncpg.Record.
+Outgoing = tuple[str, bytes, bytes, list[tuple[str, bytes]]]
 
 
 async def write_event(conn: asyncpg.Connection, event: CloudEvent, *, topic: str, key: str) -> None:
@@ -74,7 +75,7 @@ async def write_event(conn: asyncpg.Connection, event: CloudEvent, *, topic: str
     await conn.execute(OUTBOX_INSERT, event.id, topic, key, headers, event.data)
 
 
-def _record(row: asyncpg.Record, headers: Any) -> Record:
+def _record(row: asyncpg.Record, headers: Any) -> Outgoing:
     return row["topic"], row["key"].encode(), row["payload"], [(k, v.encode()) for k, v in headers]
 
 

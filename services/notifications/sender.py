@@ -30,8 +30,8 @@ from shared.contracts.notifications import Channel, DeliveryFailed, DeliverySent
 from shared.db import listen
 from shared.logging import get_logger, message_context
 from shared.outbox import Outbox
-from shared.tasks import cancel_and_wait
 from shared.retry import backoff_delays
+from shared.tasks import cancel_and_wait
 from shared.timers import Clock
 
 from . import store
