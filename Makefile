@@ -31,7 +31,7 @@ test: venv stack-up ## all tests against the real local Kafka and PostgreSQL
 	@$(PY) -m pytest tests -q -p no:cacheprovider
 
 bench: venv stack-up ## benchmarks beside raw baselines (SCALE=smoke|default|growth, ONLY=B1,B3); see docs/performance.md
-	@$(PY) -m bench.run --scale $(or $(SCALE),default) $(if $(ONLY),--only $(ONLY)) $(if $(JSON),--json $(JSON))
+	@NTB_ENV=development $(PY) -m bench.run --scale $(or $(SCALE),default) $(if $(ONLY),--only $(ONLY)) $(if $(JSON),--json $(JSON))
 
 demo: venv stack-up ## start the stack, an SMTP sink and the services; drive the whole Rakor scenario
 	@deploy/local/demo.sh
@@ -51,5 +51,5 @@ clean: down ## stop everything and delete local data
 
 contracts: venv ## regenerate the published AsyncAPI and OpenAPI documents
 	@$(PY) -m shared.contracts.asyncapi > deploy/asyncapi/asyncapi.yaml
-	@for s in invitations commitments notifications; do $(PY) -m services.$$s openapi > deploy/openapi/$$s.json; done
+	@for s in invitations commitments notifications; do NTB_ENV=development $(PY) -m services.$$s openapi > deploy/openapi/$$s.json; done
 	@echo "written deploy/asyncapi/asyncapi.yaml and deploy/openapi/*.json"

@@ -16,6 +16,8 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
+from pydantic import ValidationError
+
 from . import migrations
 from .auth import ApiKeyStore, Role
 from .db import create_pool
@@ -45,7 +47,14 @@ def main(
     keys.add_parser("list", help="list keys (never their secrets)")
     args = parser.parse_args(argv)
 
-    settings = settings_factory()
+    try:
+        settings = settings_factory()
+    except ValidationError as exc:
+        # pydantic's own message quotes the input (the environment, secrets included): reasons only.
+        for error in exc.errors(include_input=False, include_url=False):
+            where = ".".join(str(p) for p in error["loc"])
+            print(f"error: configuration refused: {(where + ': ') if where else ''}{error['msg']}", file=sys.stderr)
+        return 2
     if args.command == "openapi":
         _, app = build(settings)  # builds the app only; nothing connects
         print(openapi_json(app))

@@ -2,8 +2,39 @@
 
 from __future__ import annotations
 
-from pydantic import AliasChoices, Field, SecretStr
+from typing import Literal
+from urllib.parse import urlsplit
+
+from pydantic import AliasChoices, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+# Values that were published (in this repository's code, docs, compose file or history): a service
+# in production refuses them, as it refuses anything that reads as a placeholder.
+PUBLISHED_SECRETS = frozenset({
+    "dev-only-rsvp-secret-do-not-use-in-production",
+    "change-me-rsvp-secret-of-at-least-32-characters",
+    "change-me-webhook-secret",
+    "ntb", "postgres", "password", "secret",
+})
+_PLACEHOLDER_WORDS = ("change-me", "changeme", "change_me", "placeholder", "example", "dev-only", "demo-only",
+                      "do-not-use", "insecure", "not-a-secret", "replace-me", "your-", "xxxx", "todo")
+DEVELOPMENT_DATABASE_URL = "postgresql://ntb:ntb@127.0.0.1:15432/ntb"
+
+
+def secret_problem(value: SecretStr | str | None, *, min_length: int) -> str | None:
+    """Why a secret cannot be used in production (None when it can). Never quotes the value."""
+    if value is None:
+        return "missing"
+    text = value.get_secret_value() if isinstance(value, SecretStr) else value
+    if not text:
+        return "missing"
+    if text in PUBLISHED_SECRETS or any(word in text.lower() for word in _PLACEHOLDER_WORDS):
+        return "a published default or a placeholder"
+    if len(text) < min_length:
+        return f"shorter than {min_length} characters"
+    if len(set(text)) < min(8, min_length):
+        return "too few distinct characters to be a generated secret"
+    return None
 
 
 class ServiceSettings(BaseSettings):
@@ -16,12 +47,18 @@ class ServiceSettings(BaseSettings):
 
     model_config = SettingsConfigDict(extra="ignore", populate_by_name=True)
 
+    environment: Literal["production", "development"] = Field(
+        default="production",
+        validation_alias=AliasChoices("NTB_ENV", "environment"),
+        description="production (the default) refuses missing, default or placeholder secrets; development "
+                    "(selected by `make demo`, `make up` and the tests) allows the built-in development values",
+    )
     service_name: str = Field(description="Name used in logs, consumer groups and CloudEvents source")
     kafka_bootstrap_servers: str = Field(
         default="127.0.0.1:19092", validation_alias=AliasChoices("KAFKA_BOOTSTRAP_SERVERS", "kafka_bootstrap_servers")
     )
     database_url: SecretStr = Field(
-        default=SecretStr("postgresql://ntb:ntb@127.0.0.1:15432/ntb"),
+        default=SecretStr(DEVELOPMENT_DATABASE_URL),
         validation_alias=AliasChoices("DATABASE_URL", "database_url"),
     )
     topic_prefix: str = Field(
@@ -46,6 +83,30 @@ class ServiceSettings(BaseSettings):
         default=5, ge=1, description="Attempts for an unexpected handler error before dead-lettering"
     )
     retry_backoff_max_seconds: float = Field(default=30.0, gt=0)
+
+    @property
+    def development(self) -> bool:
+        return self.environment == "development"
+
+    def fill_development_defaults(self) -> None:
+        """Development mode only: put the built-in development values where a secret is unset."""
+
+    def secrets_to_check(self) -> list[tuple[str, SecretStr | None, int]]:
+        """(environment variable, value, minimum length) of every secret a service needs in production."""
+        password = urlsplit(self.database_url.get_secret_value()).password
+        return [("DATABASE_URL (its password)", SecretStr(password) if password else None, 12)]
+
+    @model_validator(mode="after")
+    def _no_default_secrets_in_production(self) -> "ServiceSettings":
+        if self.development:
+            self.fill_development_defaults()
+            return self
+        problems = [f"{name} is {problem}" for name, value, min_length in self.secrets_to_check()
+                    if (problem := secret_problem(value, min_length=min_length))]
+        if problems:
+            raise ValueError("refusing to start in production: " + "; ".join(problems)
+                             + " (set real secrets, or NTB_ENV=development for a local run)")
+        return self
 
 
 def service_config(prefix: str) -> SettingsConfigDict:

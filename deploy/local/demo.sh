@@ -23,6 +23,8 @@ export LOCAL_INVITATIONS_HTTP_PORT="${LOCAL_INVITATIONS_HTTP_PORT:-8001}"
 export LOCAL_COMMITMENTS_HTTP_PORT="${LOCAL_COMMITMENTS_HTTP_PORT:-8002}"
 export LOCAL_NOTIFICATIONS_HTTP_PORT="${LOCAL_NOTIFICATIONS_HTTP_PORT:-8003}"
 export LOCAL_SMTP_PORT="${LOCAL_SMTP_PORT:-2525}"
+# A local demo: the one mode that accepts the built-in development secrets (docs: README, Security).
+export NTB_ENV="${NTB_ENV:-development}"
 export LOCAL_LOG_SUFFIX="-demo-$RUN_ID"
 export DEMO_RUN_ID="$RUN_ID"
 export DEMO_MAIL_DIR="$STACK_DIR/mail/$RUN_ID"

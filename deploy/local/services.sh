@@ -29,6 +29,8 @@ die() { echo "[services] ERROR: $*" >&2; exit 1; }
 pid_of() { local f="$RUN/$1.pid"; [[ -f $f ]] && kill -0 "$(cat "$f")" 2>/dev/null && cat "$f"; }
 
 stack_env() {
+  # The local stack is a development run: the one mode that accepts the built-in development secrets.
+  export NTB_ENV="${NTB_ENV:-development}"
   export KAFKA_BOOTSTRAP_SERVERS="${KAFKA_BOOTSTRAP_SERVERS:-$("$HERE/kafka.sh" env | sed 's/^export [A-Z_]*=//')}"
   export DATABASE_URL="${DATABASE_URL:-$("$HERE/postgres.sh" env | sed 's/^export [A-Z_]*=//')}"
 }

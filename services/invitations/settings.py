@@ -1,11 +1,11 @@
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import Field, SecretStr, field_validator
 
 from shared.settings import ServiceSettings, service_config
 
 from .domain import parse_lead
 
-# DEVELOPMENT ONLY: lets `make demo` and tests run without configuration. Production must set
-# INVITATIONS_RSVP_SECRET (the settings refuse to load otherwise, see `_secret_set_in_production`).
+# DEVELOPMENT ONLY (NTB_ENV=development): lets `make demo` and tests run without configuration.
+# Production must set INVITATIONS_RSVP_SECRET; this value is refused there (shared.settings).
 DEV_RSVP_SECRET = "dev-only-rsvp-secret-do-not-use-in-production"
 
 
@@ -15,9 +15,9 @@ class InvitationsSettings(ServiceSettings):
     service_name: str = "invitations"
     db_schema: str = Field(default="invitations", pattern=r"^[a-z_][a-z0-9_]{0,62}$")
     http_port: int = 8001
-    environment: str = Field(default="development", description="development or production")
-    rsvp_secret: SecretStr = Field(
-        default=SecretStr(DEV_RSVP_SECRET), description="HMAC-SHA256 key signing RSVP links; required in production"
+    rsvp_secret: SecretStr | None = Field(
+        default=None,  # NTB_ENV=development: DEV_RSVP_SECRET; production refuses to start without one
+        description="HMAC-SHA256 key signing RSVP links; required (32+ characters) unless NTB_ENV=development",
     )
     public_base_url: str = Field(
         default="http://127.0.0.1:8001", description="Base of the RSVP links sent to invitees"
@@ -41,10 +41,9 @@ class InvitationsSettings(ServiceSettings):
     def _no_trailing_slash(cls, url: str) -> str:
         return url.rstrip("/")
 
-    @model_validator(mode="after")
-    def _secret_set_in_production(self) -> "InvitationsSettings":
-        if self.environment == "production":
-            secret = self.rsvp_secret.get_secret_value()
-            if secret == DEV_RSVP_SECRET or len(secret) < 32:
-                raise ValueError("INVITATIONS_RSVP_SECRET must be set (32+ characters) in production")
-        return self
+    def fill_development_defaults(self) -> None:
+        if self.rsvp_secret is None:
+            self.rsvp_secret = SecretStr(DEV_RSVP_SECRET)
+
+    def secrets_to_check(self) -> list[tuple[str, SecretStr | None, int]]:
+        return [*super().secrets_to_check(), ("INVITATIONS_RSVP_SECRET", self.rsvp_secret, 32)]

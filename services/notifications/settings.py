@@ -45,6 +45,19 @@ class NotificationsSettings(ServiceSettings):
     routing_file: str | None = Field(default=None, description="Routing rules; default: the shipped routing.yaml")
     recipients_file: str | None = Field(default=None, description="Directory seed; default: the shipped file")
 
+    def secrets_to_check(self) -> list[tuple[str, SecretStr | None, int]]:
+        # Production mails only through an authenticated relay and signs every webhook: an unset
+        # password or webhook key is refused like a placeholder one (NTB_ENV=development allows both).
+        return [*super().secrets_to_check(), ("NOTIFICATIONS_SMTP_PASSWORD", self.smtp_password, 12),
+                ("NOTIFICATIONS_WEBHOOK_SECRET", self.webhook_secret, 32)]
+
+    @model_validator(mode="after")
+    def _authenticated_relay_in_production(self) -> "NotificationsSettings":
+        if not self.development and not self.smtp_username:
+            raise ValueError("refusing to start in production: NOTIFICATIONS_SMTP_USERNAME is missing "
+                             "(the relay must authenticate; NTB_ENV=development for a local sink)")
+        return self
+
     @model_validator(mode="after")
     def _lease_outlasts_a_send(self) -> "NotificationsSettings":
         # A lease shorter than a send would let a second sender take the row mid-send.

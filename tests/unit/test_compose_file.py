@@ -1,6 +1,9 @@
 """docker-compose.yml agrees with what the code reads (no Docker engine runs here to try it)."""
 
+import re
 from pathlib import Path
+
+import pytest
 
 import yaml
 
@@ -17,6 +20,31 @@ def _compose() -> dict:
     return yaml.safe_load((ROOT / "docker-compose.yml").read_text())
 
 
+# What an operator would put in .env: generated values, as `secrets.token_urlsafe(32)` gives.
+OPERATOR_ENV = {"POSTGRES_PASSWORD": "Qm3v9TzR2kLp8WxY", "INVITATIONS_RSVP_SECRET": "h7Kq2mZp9Xr4Tv8Ns1Lw6Jb3Yc5Df0Ga",
+                "NOTIFICATIONS_SMTP_USERNAME": "notifikasi", "NOTIFICATIONS_SMTP_PASSWORD": "Wf4Rk8Tz2Hq6Np",
+                "NOTIFICATIONS_WEBHOOK_SECRET": "Zx9Cv2Bn7Mq4Lk8Jh3Gf6Ds1Ap5Ow0Ie"}
+_VARIABLE = re.compile(r"\$\{([A-Z_]+)(?::([?-])([^}]*))?\}")
+
+
+def interpolate(value: str, env: dict[str, str]) -> str:
+    """Compose's `${VAR}`, `${VAR:-default}` and `${VAR:?message}` (the last refuses an unset VAR)."""
+
+    def one(match: re.Match) -> str:
+        name, kind, arg = match.groups()
+        if env.get(name):
+            return env[name]
+        if kind == "?":
+            raise KeyError(f"{name}: {arg}")
+        return arg or ""
+
+    return _VARIABLE.sub(one, value)
+
+
+def _env_of(service: dict, env: dict[str, str]) -> dict[str, str]:
+    return {k: interpolate(str(v), env) for k, v in service["environment"].items()}
+
+
 def test_each_service_runs_its_own_module():
     """Each service's command is `python -m services.<name>` and that module exists."""
     services = _compose()["services"]
@@ -29,14 +57,16 @@ def test_service_environment_names_settings_the_code_reads():
     """Every variable given to a service is one its settings class reads, and values validate."""
     services = _compose()["services"]
     for name, cls in SETTINGS.items():
-        env = services[name]["environment"]
+        env = _env_of(services[name], OPERATOR_ENV)
         prefix = cls.model_config["env_prefix"]
-        known = {"KAFKA_BOOTSTRAP_SERVERS", "DATABASE_URL", "TOPIC_PREFIX"} | {
+        known = {"KAFKA_BOOTSTRAP_SERVERS", "DATABASE_URL", "TOPIC_PREFIX", "NTB_ENV"} | {
             prefix + field.upper() for field in cls.model_fields
         }
         assert set(env) <= known, set(env) - known
         settings = cls(**{k.removeprefix(prefix).lower(): v for k, v in env.items() if k.startswith(prefix)},
-                       kafka_bootstrap_servers=env["KAFKA_BOOTSTRAP_SERVERS"], database_url=env["DATABASE_URL"])
+                       kafka_bootstrap_servers=env["KAFKA_BOOTSTRAP_SERVERS"], database_url=env["DATABASE_URL"],
+                       environment=env["NTB_ENV"])
+        assert settings.environment == "production"
         assert settings.kafka_bootstrap_servers == "kafka:9092"
         if name == "notifications":
             assert settings.smtp_host == "mailcatcher"
@@ -67,3 +97,15 @@ def test_dockerfile_installs_the_project():
     dockerfile = (ROOT / "deploy" / "Dockerfile").read_text()
     for line in ("COPY shared", "COPY services", "RUN pip install ."):
         assert line in dockerfile
+
+
+def test_compose_ships_no_usable_secret():
+    """Every secret is a required variable: without it `docker compose up` stops; none has a literal value."""
+    compose = _compose()
+    secret_names = ("PASSWORD", "SECRET", "DATABASE_URL", "SMTP_USERNAME")
+    for name, service in compose["services"].items():
+        for key, value in (service.get("environment") or {}).items():
+            if any(word in key for word in secret_names):
+                assert "${" in str(value) and ":?" in str(value), f"{name}: {key} has a literal value"
+                with pytest.raises(KeyError):
+                    interpolate(str(value), {})
