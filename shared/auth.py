@@ -120,4 +120,5 @@ def require(*roles: Role) -> Callable[..., Coroutine[Any, Any, Principal]]:
             raise HTTPException(status.HTTP_403_FORBIDDEN, f"role {principal.role.value} may not do this; needs {allowed}")
         return principal
 
+    dependency.__roles__ = tuple(r.value for r in roles)  # type: ignore[attr-defined]  # read by shared.http
     return dependency

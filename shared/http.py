@@ -1,19 +1,255 @@
-"""FastAPI application factory with the edges' common protections."""
+"""FastAPI application factory with the edges' common protections.
+
+One layer for every route, so no route can forget it:
+  * `BodySizeLimit` (ASGI) reads the whole body before any handler, at most the app's limit, and
+    answers 413 itself, Content-Length given or chunked;
+  * `StrictRoute` (every route of `create_app` apps and of `api_router()` routers) holds each
+    route to its own body limit (`body_limit(n)`), requires a JSON content type for a body, and
+    parses it with `strict_json`: UTF-8 only, no NaN/Infinity/1e999, no lone surrogates, no
+    control characters other than tab and line breaks, no duplicated keys, bounded depth and
+    integer size. A refusal is a 4xx with the reason and nothing runs;
+  * the validation error handler never echoes the input (FastAPI's default returns it and cannot
+    serialize a non-finite number or a surrogate: a 500); messages are made printable and short;
+  * every operation documents what it can answer (401/403 when it takes a key, 413/415/422 when it
+    takes a body) with the `ErrorBody` schema, and says which role it needs.
+"""
 
 from __future__ import annotations
 
 import json
+import math
+import re
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 import asyncpg
-from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi import APIRouter, FastAPI, HTTPException, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from fastapi.routing import APIRoute
+from fastapi.utils import create_model_field
+from pydantic import BaseModel, Field
 
-MAX_BODY_BYTES = 256 * 1024
+MAX_BODY_BYTES = 256 * 1024  # the app's cap; routes choose a lower one with `body_limit`
+DEFAULT_ROUTE_BODY_BYTES = 64 * 1024
+MAX_JSON_DEPTH = 32
+MAX_INT_DIGITS = 30  # far above any amount or count; int("9" * 5000) alone costs milliseconds
+_BODY_LIMIT_KEY = "x-max-body-bytes"
+# Never meaningful in a request: NUL and other C0 controls except tab/LF/CR, DEL, C1 controls,
+# lone surrogates and the two non-characters. Field types narrow further (shared.contracts.text).
+_FORBIDDEN_IN_JSON_TEXT = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff\ufffe\uffff]")
+
+
+# ---- error bodies (documented in every operation) ---------------------------------------------------
+
+
+class ValidationIssue(BaseModel):
+    loc: list[str | int] = Field(description="Where: body, path, query or header, then the field")
+    msg: str = Field(description="What is wrong (never the value sent)")
+    type: str = Field(description="Machine-readable kind, e.g. missing, string_too_long, json_invalid")
+
+
+class StateDetail(BaseModel):
+    message: str
+    current_status: str
+
+
+class ErrorBody(BaseModel):
+    """Every 4xx: `detail` is a reason, a list of validation issues, or a reason with the current state."""
+
+    detail: str | list[ValidationIssue] | StateDetail
+
+
+ERROR_DESCRIPTIONS: dict[int, str] = {
+    400: "A header is malformed (the reason is in `detail`)",
+    401: "No API key, or an invalid or revoked one",
+    403: "The key's role or region may not do this",
+    404: "No such resource",
+    409: "Not possible in the current state (the reason is in `detail`)",
+    410: "No longer available (the reason is in `detail`)",
+    412: "The If-Match version is stale",
+    413: "The body exceeds this operation's limit",
+    415: "A body must be sent as application/json",
+    422: "The request breaks a rule or is not valid JSON of the documented shape",
+}
+
+
+def error(*codes: int, **descriptions: str) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses` for these codes with the error schema; `descriptions` override by 'e409' etc."""
+    return {code: {"model": ErrorBody, "description": descriptions.get(f"e{code}", ERROR_DESCRIPTIONS[code])}
+            for code in codes}
+
+
+def body_limit(max_bytes: int) -> dict[str, Any]:
+    """`openapi_extra` giving an operation its own body limit (documented as x-max-body-bytes)."""
+    return {_BODY_LIMIT_KEY: max_bytes}
+
+
+# ---- strict JSON ------------------------------------------------------------------------------------
+
+
+class InvalidJSON(ValueError):
+    """The body is not strict JSON; the message says why without quoting it."""
+
+
+def _refuse_constant(name: str) -> Any:
+    raise InvalidJSON(f"{name} is not a JSON number")
+
+
+def _finite(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise InvalidJSON("a number is out of range (not finite)")
+    return value
+
+
+def _bounded_int(text: str) -> int:
+    if len(text.lstrip("-")) > MAX_INT_DIGITS:
+        raise InvalidJSON(f"an integer has more than {MAX_INT_DIGITS} digits")
+    return int(text)
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    result = dict(pairs)
+    if len(result) != len(pairs):
+        seen: set[str] = set()
+        dup = next(k for k, _ in pairs if k in seen or seen.add(k))  # type: ignore[func-returns-value]
+        raise InvalidJSON(f"the key {_printable(dup, 40)!r} appears more than once in an object")
+    return result
+
+
+def _check(value: Any, depth: int) -> None:
+    if depth > MAX_JSON_DEPTH:
+        raise InvalidJSON(f"nested deeper than {MAX_JSON_DEPTH} levels")
+    if isinstance(value, str):
+        if _FORBIDDEN_IN_JSON_TEXT.search(value):
+            raise InvalidJSON("a string contains a control character, a lone surrogate or a non-character")
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            _check(key, depth + 1)
+            _check(item, depth + 1)
+    elif isinstance(value, list):
+        for item in value:
+            _check(item, depth + 1)
+
+
+def strict_json(raw: bytes) -> Any:
+    """The parsed body, or InvalidJSON with the reason."""
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise InvalidJSON("the body is not UTF-8") from None
+    if text.startswith("\ufeff"):
+        raise InvalidJSON("the body starts with a byte order mark")
+    try:
+        value = json.loads(text, object_pairs_hook=_no_duplicates, parse_constant=_refuse_constant,
+                           parse_float=_finite, parse_int=_bounded_int)
+    except InvalidJSON:
+        raise
+    except RecursionError:
+        raise InvalidJSON(f"nested deeper than {MAX_JSON_DEPTH} levels") from None
+    except json.JSONDecodeError as exc:
+        raise InvalidJSON(f"not JSON: {exc.msg} at character {exc.pos}") from None
+    except ValueError as exc:  # e.g. int() refusing a huge literal
+        raise InvalidJSON(f"not JSON: {_printable(str(exc), 80)}") from None
+    _check(value, 0)
+    return value
+
+
+def _invalid_json(reason: str) -> HTTPException:
+    return HTTPException(422, [{"loc": ["body"], "msg": reason, "type": "json_invalid"}])
+
+
+def _is_json(content_type: str | None) -> bool:
+    if content_type is None:
+        return False
+    media = content_type.split(";", 1)[0].strip().lower()
+    return media == "application/json" or (media.startswith("application/") and media.endswith("+json"))
+
+
+# ---- the route class ---------------------------------------------------------------------------------
+
+
+def _roles_of(dependant: Any) -> tuple[str, ...] | None:
+    """The roles a `shared.auth.require` dependency anywhere in the tree admits (None: no key needed)."""
+    roles = getattr(dependant.call, "__roles__", None)
+    if roles is not None:
+        return tuple(roles)
+    for sub in dependant.dependencies:
+        found = _roles_of(sub)
+        if found is not None:
+            return found
+    return None
+
+
+class StrictRoute(APIRoute):
+    """An APIRoute whose body goes through `strict_json` and whose OpenAPI lists every answer."""
+
+    def __init__(self, path: str, endpoint: Callable[..., Any], **kwargs: Any) -> None:
+        super().__init__(path, endpoint, **kwargs)
+        self.body_limit = (self.openapi_extra or {}).get(_BODY_LIMIT_KEY, DEFAULT_ROUTE_BODY_BYTES)
+        roles = _roles_of(self.dependant)
+        codes: list[int] = []
+        if roles is not None:
+            codes += [401, 403]
+            who = ", ".join(sorted(roles))
+            note = f"Needs an API key with the role: {who}." if roles else "Needs an API key."
+        else:
+            note = (self.openapi_extra or {}).get("x-credential", "No API key.")
+        self.description = f"{self.description}\n\n{note}".strip()
+        has_params = bool(self.dependant.path_params or self.dependant.query_params
+                          or self.dependant.header_params)
+        if self.body_field is not None:
+            codes += [413, 415, 422]
+            if self.openapi_extra is None:
+                self.openapi_extra = {}
+            self.openapi_extra.setdefault(_BODY_LIMIT_KEY, self.body_limit)
+        elif has_params:
+            codes.append(422)
+        documented = {int(c) if str(c).isdigit() else c: dict(v) for c, v in self.responses.items()}
+        for code in codes:
+            documented.setdefault(code, {"description": ERROR_DESCRIPTIONS[code]})
+        for code, entry in documented.items():
+            if isinstance(code, int) and code >= 400:
+                entry.setdefault("model", ErrorBody)
+        self.responses = dict(sorted(documented.items(), key=lambda item: str(item[0])))
+        self.response_fields = {
+            code: create_model_field(name=f"Response_{code}_{self.unique_id}", type_=entry["model"],
+                                     mode="serialization")
+            for code, entry in documented.items() if entry.get("model")}
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+        if self.body_field is None:
+            return handler
+        limit = (self.openapi_extra or {}).get(_BODY_LIMIT_KEY, DEFAULT_ROUTE_BODY_BYTES)
+
+        async def strict(request: Request) -> Response:
+            raw = await request.body()
+            if len(raw) > limit:
+                raise HTTPException(413, f"request body exceeds {limit} bytes")
+            if raw:
+                if not _is_json(request.headers.get("content-type")):
+                    raise HTTPException(415, "send the body as application/json")
+                try:
+                    request._json = strict_json(raw)  # Starlette's Request.json() returns this cached value
+                except InvalidJSON as exc:
+                    raise _invalid_json(str(exc)) from None
+            return await handler(request)
+
+        return strict
+
+
+def api_router(**kwargs: Any) -> APIRouter:
+    """An APIRouter whose routes are `StrictRoute`s: every service router is made with this."""
+    return APIRouter(route_class=StrictRoute, **kwargs)
+
+
+# ---- ASGI body cap -----------------------------------------------------------------------------------
 
 
 class BodySizeLimit:
-    """Refuse oversized request bodies with 413 before any handler parses them."""
+    """Read the whole body (at most `max_bytes`) before the app sees it; 413 above, chunked or not."""
 
     def __init__(self, app: Any, max_bytes: int = MAX_BODY_BYTES) -> None:
         self.app = app
@@ -27,31 +263,63 @@ class BodySizeLimit:
         if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
             await self._reject(send)
             return
+        chunks: list[bytes] = []
         received = 0
-
-        async def limited_receive() -> dict:
-            nonlocal received
+        while True:
             message = await receive()
-            if message["type"] == "http.request":
-                received += len(message.get("body", b""))
-                if received > self.max_bytes:
-                    raise _TooLarge
-            return message
-
-        try:
-            await self.app(scope, limited_receive, send)
-        except _TooLarge:
-            await self._reject(send)
+            if message["type"] != "http.request":  # the client went away: pass it on
+                await self.app(scope, _replay([message], receive), send)
+                return
+            chunk = message.get("body", b"")
+            received += len(chunk)
+            if received > self.max_bytes:
+                await self._reject(send)
+                return
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        body = b"".join(chunks)
+        await self.app(scope, _replay([{"type": "http.request", "body": body, "more_body": False}], receive), send)
 
     async def _reject(self, send: Any) -> None:
         body = json.dumps({"detail": f"request body exceeds {self.max_bytes} bytes"}).encode()
         await send({"type": "http.response.start", "status": 413,
-                    "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
+                    "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
+                                (b"connection", b"close")]})
         await send({"type": "http.response.body", "body": body})
 
 
-class _TooLarge(Exception):
-    pass
+def _replay(messages: list[dict], receive: Any) -> Callable[[], Coroutine[Any, Any, dict]]:
+    pending = list(messages)
+
+    async def replay() -> dict:
+        if pending:
+            return pending.pop(0)
+        return await receive()  # after the body: waits for the disconnect, as the server's would
+
+    return replay
+
+
+# ---- error handlers ----------------------------------------------------------------------------------
+
+
+def _printable(text: str, limit: int) -> str:
+    """Text safe to put in a JSON answer or a log: no surrogates or controls, bounded."""
+    safe = text.encode("utf-8", "backslashreplace").decode("utf-8")
+    safe = "".join(c if c.isprintable() else f"\\x{ord(c):02x}" for c in safe)
+    return safe if len(safe) <= limit else safe[:limit] + "..."
+
+
+def issues(errors: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Validation errors without `input` or `ctx`: loc, msg, type, each printable."""
+    return [{"loc": [part if isinstance(part, int) else _printable(str(part), 100) for part in e.get("loc", ())],
+             "msg": _printable(str(e.get("msg", "")), 300), "type": _printable(str(e.get("type", "")), 60)}
+            for e in errors[:20]]
+
+
+async def _validation_failed(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    return JSONResponse({"detail": issues(list(exc.errors()))}, status_code=422)
 
 
 async def _unstorable(_: Request, __: Exception) -> JSONResponse:
@@ -64,7 +332,9 @@ async def _unstorable(_: Request, __: Exception) -> JSONResponse:
 
 def create_app(title: str, description: str, *, version: str = "1.0.0", max_body_bytes: int = MAX_BODY_BYTES) -> FastAPI:
     app = FastAPI(title=title, description=description, version=version)
+    app.router.route_class = StrictRoute
     app.add_middleware(BodySizeLimit, max_bytes=max_body_bytes)
+    app.add_exception_handler(RequestValidationError, _validation_failed)
     app.add_exception_handler(asyncpg.exceptions.DataError, _unstorable)
     app.add_exception_handler(OverflowError, _unstorable)
     return app

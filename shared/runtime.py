@@ -16,7 +16,7 @@ from typing import Any
 import asyncpg
 import uvicorn
 from prometheus_client import CONTENT_TYPE_LATEST
-from fastapi import APIRouter, FastAPI, Response
+from fastapi import FastAPI, Response
 
 from . import migrations
 from .auth import ApiKeyStore
@@ -24,6 +24,7 @@ from .consumer import EventConsumer, attach
 from .contracts import registry
 from .contracts.topics import dlq
 from .db import create_pool
+from .http import api_router
 from .dead_letter import DeadLetterPublisher
 from .kafka import SafeProducer, ensure_topics, make_broker
 from .logging import get_logger
@@ -158,7 +159,7 @@ class Runtime:
             await asyncio.sleep(0.1)
 
     def health_router(self) -> APIRouter:
-        router = APIRouter(tags=["health"])
+        router = api_router(tags=["health"])
 
         @router.get("/healthz", summary="The process is alive")
         async def healthz() -> dict[str, str]:

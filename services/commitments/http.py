@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 from datetime import datetime
 from typing import Any
 
 import asyncpg
-from fastapi import APIRouter, Depends, Header, HTTPException, Request, Response, status
-from pydantic import BaseModel, ConfigDict, Field, NonNegativeInt
+from fastapi import Depends, Header, HTTPException, Request, Response, status
+from pydantic import BaseModel, ConfigDict, Field, StrictInt
 
+from shared.http import api_router, body_limit, error
 from shared.auth import Principal, Role, require
 from shared.contracts.commitments import (BudgetStage, CommitmentBody, CommitmentStatus, FundingSource, Programme,
                                           Segment)
+from shared.contracts.text import line, paragraph
 from shared.logging import get_logger
 from shared.regions import RegionCode, regions
 from shared.wita import as_wita
@@ -27,34 +30,36 @@ MAX_RP = 10**13  # Rp10 trillion: far above any regency's whole budget
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+    # Money and counts are JSON integers only (StrictInt: no "1000", no true, no 1000.0); text
+    # fields are refused, never trimmed, when they carry edge whitespace (shared.contracts.text).
+    model_config = ConfigDict(extra="forbid")
 
 
 class LineIn(_Strict):
     segment: Segment
     programmes: list[Programme] = Field(min_length=1, max_length=4)
-    workers: int = Field(gt=0, le=calculator.MAX_WORKERS_PER_LINE)
-    months: int = Field(gt=0, le=12)
-    unit_contribution_rp: NonNegativeInt | None = Field(default=None, le=100_000_000)
-    wage_rp: int | None = Field(default=None, gt=0, le=calculator.MAX_WAGE_RP)
-    jkk_risk_class: int | None = Field(default=None, ge=1, le=5)
-    total_rp: NonNegativeInt = Field(le=MAX_RP)
+    workers: StrictInt = Field(gt=0, le=calculator.MAX_WORKERS_PER_LINE)
+    months: StrictInt = Field(gt=0, le=12)
+    unit_contribution_rp: StrictInt | None = Field(default=None, ge=0, le=100_000_000)
+    wage_rp: StrictInt | None = Field(default=None, gt=0, le=calculator.MAX_WAGE_RP)
+    jkk_risk_class: StrictInt | None = Field(default=None, ge=1, le=5)
+    total_rp: StrictInt = Field(ge=0, le=MAX_RP)
     funding_source: FundingSource
-    implementing_office: str = Field(default="Disnaker", min_length=1, max_length=200)
+    implementing_office: line(200) = "Disnaker"
 
 
 class CommitmentIn(_Strict):
     """A regency's commitment. region_code may be omitted (the path names it)."""
 
     region_code: RegionCode | None = None
-    fiscal_year: int = Field(ge=2000, le=2100)
+    fiscal_year: StrictInt = Field(ge=2000, le=2100)
     budget_stage: BudgetStage
-    signatory_name: str = Field(min_length=1, max_length=200, examples=["Sekretaris Daerah Kabupaten Sumbawa"])
-    legal_basis: str = Field(default="", max_length=300, examples=["Perbup Sumbawa No. 12 Tahun 2025"])
-    beneficiary_verification: str = Field(default="NIK via Dukcapil", max_length=300)
+    signatory_name: line(200) = Field(examples=["Sekretaris Daerah Kabupaten Sumbawa"])
+    legal_basis: line(300, min_length=0) = Field(default="", examples=["Perbup Sumbawa No. 12 Tahun 2025"])
+    beneficiary_verification: line(300, min_length=0) = "NIK via Dukcapil"
     lines: list[LineIn] = Field(min_length=1, max_length=50)
-    total_workers: NonNegativeInt = Field(le=50_000_000)
-    total_rp: NonNegativeInt = Field(le=MAX_RP)
+    total_workers: StrictInt = Field(ge=0, le=50_000_000)
+    total_rp: StrictInt = Field(ge=0, le=MAX_RP)
 
     def body_for(self, region_code: str) -> CommitmentBody:
         if self.region_code is not None and self.region_code != region_code:
@@ -70,16 +75,17 @@ class OpenRequestsIn(_Strict):
 
 
 class NoteIn(_Strict):
-    note: str = Field(default="", max_length=2000)
+    note: paragraph(2000) = ""
 
 
 class ReturnIn(_Strict):
-    reasons: list[str] = Field(min_length=1, max_length=20, description="What to fix, in Bahasa Indonesia")
+    reasons: list[paragraph(1000, min_length=1)] = Field(min_length=1, max_length=20,
+                                                         description="What to fix, in Bahasa Indonesia")
 
 
 class ExtendIn(_Strict):
     deadline: datetime = Field(description="The new deadline; no offset = WITA")
-    reason: str = Field(default="", max_length=2000)
+    reason: paragraph(2000) = ""
 
 
 class CommitmentView(BaseModel):
@@ -121,13 +127,19 @@ class AuditView(BaseModel):
     event_id: str | None
 
 
+# The ETag this service sends: a quoted version number. ASCII digits only: str.isdigit() also
+# admits "²" or Arabic-Indic digits, which int() then refuses (that was a 500).
+_ETAG = re.compile(r'^(?:W/)?"?([0-9]{1,9})"?$')
+IDEMPOTENCY_KEY = r"^[\x21-\x7e]{1,100}$"
+
+
 def _if_match(value: str | None) -> int | None:
     if value is None:
         return None
-    text = value.strip().removeprefix("W/").strip('"')
-    if not text.isdigit():
+    match = _ETAG.match(value.strip())
+    if match is None:
         raise HTTPException(status.HTTP_400_BAD_REQUEST, "If-Match must be the version (ETag) of the commitment")
-    return int(text)
+    return int(match.group(1))
 
 
 def _error(exc: Exception) -> HTTPException:
@@ -145,6 +157,8 @@ def _error(exc: Exception) -> HTTPException:
     raise exc
 
 
+WRITE_ERRORS = error(400, 404, 409, 412, 422, e409="Not allowed from the current state (`detail` names it)",
+                     e412="The If-Match version is stale (`detail` names the current state)")
 DOMAIN_ERRORS = (ops.NotFound, PermissionError, IllegalTransition, ops.VersionMismatch, ops.InvalidCommitment)
 
 
@@ -171,7 +185,7 @@ def _view(response: Response, row: asyncpg.Record) -> CommitmentView:
 
 
 def router() -> APIRouter:
-    api = APIRouter(tags=["commitments"])
+    api = api_router(tags=["commitments"])
 
     def settings(request: Request) -> Any:
         return request.app.state.runtime.settings
@@ -179,7 +193,8 @@ def router() -> APIRouter:
     def now(request: Request) -> datetime:
         return request.app.state.runtime.clock()
 
-    @api.post("/commitments/requests", status_code=status.HTTP_201_CREATED, summary="Open commitment requests")
+    @api.post("/commitments/requests", status_code=status.HTTP_201_CREATED, summary="Open commitment requests",
+              responses=error(422), openapi_extra=body_limit(16 * 1024))
     async def open_requests(body: OpenRequestsIn, request: Request,
                             principal: Principal = Depends(require(Role.ORGANIZER))) -> dict[str, Any]:
         rt, s, at = request.app.state.runtime, settings(request), now(request)
@@ -203,7 +218,8 @@ def router() -> APIRouter:
         rows = await store.list_all(request.app.state.runtime.pool, settings(request).fiscal_year)
         return [CommitmentView.of(r) for r in rows if principal.can_act_for(r["region_code"])]
 
-    @api.get("/commitments/{region_code}", response_model=CommitmentView, summary="A region's commitment")
+    @api.get("/commitments/{region_code}", response_model=CommitmentView, summary="A region's commitment",
+             responses=error(404))
     async def get_region(region_code: RegionCode, request: Request, response: Response,
                          principal: Principal = Depends(require(*ANY_ROLE))) -> CommitmentView:
         _own_region(principal, region_code)
@@ -212,7 +228,8 @@ def router() -> APIRouter:
             raise HTTPException(status.HTTP_404_NOT_FOUND, f"no commitment request for region {region_code}")
         return _view(response, row)
 
-    @api.put("/commitments/{region_code}/draft", response_model=CommitmentView, summary="Save a draft (region)")
+    @api.put("/commitments/{region_code}/draft", response_model=CommitmentView, summary="Save a draft (region)",
+             responses=WRITE_ERRORS, openapi_extra=body_limit(128 * 1024))
     async def put_draft(region_code: RegionCode, body: CommitmentIn, request: Request, response: Response,
                         principal: Principal = Depends(_region_operator_of_path),
                         if_match: str | None = Header(default=None)) -> CommitmentView:
@@ -227,12 +244,13 @@ def router() -> APIRouter:
         return _view(response, row)
 
     @api.post("/commitments/{region_code}/submit", response_model=CommitmentView,
-              summary="Submit or resubmit (region); without a body the saved draft is submitted")
+              summary="Submit or resubmit (region); without a body the saved draft is submitted",
+              responses=WRITE_ERRORS, openapi_extra=body_limit(128 * 1024))
     async def post_submit(region_code: RegionCode, request: Request, response: Response,
                           body: CommitmentIn | None = None,
                           principal: Principal = Depends(_region_operator_of_path),
                           if_match: str | None = Header(default=None),
-                          idempotency_key: str | None = Header(default=None, max_length=100)) -> CommitmentView:
+                          idempotency_key: str | None = Header(default=None, pattern=IDEMPOTENCY_KEY)) -> CommitmentView:
         rt = request.app.state.runtime
         submission_id = f"http:{region_code}:{idempotency_key or uuid.uuid4()}"
         try:
@@ -263,10 +281,9 @@ def router() -> APIRouter:
                  status=row["status"], principal=principal.key_id)
         return _view(response, row)
 
-    conflict = {409: {"description": "Not allowed from the current state (body names it)"},
-                412: {"description": "If-Match version is stale"}}
+    conflict = {"responses": WRITE_ERRORS, "openapi_extra": body_limit(16 * 1024)}
 
-    @api.post("/commitments/{commitment_id}/verify", response_model=CommitmentView, responses=conflict,
+    @api.post("/commitments/{commitment_id}/verify", response_model=CommitmentView, **conflict,
               summary="Verify (Disnakertrans)")
     async def verify(commitment_id: uuid.UUID, request: Request, response: Response, body: NoteIn | None = None,
                      principal: Principal = Depends(require(Role.DISNAKERTRANS_REVIEWER)),
@@ -274,7 +291,7 @@ def router() -> APIRouter:
         return await _review(commitment_id, Action.VERIFY, request, response, principal, if_match,
                              note=(body or NoteIn()).note)
 
-    @api.post("/commitments/{commitment_id}/acknowledge", response_model=CommitmentView, responses=conflict,
+    @api.post("/commitments/{commitment_id}/acknowledge", response_model=CommitmentView, **conflict,
               summary="Acknowledge (BPJS Ketenagakerjaan)")
     async def acknowledge(commitment_id: uuid.UUID, request: Request, response: Response,
                           body: NoteIn | None = None, principal: Principal = Depends(require(Role.BPJS_REVIEWER)),
@@ -282,7 +299,7 @@ def router() -> APIRouter:
         return await _review(commitment_id, Action.ACKNOWLEDGE, request, response, principal, if_match,
                              note=(body or NoteIn()).note)
 
-    @api.post("/commitments/{commitment_id}/return", response_model=CommitmentView, responses=conflict,
+    @api.post("/commitments/{commitment_id}/return", response_model=CommitmentView, **conflict,
               summary="Return for revision with reasons (Disnakertrans from submitted, BPJS from verified)")
     async def return_(commitment_id: uuid.UUID, body: ReturnIn, request: Request, response: Response,
                       principal: Principal = Depends(require(Role.DISNAKERTRANS_REVIEWER, Role.BPJS_REVIEWER)),
@@ -290,7 +307,7 @@ def router() -> APIRouter:
         return await _review(commitment_id, Action.RETURN, request, response, principal, if_match,
                              reasons=body.reasons)
 
-    @api.post("/commitments/{commitment_id}/withdraw", response_model=CommitmentView, responses=conflict,
+    @api.post("/commitments/{commitment_id}/withdraw", response_model=CommitmentView, **conflict,
               summary="Withdraw (the region, or the organizer)")
     async def withdraw(commitment_id: uuid.UUID, request: Request, response: Response, body: NoteIn | None = None,
                        principal: Principal = Depends(require(Role.REGION_OPERATOR, Role.ORGANIZER)),
@@ -298,7 +315,7 @@ def router() -> APIRouter:
         return await _review(commitment_id, Action.WITHDRAW, request, response, principal, if_match,
                              note=(body or NoteIn()).note)
 
-    @api.post("/commitments/{commitment_id}/deadline", response_model=CommitmentView, responses=conflict,
+    @api.post("/commitments/{commitment_id}/deadline", response_model=CommitmentView, **conflict,
               summary="Extend the deadline (organizer); reminders and the overdue timer move")
     async def extend(commitment_id: uuid.UUID, body: ExtendIn, request: Request, response: Response,
                      principal: Principal = Depends(require(Role.ORGANIZER)),
@@ -315,7 +332,8 @@ def router() -> APIRouter:
             raise _error(exc) from exc
         return _view(response, row)
 
-    @api.get("/commitments/{commitment_id}/audit", response_model=list[AuditView], summary="Audit trail")
+    @api.get("/commitments/{commitment_id}/audit", response_model=list[AuditView], summary="Audit trail",
+             responses=error(404))
     async def audit(commitment_id: uuid.UUID, request: Request,
                     principal: Principal = Depends(require(*ANY_ROLE))) -> list[AuditView]:
         pool = request.app.state.runtime.pool

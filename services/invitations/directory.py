@@ -8,6 +8,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, EmailStr, Field, ValidationError, field_validator
 
+from shared.contracts.text import WebUrl, line
 from shared.regions import RegionCode
 
 from .domain import SEATS
@@ -22,15 +23,14 @@ def check_seat_role(role: str) -> str:
 class InviteeDetails(BaseModel):
     """How to reach the official holding one seat (the body of PUT /directory/{region}/{role})."""
 
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+    model_config = ConfigDict(extra="forbid")
 
-    name: str = Field(min_length=1, max_length=200, description="Full name as written on letters")
-    title: str = Field(min_length=1, max_length=300, description="Position, e.g. 'Sekretaris Daerah Kabupaten Dompu'")
+    name: line(200) = Field(description="Full name as written on letters")
+    title: line(300) = Field(description="Position, e.g. 'Sekretaris Daerah Kabupaten Dompu'")
     email: EmailStr = Field(description="Official e-mail address (usually .go.id)")
     phone: str | None = Field(default=None, max_length=40, pattern=r"^\+?[0-9 ()-]{6,40}$",
                               description="WhatsApp-capable phone number, E.164")
-    webhook_url: str | None = Field(default=None, max_length=1000, pattern=r"^https?://",
-                                    description="Gateway or office-system webhook")
+    webhook_url: WebUrl | None = Field(default=None, description="Gateway or office-system webhook")
 
 
 class DirectoryEntry(InviteeDetails):

@@ -11,11 +11,13 @@ from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
 
-from fastapi import APIRouter, Depends, Header, HTTPException, Request, status
-from pydantic import BaseModel, ConfigDict, Field
+from fastapi import Depends, Header, HTTPException, Request, status
+from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
+from shared.http import api_router, body_limit, error
 from shared.auth import Principal, Role, require
 from shared.contracts.invitations import MeetingScheduled
+from shared.contracts.text import WebUrl, line, paragraph
 from shared.logging import get_logger
 from shared.regions import regions
 from shared.wita import as_wita
@@ -25,12 +27,11 @@ from . import commands, domain, store
 log = get_logger(__name__)
 
 _STATUS_OF = {domain.NotFound: 404, domain.Gone: 410, domain.Conflict: 409}
-ERRORS: dict[int | str, dict[str, Any]] = {
-    404: {"description": "No such meeting"},
-    409: {"description": "Not possible in the meeting's current state (the reason is in `detail`)"},
-    410: {"description": "The meeting was cancelled"},
-    422: {"description": "The request breaks a rule (the reason is in `detail`)"},
-}
+ERRORS: dict[int | str, dict[str, Any]] = error(
+    404, 409, 410, 422, e404="No such meeting", e409="Not possible in the meeting's current state (the reason is in `detail`)",
+    e410="The meeting was cancelled", e422="The request breaks a rule (the reason is in `detail`)")
+# Idempotency keys are opaque tokens the client makes up (a UUID, typically): visible ASCII only.
+IDEMPOTENCY_KEY = r"^[\x21-\x7e]{1,200}$"
 
 
 @contextlib.contextmanager
@@ -57,29 +58,29 @@ readers = require(Role.ORGANIZER, Role.DISNAKERTRANS_REVIEWER, Role.BPJS_REVIEWE
 
 
 class ScheduleMeeting(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+    model_config = ConfigDict(extra="forbid")
 
-    title: str = Field(min_length=1, max_length=300, examples=["Rakor Perluasan Kepesertaan BPJS Ketenagakerjaan"])
-    agenda: str = Field(default="", max_length=5000)
+    title: line(300) = Field(examples=["Rakor Perluasan Kepesertaan BPJS Ketenagakerjaan"])
+    agenda: paragraph(5000) = ""
     starts_at: datetime = Field(description="Start; a time without offset is read as WITA")
     ends_at: datetime = Field(description="End; a time without offset is read as WITA")
-    venue: str | None = Field(default=None, max_length=500)
-    online_url: str | None = Field(default=None, max_length=1000)
-    organizer: str = Field(min_length=1, max_length=200, examples=["Wakil Gubernur NTB"])
+    venue: line(500) | None = None
+    online_url: WebUrl | None = Field(default=None, examples=["https://zoom.us/j/1234567890"])
+    organizer: line(200) = Field(examples=["Wakil Gubernur NTB"])
 
 
 class RescheduleMeeting(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+    model_config = ConfigDict(extra="forbid")
 
     starts_at: datetime = Field(description="New start; a time without offset is read as WITA")
     ends_at: datetime = Field(description="New end; a time without offset is read as WITA")
-    reason: str = Field(default="", max_length=1000, description="Why it moved, in Bahasa Indonesia")
+    reason: paragraph(1000) = Field(default="", description="Why it moved, in Bahasa Indonesia")
 
 
 class CancelMeeting(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+    model_config = ConfigDict(extra="forbid")
 
-    reason: str = Field(min_length=1, max_length=1000, description="Why, in Bahasa Indonesia")
+    reason: paragraph(1000, min_length=1) = Field(description="Why, in Bahasa Indonesia")
 
 
 class MeetingView(BaseModel):
@@ -110,7 +111,7 @@ class AttendanceBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     invitation_ids: list[uuid.UUID] = Field(min_length=1, max_length=200, description="Who came (invitee or delegate)")
-    attended: bool = Field(default=True, description="false corrects an earlier entry")
+    attended: StrictBool = Field(default=True, description="false corrects an earlier entry")
 
 
 class AttendanceResult(BaseModel):
@@ -143,15 +144,16 @@ class MeetingStatus(BaseModel):
 
 
 def router() -> APIRouter:
-    api = APIRouter(prefix="/meetings", tags=["meetings"])
+    api = api_router(prefix="/meetings", tags=["meetings"])
 
     @api.post("", status_code=status.HTTP_201_CREATED, response_model=MeetingView,
-              summary="Schedule a Rakor", responses={422: ERRORS[422]})
+              summary="Schedule a Rakor", responses={422: ERRORS[422]}, openapi_extra=body_limit(64 * 1024))
     async def schedule(
         body: ScheduleMeeting,
         request: Request,
         principal: Principal = Depends(organizer),
-        idempotency_key: str | None = Header(default=None, max_length=200),
+        idempotency_key: str | None = Header(default=None, pattern=IDEMPOTENCY_KEY,
+                                             description="Repeating a key returns the meeting it created"),
     ) -> MeetingView:
         rt = runtime(request)
         with domain_errors():
@@ -179,7 +181,7 @@ def router() -> APIRouter:
         return MeetingView.of(row)
 
     @api.post("/{meeting_id}/reschedule", response_model=MeetingView, summary="Move the meeting (reminders follow)",
-              responses={k: ERRORS[k] for k in (404, 409, 410, 422)})
+              responses={k: ERRORS[k] for k in (404, 409, 410, 422)}, openapi_extra=body_limit(16 * 1024))
     async def reschedule(meeting_id: uuid.UUID, body: RescheduleMeeting, request: Request,
                          principal: Principal = Depends(organizer)) -> MeetingView:
         rt = runtime(request)
@@ -191,7 +193,7 @@ def router() -> APIRouter:
         return MeetingView.of(row)
 
     @api.post("/{meeting_id}/cancel", response_model=MeetingView, summary="Call the meeting off (reminders cancelled)",
-              responses={k: ERRORS[k] for k in (404, 409, 410, 422)})
+              responses={k: ERRORS[k] for k in (404, 409, 410, 422)}, openapi_extra=body_limit(16 * 1024))
     async def cancel(meeting_id: uuid.UUID, body: CancelMeeting, request: Request,
                      principal: Principal = Depends(organizer)) -> MeetingView:
         rt = runtime(request)
@@ -214,7 +216,7 @@ def router() -> APIRouter:
         return IssueResult(**result)
 
     @api.post("/{meeting_id}/attendance", response_model=AttendanceResult, summary="Record who attended",
-              responses={k: ERRORS[k] for k in (404, 409, 410, 422)})
+              responses={k: ERRORS[k] for k in (404, 409, 410, 422)}, openapi_extra=body_limit(32 * 1024))
     async def attendance(meeting_id: uuid.UUID, body: AttendanceBody, request: Request,
                          principal: Principal = Depends(organizer)) -> AttendanceResult:
         rt = runtime(request)

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Request, status
+from fastapi import Depends, HTTPException, Query, Request, status
 from pydantic import BaseModel, Field
 
+from shared.http import api_router, body_limit, error
 from shared.auth import Principal
 from shared.logging import get_logger
 from shared.regions import normalize_region_code
@@ -41,7 +42,7 @@ def _view(row: object) -> DirectoryEntryView:
 
 
 def router() -> APIRouter:
-    api = APIRouter(prefix="/directory", tags=["invitee directory"])
+    api = api_router(prefix="/directory", tags=["invitee directory"])
 
     @api.post("/import", response_model=ImportResult,
               summary="Load the directory shipped with the service (data/invitees.yaml)")
@@ -73,7 +74,8 @@ def router() -> APIRouter:
 
     @api.put("/{region_code}/{role}", response_model=DirectoryEntryView,
              summary="Set a seat's official (used for invitations issued from now on)",
-             responses={422: {"description": "Unknown region or role, or invalid details"}})
+             responses={422: {"description": "Unknown region or role, or invalid details"}},
+             openapi_extra=body_limit(16 * 1024))
     async def put_one(region_code: str, role: str, body: directory.InviteeDetails, request: Request,
                       principal: Principal = Depends(organizer)) -> DirectoryEntryView:
         code, seat = _seat(region_code, role)

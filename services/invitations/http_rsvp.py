@@ -6,10 +6,12 @@ import uuid
 from datetime import datetime
 from typing import Literal
 
-from fastapi import APIRouter, HTTPException, Path, Request, status
+from fastapi import HTTPException, Path, Request, status
 from pydantic import BaseModel, ConfigDict, EmailStr, Field, model_validator
 
 from shared.contracts.common import Contact
+from shared.contracts.text import line, paragraph
+from shared.http import api_router, body_limit, error
 from shared.logging import get_logger
 from shared.wita import as_wita
 
@@ -20,17 +22,19 @@ log = get_logger(__name__)
 
 TOKEN = Path(max_length=tokens.MAX_TOKEN_LENGTH, description="The signed token from the invitation's link")
 TOKEN_ERRORS = {
-    403: {"description": "The token is malformed or its signature is invalid"},
+    **error(403, 404, 410, e403="The token is malformed or its signature is invalid",
+            e404="The token is genuine but its invitation no longer exists",
+            e410="The link expired, the meeting was cancelled, or the invitation was withdrawn"),
     409: ERRORS[409],
-    410: {"description": "The link expired, the meeting was cancelled, or the invitation was withdrawn"},
 }
+CREDENTIAL = {"x-credential": "No API key: the signed token in the path is the credential."}
 
 
 class DelegateBody(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+    model_config = ConfigDict(extra="forbid")
 
-    name: str = Field(min_length=1, max_length=200, description="The representative's full name")
-    title: str = Field(min_length=1, max_length=300, description="Their position")
+    name: line(200) = Field(description="The representative's full name")
+    title: line(300) = Field(description="Their position")
     email: EmailStr | None = Field(default=None, description="Official e-mail address")
     phone: str | None = Field(default=None, max_length=40, pattern=r"^\+?[0-9 ()-]{6,40}$",
                               description="WhatsApp-capable phone number")
@@ -43,10 +47,10 @@ class DelegateBody(BaseModel):
 
 
 class RsvpBody(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+    model_config = ConfigDict(extra="forbid")
 
     response: Literal["accepted", "declined", "delegated"]
-    reason: str = Field(default="", max_length=1000, description="Required when declining")
+    reason: paragraph(1000) = Field(default="", description="Required when declining")
     delegate: DelegateBody | None = Field(default=None, description="Required when delegating")
 
 
@@ -89,16 +93,16 @@ async def _view(pool: object, invitation_id: uuid.UUID) -> InvitationView:
 
 
 def router() -> APIRouter:
-    api = APIRouter(prefix="/rsvp", tags=["rsvp"])
+    api = api_router(prefix="/rsvp", tags=["rsvp"])
 
     @api.get("/{token}", response_model=InvitationView, summary="The invitation and its current answer",
-             responses=TOKEN_ERRORS)
+             responses={k: v for k, v in TOKEN_ERRORS.items() if k != 409}, openapi_extra=dict(CREDENTIAL))
     async def show(request: Request, token: str = TOKEN) -> InvitationView:
         return await _view(runtime(request).pool, await _verified(request, token))
 
     @api.post("/{token}", response_model=InvitationView,
               summary="Accept, decline (with a reason) or delegate to a named representative",
-              responses={**TOKEN_ERRORS, 422: ERRORS[422]})
+              responses={**TOKEN_ERRORS, 422: ERRORS[422]}, openapi_extra={**CREDENTIAL, **body_limit(16 * 1024)})
     async def respond(body: RsvpBody, request: Request, token: str = TOKEN) -> InvitationView:
         invitation_id = await _verified(request, token)
         rt = runtime(request)

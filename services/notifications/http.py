@@ -7,11 +7,13 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Request, status
-from pydantic import BaseModel, ConfigDict, EmailStr, Field, HttpUrl
+from fastapi import Depends, HTTPException, Path, Query, Request, status
+from pydantic import BaseModel, ConfigDict, EmailStr, Field, StrictBool
 
+from shared.http import api_router, body_limit, error
 from shared.auth import Principal, Role, require
 from shared.contracts.notifications import Channel, DeliveryStatus
+from shared.contracts.text import WebUrl, line
 from shared.logging import get_logger, mask_email
 from shared.regions import RegionCode
 
@@ -54,24 +56,28 @@ def _host(url: str) -> str:
     return urlsplit(url).hostname or "(invalid)"
 
 
-class RecipientBody(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+RECIPIENT_ID = r"^[a-z0-9][a-z0-9._-]{0,99}$"
 
-    name: str = Field(min_length=1, max_length=200)
-    title: str = Field(default="", max_length=300)
+
+class RecipientBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: line(200)
+    title: line(300, min_length=0) = ""
     role: str = Field(min_length=1, max_length=64, pattern=r"^[a-z_]+$",
                       examples=["disnakertrans_reviewer", "bpjs_staff", "sekda"])
     region_code: RegionCode | None = None
     email: EmailStr | None = None
-    webhook_url: HttpUrl | None = None
+    webhook_url: WebUrl | None = None
     channels: list[Channel] = Field(default_factory=lambda: [Channel.EMAIL], min_length=1,
                                     description="Preferred channels")
-    muted: list[str] = Field(default_factory=list, description="Event types not wanted (mandatory ones excepted)")
-    active: bool = True
+    muted: list[line(200)] = Field(default_factory=list, max_length=100,
+                                   description="Event types not wanted (mandatory ones excepted)")
+    active: StrictBool = True
 
 
 class NewRecipient(RecipientBody):
-    recipient_id: str = Field(min_length=1, max_length=100, pattern=r"^[a-z0-9][a-z0-9._-]*$")
+    recipient_id: str = Field(min_length=1, max_length=100, pattern=RECIPIENT_ID)
 
 
 class RecipientView(NewRecipient):
@@ -88,13 +94,12 @@ def _columns(body: RecipientBody, mandatory: set[str]) -> dict[str, Any]:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT,
                             f"mandatory notices cannot be muted: {', '.join(refused)}")
     data = body.model_dump()
-    data["webhook_url"] = str(body.webhook_url) if body.webhook_url else None
     data["channels"] = [c.value for c in body.channels]
     return data
 
 
 def router(mandatory: set[str]) -> APIRouter:
-    api = APIRouter()
+    api = api_router()
 
     @api.get("/deliveries", response_model=list[DeliveryView], tags=["deliveries"],
              summary="The delivery log, per event and/or per recipient")
@@ -110,7 +115,8 @@ def router(mandatory: set[str]) -> APIRouter:
                                            recipient_id=recipient_id, status=status_, limit=limit)
         return [DeliveryView.of(r) for r in rows]
 
-    @api.get("/deliveries/{delivery_id}", response_model=DeliveryView, tags=["deliveries"], summary="One delivery")
+    @api.get("/deliveries/{delivery_id}", response_model=DeliveryView, tags=["deliveries"], summary="One delivery",
+             responses=error(404))
     async def delivery(delivery_id: uuid.UUID, request: Request,
                        _: Principal = Depends(require(*READERS))) -> DeliveryView:
         row = await store.get_delivery(request.app.state.runtime.pool, delivery_id)
@@ -124,8 +130,9 @@ def router(mandatory: set[str]) -> APIRouter:
         rows = await store.list_recipients(request.app.state.runtime.pool, role, region_code)
         return [RecipientView.model_validate(dict(r)) for r in rows]
 
-    @api.get("/recipients/{recipient_id}", response_model=RecipientView, tags=["recipients"])
-    async def recipient(recipient_id: str, request: Request,
+    @api.get("/recipients/{recipient_id}", response_model=RecipientView, tags=["recipients"],
+             summary="One recipient", responses=error(404))
+    async def recipient(request: Request, recipient_id: str = Path(max_length=100, pattern=RECIPIENT_ID),
                         _: Principal = Depends(require(Role.OPERATOR))) -> RecipientView:
         row = await store.get_recipient(request.app.state.runtime.pool, recipient_id)
         if row is None:
@@ -133,7 +140,8 @@ def router(mandatory: set[str]) -> APIRouter:
         return RecipientView.model_validate(dict(row))
 
     @api.post("/recipients", response_model=RecipientView, status_code=status.HTTP_201_CREATED, tags=["recipients"],
-              summary="Add a recipient")
+              summary="Add a recipient", responses=error(409, 422, e409="The recipient id is taken"),
+              openapi_extra=body_limit(32 * 1024))
     async def create(body: NewRecipient, request: Request,
                      principal: Principal = Depends(require(Role.OPERATOR))) -> RecipientView:
         pool = request.app.state.runtime.pool
@@ -144,8 +152,10 @@ def router(mandatory: set[str]) -> APIRouter:
         return RecipientView.model_validate(dict(await store.get_recipient(pool, body.recipient_id)))
 
     @api.put("/recipients/{recipient_id}", response_model=RecipientView, tags=["recipients"],
-             summary="Replace a recipient's details and preferences (active=false removes them from routing)")
-    async def replace(recipient_id: str, body: RecipientBody, request: Request,
+             summary="Replace a recipient's details and preferences (active=false removes them from routing)",
+             responses=error(404, 422), openapi_extra=body_limit(32 * 1024))
+    async def replace(body: RecipientBody, request: Request,
+                      recipient_id: str = Path(max_length=100, pattern=RECIPIENT_ID),
                       principal: Principal = Depends(require(Role.OPERATOR))) -> RecipientView:
         pool = request.app.state.runtime.pool
         if not await store.update_recipient(pool, recipient_id, _columns(body, mandatory)):

@@ -8,6 +8,7 @@ from pydantic import AwareDatetime, EmailStr, Field
 
 from ..regions import RegionCode
 from .registry import EventPayload
+from .text import WebUrl, line, paragraph
 
 
 class OfficialRole(enum.StrEnum):
@@ -20,24 +21,25 @@ class OfficialRole(enum.StrEnum):
 class Contact(EventPayload):
     """How to reach a person. Personal data: masked in logs."""
 
-    name: str = Field(min_length=1, max_length=200, description="Full name with honorifics as written on letters")
-    title: str = Field(default="", max_length=300, description="Position, e.g. 'Sekretaris Daerah Kabupaten Dompu'")
+    name: line(200) = Field(description="Full name with honorifics as written on letters")
+    title: line(300, min_length=0) = Field(default="", description="Position, e.g. 'Sekretaris Daerah Kabupaten Dompu'")
     email: EmailStr | None = Field(default=None, description="Official e-mail address (usually .go.id)")
-    phone: str | None = Field(default=None, max_length=40, description="WhatsApp-capable phone number, E.164")
-    webhook_url: str | None = Field(default=None, max_length=1000, description="Gateway or office-system webhook")
+    phone: str | None = Field(default=None, max_length=40, pattern=r"^\+?[0-9 ()-]{6,40}$",
+                              description="WhatsApp-capable phone number, E.164")
+    webhook_url: WebUrl | None = Field(default=None, description="Gateway or office-system webhook")
 
 
 class MeetingInfo(EventPayload):
     """Enough of a meeting to render an invitation or a reminder without a lookup."""
 
     meeting_id: str = Field(description="Meeting identifier (UUID)")
-    title: str = Field(description="Meeting title")
-    agenda: str = Field(default="", description="Agenda text in Bahasa Indonesia")
+    title: line(300) = Field(description="Meeting title")
+    agenda: paragraph(5000) = Field(default="", description="Agenda text in Bahasa Indonesia")
     starts_at: AwareDatetime = Field(description="Start, RFC 3339 with offset (shown in WITA)")
     ends_at: AwareDatetime = Field(description="End, RFC 3339 with offset (shown in WITA)")
-    venue: str | None = Field(default=None, description="Physical venue, if any")
-    online_url: str | None = Field(default=None, description="Online meeting link, if any")
-    organizer: str = Field(description="Convening office or official")
+    venue: line(500) | None = Field(default=None, description="Physical venue, if any")
+    online_url: WebUrl | None = Field(default=None, description="Online meeting link, if any")
+    organizer: line(200) = Field(description="Convening office or official")
 
 
 class RegionRef(EventPayload):

@@ -13,6 +13,7 @@ from pydantic import AwareDatetime, Field, model_validator
 from ..regions import RegionCode
 from .common import Contact, MeetingInfo, OfficialRole
 from .registry import EventPayload, registry
+from .text import WebUrl, line, paragraph
 from .topics import INVITATIONS_EVENTS
 
 
@@ -36,13 +37,13 @@ class MeetingScheduled(EventPayload):
     """The province scheduled a coordination meeting (Rakor)."""
 
     meeting_id: uuid.UUID = Field(description="Identifier of the meeting; the Kafka key")
-    title: str = Field(min_length=1, max_length=300, description="Title shown on invitations")
-    agenda: str = Field(default="", max_length=5000, description="Agenda text in Bahasa Indonesia")
+    title: line(300) = Field(description="Title shown on invitations")
+    agenda: paragraph(5000) = Field(default="", description="Agenda text in Bahasa Indonesia")
     starts_at: AwareDatetime = Field(description="Start, RFC 3339 with offset (shown to people in WITA)")
     ends_at: AwareDatetime = Field(description="End, RFC 3339 with offset")
-    venue: str | None = Field(default=None, max_length=500, description="Physical venue, if any")
-    online_url: str | None = Field(default=None, max_length=1000, description="Online meeting link, if any")
-    organizer: str = Field(min_length=1, max_length=200, description="Organizing office")
+    venue: line(500) | None = Field(default=None, description="Physical venue, if any")
+    online_url: WebUrl | None = Field(default=None, description="Online meeting link, if any")
+    organizer: line(200) = Field(description="Organizing office")
 
     @model_validator(mode="after")
     def _ends_after_start(self) -> MeetingScheduled:
@@ -58,7 +59,7 @@ class MeetingRescheduled(CalendarEntry):
     meeting: MeetingInfo = Field(description="The meeting as it now stands")
     meeting_id: uuid.UUID = Field(description="Identifier of the meeting; the Kafka key")
     previous_starts_at: AwareDatetime = Field(description="The start before the change")
-    reason: str = Field(default="", max_length=1000, description="Why it moved, in Bahasa Indonesia")
+    reason: paragraph(1000) = Field(default="", description="Why it moved, in Bahasa Indonesia")
 
 
 @registry.event("ntb.invitations.meeting.cancelled.v1", topic=INVITATIONS_EVENTS, key=_meeting_key)
@@ -67,7 +68,7 @@ class MeetingCancelled(CalendarEntry):
 
     meeting: MeetingInfo = Field(description="The meeting as it stood when cancelled")
     meeting_id: uuid.UUID = Field(description="Identifier of the meeting; the Kafka key")
-    reason: str = Field(default="", max_length=1000, description="Why, in Bahasa Indonesia")
+    reason: paragraph(1000) = Field(default="", description="Why, in Bahasa Indonesia")
 
 
 @registry.event("ntb.invitations.invitation.issued.v1", topic=INVITATIONS_EVENTS, key=_meeting_key)
@@ -80,7 +81,7 @@ class InvitationIssued(CalendarEntry):
     region_code: RegionCode | None = Field(default=None, description="The invitee's regency/city; none for the province")
     role: OfficialRole = Field(description="Which seat the invitee fills")
     invitee: Contact = Field(description="Who is invited and how to reach them")
-    rsvp_url: str = Field(description="Link with a signed token to accept, decline or delegate")
+    rsvp_url: WebUrl = Field(description="Link with a signed token to accept, decline or delegate")
     rsvp_expires_at: AwareDatetime = Field(description="When the RSVP link stops working")
     delegated_from: uuid.UUID | None = Field(default=None, description="The invitation whose holder delegated")
 
@@ -102,7 +103,7 @@ class InvitationResponded(EventPayload):
     role: OfficialRole = Field(description="The invitee's seat")
     invitee: Contact = Field(description="Who answered")
     response: RsvpResponse = Field(description="accepted, declined or delegated")
-    reason: str = Field(default="", max_length=1000, description="Reason for declining, if given")
+    reason: paragraph(1000) = Field(default="", description="Reason for declining, if given")
     delegate: Contact | None = Field(default=None, description="The representative, when delegated")
     previous_response: RsvpResponse | None = Field(default=None, description="The earlier answer, if changed")
     responded_at: AwareDatetime = Field(description="When the answer was given")
@@ -119,14 +120,14 @@ class ReminderDue(EventPayload):
     role: OfficialRole = Field(description="The invitee's seat")
     invitee: Contact = Field(description="Who to remind")
     lead: str = Field(description="How long before the start, ISO 8601 duration such as P3D or P1D")
-    rsvp_url: str | None = Field(default=None, description="RSVP link, for invitees who have not answered")
+    rsvp_url: WebUrl | None = Field(default=None, description="RSVP link, for invitees who have not answered")
 
 
 class Attendee(EventPayload):
     invitation_id: uuid.UUID = Field(description="The invitation the attendee came on")
     role: OfficialRole = Field(description="The seat, or delegate")
-    name: str = Field(description="Who attended")
-    title: str = Field(default="", description="Their position")
+    name: line(200) = Field(description="Who attended")
+    title: line(300, min_length=0) = Field(default="", description="Their position")
     delegate_for: OfficialRole | None = Field(default=None, description="Whose seat a delegate filled")
 
 
