@@ -71,6 +71,7 @@ ERROR_DESCRIPTIONS: dict[int, str] = {
     413: "The body exceeds this operation's limit",
     415: "A body must be sent as application/json",
     422: "The request breaks a rule or is not valid JSON of the documented shape",
+    429: "Allowed, but not this often: `detail` says when to try again",
 }
 
 

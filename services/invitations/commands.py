@@ -148,9 +148,13 @@ async def answer(conn: asyncpg.Connection, deps: Deps, invitation_id: uuid.UUID,
     current = (domain.Answer(invitation["response"], invitation["reason"], _delegate_key(previous_delegate))
                if invitation["response"] else None)
     new = domain.Answer(response, reason if response == "declined" else "", _delegate_key(delegate))
-    if not domain.decide_answer(meeting_status=meeting["status"], starts_at=meeting["starts_at"], now=now,
-                                invitation_status=invitation["status"], role=invitation["role"],
-                                current=current, new=new):
+    count, last_at = await store.delegations_of(conn, invitation_id)
+    if not domain.decide_answer(
+            meeting_status=meeting["status"], starts_at=meeting["starts_at"], now=now,
+            invitation_status=invitation["status"], role=invitation["role"], current=current, new=new,
+            invitee=domain.Person(invitation["name"], invitation["email"], invitation["phone"]),
+            delegate=domain.Person(delegate.name, delegate.email, delegate.phone) if delegate else None,
+            history=domain.DelegationHistory(count, last_at), policy=deps.settings.delegation_policy):
         return {"changed": False, "delegate_invitation_id": invitation["delegate_invitation_id"]}
     if previous_delegate is not None:
         # The official answered again: the delegate they named earlier no longer holds the seat.

@@ -31,6 +31,10 @@ class Gone(DomainError):
     """The thing acted on is no longer available: a cancelled meeting, a withdrawn invitation (410)."""
 
 
+class TooSoon(DomainError):
+    """Allowed, but not this often: try again later (429)."""
+
+
 @dataclass(frozen=True, slots=True)
 class Meeting:
     meeting_id: uuid.UUID
@@ -138,6 +142,69 @@ def should_remind(*, meeting_status: str, invitation_status: str, response: str 
 
 
 @dataclass(frozen=True, slots=True)
+class Person:
+    """Who a delegation names, or who holds the invitation: what identifies a person."""
+
+    name: str
+    email: str | None = None
+    phone: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class DelegationPolicy:
+    """Bounds on delegation: each one mails an official invitation under the province's sender to an
+    address the link holder chose, so a link must not become a mail relay."""
+
+    max_delegations: int = 3  # delegates one invitation may name over its life (withdrawn ones count)
+    min_interval: timedelta = timedelta(minutes=10)  # between two delegations of one invitation
+    email_domains: tuple[str, ...] = ("go.id",)  # a delegate's address: under one of these, or the invitee's
+
+
+@dataclass(frozen=True, slots=True)
+class DelegationHistory:
+    count: int = 0  # delegates this invitation has named so far
+    last_at: datetime | None = None  # when it last named one
+
+
+def _same_name(a: str, b: str) -> bool:
+    return " ".join(a.casefold().split()) == " ".join(b.casefold().split())
+
+
+def _digits(phone: str | None) -> str:
+    return "".join(c for c in phone or "" if c.isdigit()).removeprefix("62").lstrip("0")
+
+
+def _domain_of(email: str) -> str:
+    return email.rsplit("@", 1)[-1].lower().rstrip(".")
+
+
+def _under(domain: str, parent: str) -> bool:
+    parent = parent.lower().strip(".")
+    return domain == parent or domain.endswith("." + parent)
+
+
+def check_delegation(*, invitee: Person, delegate: Person, history: DelegationHistory, policy: DelegationPolicy,
+                     now: datetime) -> None:
+    """Who may be named, how often and how many times; raises with the reason."""
+    if (_same_name(invitee.name, delegate.name)
+            or (invitee.email and delegate.email and invitee.email.lower() == delegate.email.lower())
+            or (_digits(invitee.phone) and _digits(invitee.phone) == _digits(delegate.phone))):
+        raise DomainError("you cannot name yourself as your delegate; accept the invitation instead")
+    if delegate.email:
+        domain = _domain_of(delegate.email)
+        allowed = [*policy.email_domains, *([_domain_of(invitee.email)] if invitee.email else [])]
+        if not any(_under(domain, parent) for parent in allowed):
+            raise DomainError("a delegate's e-mail must be an official address (under "
+                              + ", ".join(sorted(set(allowed))) + ")")
+    if history.count >= policy.max_delegations:
+        raise Conflict(f"this invitation has already named {history.count} delegates, the most allowed; "
+                       "ask the organizer to change the delegate")
+    if history.last_at is not None and now < history.last_at + policy.min_interval:
+        wait = int((history.last_at + policy.min_interval - now).total_seconds() // 60) + 1
+        raise TooSoon(f"a delegate was named moments ago; you can name another in about {wait} minute(s)")
+
+
+@dataclass(frozen=True, slots=True)
 class Answer:
     response: str
     reason: str = ""
@@ -153,8 +220,15 @@ def decide_answer(
     role: str,
     current: Answer | None,
     new: Answer,
+    invitee: Person | None = None,
+    delegate: Person | None = None,
+    history: DelegationHistory = DelegationHistory(),
+    policy: DelegationPolicy = DelegationPolicy(),
 ) -> bool:
-    """Validate an RSVP; True when it changes something, False when it repeats the current answer."""
+    """Validate an RSVP; True when it changes something, False when it repeats the current answer.
+
+    A new delegation is also held to `check_delegation` (given the invitee and the delegate).
+    """
     ensure_scheduled(meeting_status)
     if invitation_status != "active":
         raise Gone("this invitation was withdrawn (the official answered again or named another delegate)")
@@ -171,7 +245,13 @@ def decide_answer(
             raise DomainError("name the delegate (name, title and an e-mail or phone)")
     elif new.delegate_key is not None:
         raise DomainError("a delegate is only given with the response 'delegated'")
-    return current != new
+    if current == new:
+        return False
+    if new.response == "delegated":
+        if invitee is None or delegate is None:
+            raise DomainError("name the delegate (name, title and an e-mail or phone)")
+        check_delegation(invitee=invitee, delegate=delegate, history=history, policy=policy, now=now)
+    return True
 
 
 # ---- attendance ------------------------------------------------------------------------------

@@ -26,7 +26,7 @@ from . import commands, domain, store
 
 log = get_logger(__name__)
 
-_STATUS_OF = {domain.NotFound: 404, domain.Gone: 410, domain.Conflict: 409}
+_STATUS_OF = {domain.NotFound: 404, domain.Gone: 410, domain.Conflict: 409, domain.TooSoon: 429}
 ERRORS: dict[int | str, dict[str, Any]] = error(
     404, 409, 410, 422, e404="No such meeting", e409="Not possible in the meeting's current state (the reason is in `detail`)",
     e410="The meeting was cancelled", e422="The request breaks a rule (the reason is in `detail`)")

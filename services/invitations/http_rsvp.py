@@ -102,7 +102,7 @@ def router() -> APIRouter:
 
     @api.post("/{token}", response_model=InvitationView,
               summary="Accept, decline (with a reason) or delegate to a named representative",
-              responses={**TOKEN_ERRORS, 422: ERRORS[422]}, openapi_extra={**CREDENTIAL, **body_limit(16 * 1024)})
+              responses={**TOKEN_ERRORS, 422: ERRORS[422], **error(429)}, openapi_extra={**CREDENTIAL, **body_limit(16 * 1024)})
     async def respond(body: RsvpBody, request: Request, token: str = TOKEN) -> InvitationView:
         invitation_id = await _verified(request, token)
         rt = runtime(request)

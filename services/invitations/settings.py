@@ -1,8 +1,10 @@
+from datetime import timedelta
+
 from pydantic import Field, SecretStr, field_validator
 
 from shared.settings import ServiceSettings, service_config
 
-from .domain import parse_lead
+from .domain import DelegationPolicy, parse_lead
 
 # DEVELOPMENT ONLY (NTB_ENV=development): lets `make demo` and tests run without configuration.
 # Production must set INVITATIONS_RSVP_SECRET; this value is refused there (shared.settings).
@@ -26,6 +28,19 @@ class InvitationsSettings(ServiceSettings):
         default=["P3D", "P1D"],
         description="ISO 8601 durations before the start at which invitees are reminded, e.g. P3D, PT2M",
     )
+
+    delegation_max: int = Field(default=3, ge=1, le=20,
+                                description="Delegates one invitation may name over its life (withdrawn ones count)")
+    delegation_min_interval: timedelta = Field(default=timedelta(minutes=10), ge=timedelta(0),
+                                               description="Minimum time between two delegations of one invitation")
+    delegation_email_domains: list[str] = Field(
+        default=["go.id"], min_length=1,
+        description="A delegate's e-mail must be under one of these domains (or the invitee's own domain)")
+
+    @property
+    def delegation_policy(self) -> DelegationPolicy:
+        return DelegationPolicy(self.delegation_max, self.delegation_min_interval,
+                                tuple(self.delegation_email_domains))
 
     @field_validator("reminder_leads")
     @classmethod

@@ -110,6 +110,13 @@ async def insert_invitation(
     )
 
 
+async def delegations_of(conn: Conn, invitation_id: uuid.UUID) -> tuple[int, datetime | None]:
+    """How many delegates an invitation has named (withdrawn ones included), and when it last did."""
+    row = await conn.fetchrow(
+        "SELECT count(*) AS n, max(issued_at) AS last_at FROM invitations WHERE delegated_from = $1", invitation_id)
+    return row["n"], row["last_at"]
+
+
 async def get_invitation(conn: Conn, invitation_id: uuid.UUID) -> asyncpg.Record | None:
     return await conn.fetchrow("SELECT * FROM invitations WHERE invitation_id = $1", invitation_id)
 

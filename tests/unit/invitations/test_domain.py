@@ -6,6 +6,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from hypothesis import given, settings, strategies as st
 
 from services.invitations import domain
 from services.invitations.domain import Answer, Conflict, DomainError, Gone
@@ -85,9 +86,13 @@ def test_who_is_reminded(meeting_status, invitation_status, response, now, expec
                                 response=response, starts_at=START, now=now) is expected
 
 
+INVITEE = domain.Person("Drs. H. Sekda Lombok Barat", "sekda@lombokbaratkab.go.id", "+62 812-0000-0001")
+DEPUTY = domain.Person("Asisten Pemerintahan", "asisten1@lombokbaratkab.go.id", None)
+
+
 def decide(new: Answer, current: Answer | None = None, **overrides) -> bool:
     args = {"meeting_status": "scheduled", "starts_at": START, "now": NOW, "invitation_status": "active",
-            "role": "sekda", "current": current, "new": new} | overrides
+            "role": "sekda", "current": current, "new": new, "invitee": INVITEE, "delegate": DEPUTY} | overrides
     return domain.decide_answer(**args)
 
 
@@ -145,3 +150,51 @@ def test_attendance_lists_every_region_and_only_those_who_came():
     assert [(s.role, s.delegate_for) for s in result["52.01"]] == [
         ("sekda", None), ("delegate", "kepala_bpkad"), ("kepala_disnaker", None)]
     assert result["52.02"] == [] and result["52.03"] == []
+
+
+POLICY = domain.DelegationPolicy(max_delegations=3, min_interval=timedelta(minutes=10), email_domains=("go.id",))
+
+
+def delegate_to(person: domain.Person, history: domain.DelegationHistory = domain.DelegationHistory(),
+                **overrides) -> bool:
+    return decide(Answer("delegated", delegate_key=(person.name, "T", person.email or "", person.phone or "")),
+                  delegate=person, history=history, policy=POLICY, **overrides)
+
+
+@pytest.mark.parametrize(("person", "message"), [
+    (domain.Person("drs. h.  SEKDA lombok barat", "other@lombokbaratkab.go.id"), "yourself"),
+    (domain.Person("Someone Else", "SEKDA@lombokbaratkab.go.id"), "yourself"),
+    (domain.Person("Someone Else", None, "0812 0000 0001"), "yourself"),
+    (domain.Person("Someone Else", "someone@gmail.com"), "official address"),
+    (domain.Person("Someone Else", "someone@go.id.evil.example"), "official address"),
+    (domain.Person("Someone Else", "someone@notgo.id"), "official address"),
+])
+def test_delegation_to_oneself_or_outside_official_domains_is_refused(person, message):
+    """Self-delegation (same name, e-mail or phone) and addresses outside .go.id or the invitee's domain."""
+    with pytest.raises(DomainError, match=message):
+        delegate_to(person)
+
+
+def test_delegation_is_bounded_in_number_and_rate():
+    """At most 3 delegates per invitation; a new one at least 10 minutes after the last."""
+    assert delegate_to(DEPUTY, domain.DelegationHistory(2, NOW - timedelta(minutes=10))) is True
+    with pytest.raises(Conflict, match="most allowed"):
+        delegate_to(DEPUTY, domain.DelegationHistory(3, NOW - timedelta(days=1)))
+    with pytest.raises(domain.TooSoon, match="minute"):
+        delegate_to(DEPUTY, domain.DelegationHistory(1, NOW - timedelta(minutes=9)))
+    with pytest.raises(Conflict, match="started"):
+        delegate_to(DEPUTY, now=START)
+    with pytest.raises(Conflict, match="started"):
+        delegate_to(DEPUTY, now=START + timedelta(days=1))
+
+
+@settings(max_examples=300, deadline=None)
+@given(local=st.from_regex(r"[a-z0-9.]{1,20}", fullmatch=True), domain_=st.from_regex(r"[a-z0-9-]{1,12}(\.[a-z0-9-]{1,12}){0,3}", fullmatch=True))
+def test_any_accepted_delegate_address_is_under_an_official_domain(local, domain_):
+    """Whatever address a link holder types, an accepted one is under .go.id or the invitee's own domain."""
+    person = domain.Person("Someone Else", f"{local}@{domain_}")
+    try:
+        delegate_to(person)
+    except DomainError:
+        return
+    assert domain_ == "go.id" or domain_.endswith(".go.id")
