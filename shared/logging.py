@@ -53,6 +53,41 @@ def mask_phone(value: str) -> str:
     return _PHONE.sub(_keep_both, value)
 
 
+# Gateways put their tokens in a webhook URL's path or query (…/hooks/T0/B0/XXXX, ?key=…): only the
+# scheme and host of a URL may be shown; user:password@ is dropped with the rest.
+_URL = re.compile(r"(?i)\b(https?://)(?:[^\s/@?#]*@)?([^\s/?#:]+)(:[0-9]+)?[^\s\"'<>]*")
+
+
+def mask_url(value: str) -> str:
+    """Every http(s) URL in `value` reduced to scheme, host and port, `/***` for anything after."""
+
+    def keep_host(m: re.Match[str]) -> str:
+        rest = m[0][m.end(3 if m[3] else 2) - m.start():]
+        return f"{m[1]}{m[2]}{m[3] or ''}{'/***' if rest else ''}"
+
+    return _URL.sub(keep_host, value)
+
+
+def redact_text(value: str) -> str:
+    """Free text from outside (an SMTP reply, an HTTP error) as reviewers and logs may see it:
+    URLs reduced to their host, e-mail addresses and phone numbers masked."""
+    if "://" in value:
+        value = mask_url(value)
+    return mask_phone(mask_email(value))
+
+
+class _MaskUrls(logging.Filter):
+    """For HTTP client libraries' records (were they enabled at INFO/DEBUG): URLs lose path and query."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            message = record.getMessage()
+        except Exception:  # noqa: BLE001 - a malformed record is dropped rather than half-masked
+            return False
+        record.msg, record.args = redact_text(message), None
+        return True
+
+
 # Redaction runs on every string field of every log line, so it must cost little: profiling
 # the consumer and the relay showed a log line costing more CPU than handling the event, most
 # of it here. Each pattern is guarded by a test that every one of its matches implies (a
@@ -181,6 +216,12 @@ def configure_logging(service: str, level: str = "INFO", json: bool | None = Non
     # Library chatter at INFO drowns the lines operators need.
     for noisy in ("aiokafka", "faststream", "uvicorn.access"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    # httpx logs every request URL at INFO: a webhook's URL carries the gateway's token.
+    for client in ("httpx", "httpcore"):
+        library = logging.getLogger(client)
+        library.setLevel(logging.WARNING)
+        if not any(isinstance(f, _MaskUrls) for f in library.filters):
+            library.addFilter(_MaskUrls())
     structlog.contextvars.clear_contextvars()
     structlog.contextvars.bind_contextvars(service=service)
 

@@ -19,6 +19,7 @@ import aiosmtplib
 import httpx
 
 from shared.contracts.notifications import Channel
+from shared.logging import redact_text
 
 from . import mime
 from .settings import NotificationsSettings
@@ -30,6 +31,11 @@ from .domain import message_id
 class Attempt:
     outcome: str  # sent | transient | permanent
     detail: str = ""
+
+    def __post_init__(self) -> None:
+        # The detail becomes a delivery's last_error/reason, which reviewers read and logs carry:
+        # SMTP servers quote addresses back, HTTP errors quote the webhook URL (and its token).
+        object.__setattr__(self, "detail", redact_text(self.detail))
 
     @property
     def sent(self) -> bool:

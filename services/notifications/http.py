@@ -14,7 +14,7 @@ from shared.http import api_router, body_limit, error
 from shared.auth import Principal, Role, require
 from shared.contracts.notifications import Channel, DeliveryStatus
 from shared.contracts.text import WebUrl, line
-from shared.logging import get_logger, mask_email
+from shared.logging import get_logger, mask_email, redact_text
 from shared.regions import RegionCode
 
 from . import store
@@ -49,6 +49,9 @@ class DeliveryView(BaseModel):
         data["address"] = mask_email(data["address"]) if data["channel"] == "email" else _host(data["address"])
         if data["status"] != "pending":
             data["next_attempt_at"] = None
+        for key in ("last_error", "reason"):  # rows written before the sender masked them, too
+            if data.get(key):
+                data[key] = redact_text(data[key])
         return cls.model_validate(data)
 
 

@@ -6,16 +6,31 @@ VTIMEZONE block; clients show them in the reader's zone (WITA in NTB).
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 
 CRLF = "\r\n"
 PRODID = "-//Pemerintah Provinsi NTB//Rakor BPJS Ketenagakerjaan//ID"
+# Inputs are validated at the edges (shared.contracts.text); this module still never lets a control
+# character, a line separator or a stray quote into a content line, whatever it is given.
+_CONTROLS = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029]")
+_URI = re.compile(r"^https?://[^\s\"'<>\\^`{|}\x00-\x1f\x7f-\x9f]+$")
+_ADDRESS = re.compile(r"^[^\s\"<>()\\,;:\x00-\x1f\x7f-\x9f]+@[A-Za-z0-9.-]+$")
+
+
+def _unix_breaks(value: str) -> str:
+    return value.replace("\r\n", "\n").replace("\r", "\n").replace("\u2028", "\n").replace("\u2029", "\n")
 
 
 def escape_text(value: str) -> str:
-    """TEXT values escape backslash, semicolon, comma and newlines (RFC 5545 3.3.11)."""
-    return (value.replace("\\", "\\\\").replace(";", "\\;").replace(",", "\\,")
-            .replace("\r\n", "\\n").replace("\n", "\\n"))
+    """TEXT values escape backslash, semicolon, comma and newlines (RFC 5545 3.3.11); other controls go."""
+    value = _CONTROLS.sub("", _unix_breaks(value))
+    return value.replace("\\", "\\\\").replace(";", "\\;").replace(",", "\\,").replace("\n", "\\n")
+
+
+def safe_uri(value: str | None) -> str | None:
+    """An http(s) URI fit for a URI value or an href; anything else is left out."""
+    return value if value and _URI.match(value) else None
 
 
 def fold(line: str) -> str:
@@ -77,10 +92,11 @@ def invitation_ics(
     ]
     if location:
         lines.append(f"LOCATION:{escape_text(location)}")
-    if url:
+    if safe_uri(url):
         lines.append(f"URL:{url}")
-    lines.append(f"ORGANIZER;CN={_param(organizer_name)}:mailto:{organizer_email}")
-    if attendee_email:
+    if _ADDRESS.match(organizer_email):
+        lines.append(f"ORGANIZER;CN={_param(organizer_name)}:mailto:{organizer_email}")
+    if attendee_email and _ADDRESS.match(attendee_email):
         lines.append(f"ATTENDEE;CN={_param(attendee_name)};ROLE=REQ-PARTICIPANT;PARTSTAT=NEEDS-ACTION;RSVP=FALSE:"
                      f"mailto:{attendee_email}")
     lines += ["STATUS:CANCELLED" if cancelled else "STATUS:CONFIRMED", "TRANSP:OPAQUE", "END:VEVENT",
@@ -89,6 +105,10 @@ def invitation_ics(
 
 
 def _param(value: str) -> str:
-    # Parameter values with ':;,' must be quoted; quotes themselves are not allowed.
-    cleaned = value.replace('"', "'")
-    return f'"{cleaned}"' if any(c in cleaned for c in ":;,") else cleaned
+    """A quoted parameter value (CN): RFC 6868 caret encoding for '^' and '"', line breaks as spaces.
+
+    Quoted, no ':;,' can end it early. Readers disagree on backslashes in parameters (RFC 5545 has
+    no escape there, some libraries unescape '\\,'), so a backslash in a display name is written '/'.
+    """
+    cleaned = _CONTROLS.sub("", " ".join(_unix_breaks(value).replace("\t", " ").split("\n")))
+    return '"' + cleaned.replace("^", "^^").replace('"', "^'").replace("\\", "/") + '"'

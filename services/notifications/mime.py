@@ -19,22 +19,32 @@ from __future__ import annotations
 
 import binascii
 import functools
+import re
 from datetime import datetime
 from email.header import Header
 from email.utils import format_datetime, formataddr, parseaddr
 
 
+# Inputs are validated at the edges (shared.contracts.text); a header value is still made one line
+# without controls here, whatever it is given: a bare CR or LF would start a header of the sender's choosing.
+_CONTROLS = re.compile("[\x00-\x1f\x7f-\x9f]")
+
+
+def one_line(value: str) -> str:
+    return _CONTROLS.sub("", " ".join(value.splitlines()))
+
+
 def header_text(value: str) -> str:
     """A header value: as is when ASCII, else RFC 2047 encoded words (folded by Header)."""
+    value = one_line(value)
     if value.isascii():
-        # A bare CR or LF would start a header of the sender's choosing.
-        return " ".join(value.splitlines())
+        return value
     return Header(value, "utf-8").encode(linesep="\r\n")
 
 
 def mailbox(name: str, address: str) -> str:
     """`Name <address>`, the name quoted or encoded as needed; line breaks in a name become spaces."""
-    return formataddr((" ".join(name.splitlines()), address), charset="utf-8")
+    return formataddr((one_line(name), one_line(address)), charset="utf-8")
 
 
 @functools.lru_cache(maxsize=8)

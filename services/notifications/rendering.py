@@ -14,6 +14,7 @@ from typing import Any
 
 import jinja2
 
+from .ics import safe_uri
 from .formatting import format_date, format_number, format_rupiah, format_wita, format_wita_range
 
 RESPONSES = {"accepted": "menerima (hadir)", "declined": "menolak (tidak hadir)", "delegated": "mewakilkan"}
@@ -67,6 +68,8 @@ def make_environment(override_dir: str | None = None) -> jinja2.Environment:
         # A meeting's time span: one date when it ends the same day in WITA, both otherwise.
         rentang=lambda start, end: format_wita_range(_moment(start), _moment(end)),
         jawaban=lambda v: RESPONSES.get(str(v), str(v)),
+        # href values: only http(s) links, whatever a template or an old event holds ("#" otherwise).
+        tautan=lambda v: (safe_uri(str(v)) if v else None) or "#",
     )
     return env
 

@@ -193,3 +193,26 @@ def test_the_phone_guard_is_implied_by_every_phone_match():
         assert _PHONE.search(value) and ntb_logging._needs_phone_mask(value)
     for value in ("2026-11-26T13:04:26.817273Z", "3f2a6c1e-9b1d-4c7e-8a0f-2b3c4d5e6f70", "52.01"):
         assert not ntb_logging._needs_phone_mask(value)
+
+
+def test_free_text_from_servers_loses_addresses_and_url_paths():
+    """An SMTP reply quoting the address, an HTTP error quoting a webhook URL: masked for reviewers and logs."""
+    from shared.logging import redact_text
+
+    smtp = redact_text("550 5.1.1 <budi.santoso@sumbawakab.go.id>: Recipient address rejected")
+    assert "budi.santoso" not in smtp and "b***@sumbawakab.go.id" in smtp
+    hook = redact_text("webhook unavailable: ConnectError: https://user:pw@hooks.example:8443/T0/B0/SeCrEt?key=K1 x")
+    assert hook == "webhook unavailable: ConnectError: https://hooks.example:8443/*** x"
+
+
+def test_http_client_libraries_log_no_request_urls(capsys):
+    """httpx's INFO line carries each request URL (a webhook's token): silenced, and masked if enabled."""
+    import logging
+
+    from shared.logging import configure_logging
+
+    configure_logging("t", level="DEBUG", json=True)
+    assert logging.getLogger("httpx").getEffectiveLevel() == logging.WARNING
+    logging.getLogger("httpx").warning('HTTP Request: POST %s "HTTP/1.1 500"', "https://gw.example/hook/T0K3N?sig=abc")
+    err = capsys.readouterr().err
+    assert "gw.example/***" in err and "T0K3N" not in err and "sig=abc" not in err

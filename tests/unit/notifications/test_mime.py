@@ -12,7 +12,8 @@ from services.notifications import mime
 
 # Text as templates produce it: any printable Unicode, tabs, newlines, leading dots, long lines.
 TEXT = st.text(st.characters(blacklist_categories=("Cs", "Cc"), whitelist_characters="\n\t"), max_size=400)
-NAME = st.text(st.characters(blacklist_categories=("Cs",)), min_size=1, max_size=60).filter(lambda v: v.split())
+# Names and subjects: control characters are refused at the edges and dropped here (see below).
+NAME = st.text(st.characters(blacklist_categories=("Cs", "Cc")), min_size=1, max_size=60).filter(lambda v: v.split())
 
 
 def build(**overrides):
@@ -46,6 +47,8 @@ def test_a_line_break_in_a_name_or_subject_cannot_add_a_header():
     """A recipient name with CR/LF (directory data) never starts a header of its own."""
     raw, msg = build(recipient_name="Evil\r\nBcc: victim@example.com", subject="Hi\r\nBcc: victim@example.com")
     assert msg["Bcc"] is None and b"\r\nBcc:" not in raw
+    raw, msg = build(recipient_name="Evil\x1b[2J\x00\x85Name", subject="Hi\x00\x1b\x9bthere")
+    assert msg["To"].addresses[0].display_name == "Evil[2J Name" and msg["Subject"] == "Hithere"
 
 
 def test_headers_and_structure():
