@@ -124,7 +124,7 @@ def _check(value: Any, depth: int) -> None:
         raise InvalidJSON(f"nested deeper than {MAX_JSON_DEPTH} levels")
     if isinstance(value, str):
         if _FORBIDDEN_IN_JSON_TEXT.search(value):
-            raise InvalidJSON("a string contains a control character, a lone surrogate or a non-character")
+            raise InvalidJSON("a string contains a control character (such as NUL), a lone surrogate or a non-character")
     elif isinstance(value, dict):
         for key, item in value.items():
             _check(key, depth + 1)
@@ -164,8 +164,15 @@ def _invalid_json(reason: str) -> HTTPException:
 def _is_json(content_type: str | None) -> bool:
     if content_type is None:
         return False
-    media = content_type.split(";", 1)[0].strip().lower()
-    return media == "application/json" or (media.startswith("application/") and media.endswith("+json"))
+    media, _, params = content_type.partition(";")
+    media = media.strip().lower()
+    if not (media == "application/json" or (media.startswith("application/") and media.endswith("+json"))):
+        return False
+    for param in params.split(";"):
+        name, _, value = param.partition("=")
+        if name.strip().lower() == "charset" and value.strip().strip('"').lower() not in ("utf-8", "utf8"):
+            return False  # JSON is UTF-8 (RFC 8259); a body declared otherwise is not what we parse
+    return True
 
 
 # ---- the route class ---------------------------------------------------------------------------------
@@ -332,7 +339,8 @@ async def _unstorable(_: Request, __: Exception) -> JSONResponse:
 
 
 def create_app(title: str, description: str, *, version: str = "1.0.0", max_body_bytes: int = MAX_BODY_BYTES) -> FastAPI:
-    app = FastAPI(title=title, description=description, version=version)
+    # No trailing-slash redirects: a request for a path that is not an operation gets a 404, not a 307.
+    app = FastAPI(title=title, description=description, version=version, redirect_slashes=False)
     app.router.route_class = StrictRoute
     app.add_middleware(BodySizeLimit, max_bytes=max_body_bytes)
     app.add_exception_handler(RequestValidationError, _validation_failed)

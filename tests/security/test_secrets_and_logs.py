@@ -43,7 +43,7 @@ def test_settings_read_secrets_from_the_environment_and_never_print_them(monkeyp
     for shown in (repr(inv), str(inv), inv.model_dump_json(), repr(notif), str(notif), notif.model_dump_json()):
         for secret in (RSVP_SECRET, SMTP_PASSWORD, WEBHOOK_SECRET, DB_PASSWORD):
             assert secret not in shown
-    monkeypatch.setenv("INVITATIONS_ENVIRONMENT", "production")
+    monkeypatch.setenv("NTB_ENV", "production")
     monkeypatch.delenv("INVITATIONS_RSVP_SECRET")
     with pytest.raises(ValueError, match="RSVP_SECRET"):
         InvitationsSettings()
