@@ -228,11 +228,23 @@ class StrictRoute(APIRoute):
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()
-        if self.body_field is None:
-            return handler
+        has_body = self.body_field is not None
         limit = (self.openapi_extra or {}).get(_BODY_LIMIT_KEY, DEFAULT_ROUTE_BODY_BYTES)
+        known_query = {p.alias for p in self.dependant.query_params}
 
         async def strict(request: Request) -> Response:
+            # A query parameter the operation does not take, or one given twice, is refused rather
+            # than ignored or last-one-wins: the request does not mean what its sender thinks.
+            names = [name for name, _ in request.query_params.multi_items()]
+            for name in names:
+                if name not in known_query:
+                    raise HTTPException(422, [{"loc": ["query", _printable(name, 60)], "type": "extra_forbidden",
+                                               "msg": "this operation takes no such query parameter"}])
+                if names.count(name) > 1:
+                    raise HTTPException(422, [{"loc": ["query", name], "type": "duplicate",
+                                               "msg": "a query parameter is given more than once"}])
+            if not has_body:
+                return await handler(request)
             raw = await request.body()
             if len(raw) > limit:
                 raise HTTPException(413, f"request body exceeds {limit} bytes")

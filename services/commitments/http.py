@@ -131,6 +131,8 @@ class AuditView(BaseModel):
 # admits "²" or Arabic-Indic digits, which int() then refuses (that was a 500).
 _ETAG = re.compile(r'^(?:W/)?"?([0-9]{1,9})"?$')
 IDEMPOTENCY_KEY = r"^[\x21-\x7e]{1,100}$"
+IF_MATCH = Header(default=None, pattern=r'^(W/)?"?[0-9]{1,9}"?$',
+                  description="The ETag (version) last read: the change applies only to that version (else 412)")
 
 
 def _if_match(value: str | None) -> int | None:
@@ -232,7 +234,7 @@ def router() -> APIRouter:
              responses=WRITE_ERRORS, openapi_extra=body_limit(128 * 1024))
     async def put_draft(region_code: RegionCode, body: CommitmentIn, request: Request, response: Response,
                         principal: Principal = Depends(_region_operator_of_path),
-                        if_match: str | None = Header(default=None)) -> CommitmentView:
+                        if_match: str | None = IF_MATCH) -> CommitmentView:
         rt = request.app.state.runtime
         try:
             async with rt.pool.acquire() as conn, conn.transaction():
@@ -249,7 +251,7 @@ def router() -> APIRouter:
     async def post_submit(region_code: RegionCode, request: Request, response: Response,
                           body: CommitmentIn | None = None,
                           principal: Principal = Depends(_region_operator_of_path),
-                          if_match: str | None = Header(default=None),
+                          if_match: str | None = IF_MATCH,
                           idempotency_key: str | None = Header(default=None, pattern=IDEMPOTENCY_KEY)) -> CommitmentView:
         rt = request.app.state.runtime
         submission_id = f"http:{region_code}:{idempotency_key or uuid.uuid4()}"
@@ -287,7 +289,7 @@ def router() -> APIRouter:
               summary="Verify (Disnakertrans)")
     async def verify(commitment_id: uuid.UUID, request: Request, response: Response, body: NoteIn | None = None,
                      principal: Principal = Depends(require(Role.DISNAKERTRANS_REVIEWER)),
-                     if_match: str | None = Header(default=None)) -> CommitmentView:
+                     if_match: str | None = IF_MATCH) -> CommitmentView:
         return await _review(commitment_id, Action.VERIFY, request, response, principal, if_match,
                              note=(body or NoteIn()).note)
 
@@ -295,7 +297,7 @@ def router() -> APIRouter:
               summary="Acknowledge (BPJS Ketenagakerjaan)")
     async def acknowledge(commitment_id: uuid.UUID, request: Request, response: Response,
                           body: NoteIn | None = None, principal: Principal = Depends(require(Role.BPJS_REVIEWER)),
-                          if_match: str | None = Header(default=None)) -> CommitmentView:
+                          if_match: str | None = IF_MATCH) -> CommitmentView:
         return await _review(commitment_id, Action.ACKNOWLEDGE, request, response, principal, if_match,
                              note=(body or NoteIn()).note)
 
@@ -303,7 +305,7 @@ def router() -> APIRouter:
               summary="Return for revision with reasons (Disnakertrans from submitted, BPJS from verified)")
     async def return_(commitment_id: uuid.UUID, body: ReturnIn, request: Request, response: Response,
                       principal: Principal = Depends(require(Role.DISNAKERTRANS_REVIEWER, Role.BPJS_REVIEWER)),
-                      if_match: str | None = Header(default=None)) -> CommitmentView:
+                      if_match: str | None = IF_MATCH) -> CommitmentView:
         return await _review(commitment_id, Action.RETURN, request, response, principal, if_match,
                              reasons=body.reasons)
 
@@ -311,7 +313,7 @@ def router() -> APIRouter:
               summary="Withdraw (the region, or the organizer)")
     async def withdraw(commitment_id: uuid.UUID, request: Request, response: Response, body: NoteIn | None = None,
                        principal: Principal = Depends(require(Role.REGION_OPERATOR, Role.ORGANIZER)),
-                       if_match: str | None = Header(default=None)) -> CommitmentView:
+                       if_match: str | None = IF_MATCH) -> CommitmentView:
         return await _review(commitment_id, Action.WITHDRAW, request, response, principal, if_match,
                              note=(body or NoteIn()).note)
 
@@ -319,7 +321,7 @@ def router() -> APIRouter:
               summary="Extend the deadline (organizer); reminders and the overdue timer move")
     async def extend(commitment_id: uuid.UUID, body: ExtendIn, request: Request, response: Response,
                      principal: Principal = Depends(require(Role.ORGANIZER)),
-                     if_match: str | None = Header(default=None)) -> CommitmentView:
+                     if_match: str | None = IF_MATCH) -> CommitmentView:
         rt = request.app.state.runtime
         try:
             async with rt.pool.acquire() as conn, conn.transaction():

@@ -41,7 +41,7 @@ from shared.auth import Role
 from tests.integration.commitments.helpers import bpu_commitment
 
 from .helpers import changed, fingerprint
-from .test_fuzz_openapi import LoopThread, Target
+from .test_fuzz_openapi import LoopThread, Served, Target
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("cleanup_schemas")]
 
@@ -263,33 +263,6 @@ def test_a_10_mb_chunked_body_gets_413(topic_prefix, schema_for):
         served.close()
         loop.run(target.stop())
         loop.close()
-
-
-class Served:
-    """A Target served by uvicorn on an ephemeral port of 127.0.0.1."""
-
-    def __init__(self, target: Target, loop: LoopThread) -> None:
-        self.target, self.loop = target, loop
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.port = self.sock.getsockname()[1]
-        config = uvicorn.Config(target.app, log_config=None, access_log=False, lifespan="off")
-        self.server = uvicorn.Server(config)
-        self.server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
-
-        async def serve() -> None:
-            self.task = asyncio.get_running_loop().create_task(self.server.serve(sockets=[self.sock]))
-
-        loop.run(serve())
-        deadline = time.monotonic() + 20
-        while not self.server.started and time.monotonic() < deadline:
-            time.sleep(0.05)
-        self.http = httpx.Client(base_url=f"http://127.0.0.1:{self.port}", timeout=30)
-
-    def close(self) -> None:
-        self.http.close()
-        self.server.should_exit = True
-        self.loop.run(asyncio.wait_for(self.task, 20))
 
 
 class Tracebacks(logging.Handler):
