@@ -66,7 +66,7 @@ def texts(type_: object, max_size: int, *, breaks: bool = False) -> st.SearchStr
 urls = accepted(WebUrl, st.builds(
     lambda host, path: f"https://{host}/{path}", st.from_regex(r"[a-z0-9]([a-z0-9.-]{0,20}[a-z0-9])?", fullmatch=True),
     st.text(st.sampled_from("abc019-._~%!$&()*+,;=:@/?#[]éñ🙂"), max_size=120)))
-emails = st.from_regex(r"[a-z0-9]([a-z0-9._+-]{0,20}[a-z0-9])?@[a-z0-9]{1,10}\.go\.id", fullmatch=True)
+emails = st.from_regex(r"[a-z0-9]{1,10}([._+-][a-z0-9]{1,8}){0,2}@[a-z0-9]{1,10}\.go\.id", fullmatch=True)
 
 
 @st.composite
