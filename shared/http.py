@@ -9,6 +9,8 @@ import asyncpg
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
+from .http_telemetry import instrument
+
 MAX_BODY_BYTES = 256 * 1024
 
 
@@ -65,6 +67,7 @@ async def _unstorable(_: Request, __: Exception) -> JSONResponse:
 def create_app(title: str, description: str, *, version: str = "1.0.0", max_body_bytes: int = MAX_BODY_BYTES) -> FastAPI:
     app = FastAPI(title=title, description=description, version=version)
     app.add_middleware(BodySizeLimit, max_bytes=max_body_bytes)
+    instrument(app)  # outermost: trace context, access log, RED metrics (shared.http_telemetry)
     app.add_exception_handler(asyncpg.exceptions.DataError, _unstorable)
     app.add_exception_handler(OverflowError, _unstorable)
     return app
