@@ -35,7 +35,7 @@ from shared.tasks import cancel_and_wait
 from shared.timers import Clock
 
 from . import store
-from .channels import Attempt, Channels
+from .channels import Attempt, Channels, delivery_trace
 from .domain import retry_delay
 from .settings import NotificationsSettings
 
@@ -184,6 +184,7 @@ class Sender:
     def _context(row: Any) -> contextlib.AbstractContextManager[None]:
         return message_context(delivery_id=str(row["delivery_id"]), event_id=row["source_event_id"],
                                event_type=row["source_event_type"], correlation_id=row["correlation_id"],
+                               traceparent=delivery_trace(row).header(),
                                recipient_id=row["recipient_id"], channel=row["channel"])
 
     async def _mark(self, done: list[tuple[Any, Attempt]]) -> None:
@@ -196,7 +197,8 @@ class Sender:
             # `attempts` was counted when this sender leased the row; while the lease holds it is current.
             outcome: dict[str, Any] = dict(id=row["delivery_id"], token=row["lease_token"], reason=None,
                                            error=None, next_at=None)
-            opts = dict(correlation_id=row["correlation_id"], causation_id=row["source_event_id"])
+            opts = dict(correlation_id=row["correlation_id"], causation_id=row["source_event_id"],
+                        traceparent=delivery_trace(row).header())
             if attempt.sent:
                 outcome["status"] = "sent"
                 events.append((row["delivery_id"], *self._outbox.build(status_event(row, now=now), **opts)))

@@ -1,0 +1,147 @@
+"""Operators resend failed deliveries; the event's trace reaches the e-mail and the webhook (real stack, real SMTP)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from services.notifications import domain
+from services.notifications.bootstrap import build
+from shared.auth import Role
+from shared.contracts.notifications import Channel
+from shared.contracts.topics import COMMITMENTS_EVENTS, INVITATIONS_EVENTS, NOTIFICATIONS_EVENTS
+from shared.envelope import CloudEvent
+from shared.tracecontext import parse_traceparent
+
+from ..conftest import eventually, http_client, issue_key, read_topic
+from . import factories
+from .conftest import event_of, notif_settings, publish
+
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("cleanup_schemas")]
+
+TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
+PARENT = f"00-{TRACE}-00f067aa0ba902b7-01"
+
+
+def traced(event: CloudEvent) -> CloudEvent:
+    return CloudEvent.new(source=event.source, type=event.type, data=event.data, id=event.id,
+                          correlation_id=event.correlation_id, traceparent=PARENT)
+
+
+async def test_the_events_trace_reaches_the_email_the_webhook_and_the_status_event(
+        topic_prefix, schema_for, db, smtp_server, webhook_listener):
+    schema = schema_for("not")
+    rt, _ = build(notif_settings(topic_prefix, schema, smtp_server.port))
+    await rt.start()
+    try:
+        event = traced(event_of(factories.invitation(webhook_url=webhook_listener.url())))
+        await publish(topic_prefix + INVITATIONS_EVENTS, [event])
+        await eventually(lambda: db.fetchval(f'SELECT count(*) = 2 FROM "{schema}".deliveries WHERE status = \'sent\''))
+        [msg] = smtp_server.handler.to("sekda@dompukab.go.id")
+        sent_trace = parse_traceparent(msg["Traceparent"])
+        assert sent_trace.trace_id == TRACE and sent_trace.span_id != "00f067aa0ba902b7"
+        assert msg["X-Correlation-ID"] == event.correlation_id
+        [hook] = webhook_listener.received
+        assert parse_traceparent(hook["headers"]["traceparent"]).trace_id == TRACE
+        assert hook["headers"]["x-correlation-id"] == event.correlation_id
+        records = await read_topic(topic_prefix + NOTIFICATIONS_EVENTS, expect=2)
+        for record in records:
+            assert parse_traceparent(dict(record.headers)["ce_traceparent"].decode()).trace_id == TRACE
+    finally:
+        await rt.stop()
+
+
+async def test_failed_delivery_is_resent_with_the_same_message_id_audited_and_never_twice(
+        topic_prefix, schema_for, db, stopped_smtp_server):
+    """SMTP down until retries run out: failed. Server back, operator resends the event's failures: sent once."""
+    schema = schema_for("not")
+    rt, app = build(notif_settings(topic_prefix, schema, stopped_smtp_server.port, delivery_max_attempts=2))
+    await rt.start()
+    try:
+        operator = await issue_key(rt, Role.OPERATOR)
+        organizer = await issue_key(rt, Role.ORGANIZER)
+        auth = {"Authorization": f"Bearer {operator}"}
+        payload = factories.invitation()
+        event = event_of(payload)
+        await publish(topic_prefix + INVITATIONS_EVENTS, [event])
+        table = f'"{schema}".deliveries'
+        failed = await eventually(lambda: db.fetchrow(f"SELECT * FROM {table} WHERE status = 'failed'"), timeout=30)
+        expected_id = domain.delivery_id(event.id, f"invitee:{payload.invitation_id}", Channel.EMAIL)
+        assert failed["delivery_id"] == expected_id
+        stopped_smtp_server.start()
+        async with http_client(app, rt) as client:
+            refused = await client.post("/deliveries/resend", params={"event_id": event.id},
+                                        headers={"Authorization": f"Bearer {organizer}"})
+            assert refused.status_code == 403
+            assert (await client.post("/deliveries/resend", params={"event_id": "no-such-event"},
+                                      headers=auth)).status_code == 404
+            assert (await client.post(f"/deliveries/{expected_id.hex[:8]}-0000-0000-0000-000000000000/resend",
+                                      headers=auth)).status_code == 404
+            r = await client.post("/deliveries/resend", params={"event_id": event.id}, headers=auth)
+            assert r.status_code == 200, r.text
+            assert r.json() == {"event_id": event.id, "resent": [str(expected_id)], "refused": []}
+            await eventually(lambda: db.fetchval(f"SELECT status = 'sent' FROM {table}"), timeout=20)
+            [msg] = stopped_smtp_server.handler.to("sekda@dompukab.go.id")
+            assert msg["Message-ID"] == f"<{expected_id}@notifications.ntb-rakor>"
+            row = await db.fetchrow(f"SELECT * FROM {table}")
+            assert row["attempts"] == 1 and row["resends"] == 1 and row["reason"] is None
+
+            again = await client.post(f"/deliveries/{expected_id}/resend", headers=auth)
+            assert again.status_code == 409 and "already sent" in again.json()["detail"]
+            again = await client.post("/deliveries/resend", params={"event_id": event.id}, headers=auth)
+            assert again.status_code == 409
+            trail = (await client.get(f"/deliveries/{expected_id}/audit", headers=auth)).json()
+            assert len(trail) == 1
+            assert trail[0]["actor"] == operator.split("_")[1] and trail[0]["actor_role"] == "operator"
+            assert (trail[0]["action"], trail[0]["from_status"], trail[0]["to_status"]) == ("resend", "failed",
+                                                                                             "pending")
+            assert trail[0]["attempts_before"] == 2 and "gave up" in trail[0]["reason_before"]
+            view = (await client.get(f"/deliveries/{expected_id}", headers=auth)).json()
+            assert view["status"] == "sent" and view["resends"] == 1
+        assert len(stopped_smtp_server.messages) == 1
+        records = await read_topic(topic_prefix + NOTIFICATIONS_EVENTS, expect=2)
+        types = sorted(dict(r.headers)["ce_type"].decode() for r in records)
+        assert types == ["ntb.notifications.delivery.failed.v1", "ntb.notifications.delivery.sent.v1"]
+    finally:
+        await rt.stop()
+
+
+async def test_resend_uses_the_address_fixed_in_the_directory(topic_prefix, schema_for, db, smtp_server):
+    """550 for a wrong mailbox; the operator corrects the recipient and resends that one delivery."""
+    schema = schema_for("not")
+    rt, app = build(notif_settings(topic_prefix, schema, smtp_server.port))
+    await rt.start()
+    try:
+        operator = await issue_key(rt, Role.OPERATOR)
+        auth = {"Authorization": f"Bearer {operator}"}
+        async with http_client(app, rt) as client:
+            current = (await client.get("/recipients/sekda-5272", headers=auth)).json()
+            body = {k: current[k] for k in ("name", "title", "role", "region_code", "channels", "muted", "active")}
+            assert (await client.put("/recipients/sekda-5272", headers=auth,
+                                     json=body | {"email": "tolak.sekda@bimakota.go.id"})).status_code == 200
+            event = event_of(factories.overdue("52.72"))
+            await publish(topic_prefix + COMMITMENTS_EVENTS, [event], key=b"52.72")
+            table = f'"{schema}".deliveries'
+            failed = await eventually(lambda: db.fetchrow(
+                f"SELECT * FROM {table} WHERE recipient_id = 'sekda-5272' AND status = 'failed'"))
+            assert (await client.put("/recipients/sekda-5272", headers=auth,
+                                     json=body | {"email": "sekda@bimakota.go.id"})).status_code == 200
+            r = await client.post(f"/deliveries/{failed['delivery_id']}/resend", headers=auth)
+            assert r.status_code == 200, r.text
+            assert r.json()["status"] == "pending" and r.json()["address"] == "s***@bimakota.go.id"
+            await eventually(lambda: db.fetchval(
+                f"SELECT status = 'sent' FROM {table} WHERE delivery_id = $1", failed["delivery_id"]))
+            [msg] = smtp_server.handler.to("sekda@bimakota.go.id")
+            assert msg["Message-ID"] == f"<{failed['delivery_id']}@notifications.ntb-rakor>"
+            audit = await db.fetchrow(f'SELECT * FROM "{schema}".delivery_audit')
+            assert audit["address_before"] == "tolak.sekda@bimakota.go.id"
+            assert audit["address_after"] == "sekda@bimakota.go.id"
+            metrics = (await client.get("/metrics")).text
+            assert 'http_requests_total{method="POST",route="/deliveries/{delivery_id}/resend",status="200"} 1.0' \
+                in metrics
+            assert "ntb_outbox_oldest_age_seconds" in metrics and "ntb_outbox_set_aside 0.0" in metrics
+        json.dumps(dict(r.headers))  # the answer carries the request's trace
+        assert parse_traceparent(r.headers["traceparent"]) is not None
+    finally:
+        await rt.stop()
