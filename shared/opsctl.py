@@ -230,6 +230,11 @@ def run(command: Callable[[], int]) -> int:
             logging.getLogger(name).setLevel(logging.CRITICAL)
     try:
         code = command()
+        OUT.flush()
+    except BrokenPipeError:
+        # The reader went away (`ntbctl ... | head`): not an error; keep the interpreter's exit quiet.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return OK
     except KeyboardInterrupt:
         print("ntbctl: interrupted", file=sys.stderr)
         return 130
@@ -245,5 +250,4 @@ def run(command: Callable[[], int]) -> int:
         message, code = describe(exc)
         print(f"ntbctl: {message}", file=sys.stderr)
         return code
-    OUT.flush()
     return code

@@ -145,3 +145,82 @@ async def test_resend_uses_the_address_fixed_in_the_directory(topic_prefix, sche
         assert parse_traceparent(r.headers["traceparent"]) is not None
     finally:
         await rt.stop()
+
+
+async def _ntbctl(*args: str, **env: str) -> tuple[int, str, str]:
+    """The real CLI in a subprocess, while this test's event loop keeps serving the API."""
+    import asyncio
+    import os
+    import sys
+    clean = {k: v for k, v in os.environ.items() if k not in ("NTB_API_KEY", "NTB_ENV", "NOTIFICATIONS_URL")}
+    proc = await asyncio.create_subprocess_exec(sys.executable, "-m", "shared.ops", *args, env=clean | env,
+                                                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    out, err = await asyncio.wait_for(proc.communicate(), timeout=60)
+    return proc.returncode, out.decode(), err.decode()
+
+
+async def test_ntbctl_lists_and_resends_failed_deliveries_over_the_api(topic_prefix, schema_for, db,
+                                                                       stopped_smtp_server):
+    import asyncio
+    import contextlib
+
+    import uvicorn
+
+    from shared.auth import ApiKeyStore
+
+    from .conftest import free_port
+
+    schema = schema_for("not")
+    rt, app = build(notif_settings(topic_prefix, schema, stopped_smtp_server.port, delivery_max_attempts=1))
+    await rt.start()
+    port = free_port()
+    app.state.api_keys = ApiKeyStore(rt.pool)
+    app.include_router(rt.health_router())
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, access_log=False,
+                                           lifespan="off"))
+    server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
+    serving = asyncio.create_task(server.serve())
+    try:
+        while not server.started:
+            await asyncio.sleep(0.02)
+        operator = await issue_key(rt, Role.OPERATOR)
+        url = f"http://127.0.0.1:{port}"
+        events = [event_of(factories.invitation(email=f"sekda{i}@dompukab.go.id")) for i in range(3)]
+        await publish(topic_prefix + INVITATIONS_EVENTS, events)
+        table = f'"{schema}".deliveries'
+        await eventually(lambda: db.fetchval(f"SELECT count(*) = 3 FROM {table} WHERE status = 'failed'"), timeout=30)
+
+        code, out, err = await _ntbctl("deliveries", "list", "--status", "failed", "-o", "json",
+                                       "--notifications-url", url, NTB_API_KEY=operator)
+        assert code == 0, err
+        listed = json.loads(out)
+        assert sorted(d["source_event_id"] for d in listed) == sorted(e.id for e in events)
+        code, out, err = await _ntbctl("deliveries", "resend", listed[0]["delivery_id"], "--notifications-url", url)
+        assert code == 2 and err.strip().startswith("ntbctl: no API key")  # and nothing was resent
+        assert await db.fetchval(f"SELECT count(*) FROM {table} WHERE status = 'failed'") == 3
+
+        stopped_smtp_server.start()
+        code, out, err = await _ntbctl("deliveries", "resend", "--all-failed", "--notifications-url", url,
+                                       NTB_API_KEY=operator)
+        assert code == 0, err
+        assert "events: 3/3" in err and "3 resent, 0 refused" in err
+        assert sorted(line.split("\t")[0] for line in out.splitlines()) == sorted(e.id for e in events)
+        await eventually(lambda: db.fetchval(f"SELECT count(*) = 3 FROM {table} WHERE status = 'sent'"), timeout=30)
+        assert len(stopped_smtp_server.messages) == 3
+
+        code, out, err = await _ntbctl("deliveries", "resend", listed[0]["delivery_id"], "--notifications-url", url,
+                                       NTB_API_KEY=operator)
+        assert code == 1 and err.count("\n") == 1 and "409 Conflict" in err and "already sent" in err
+        code, out, err = await _ntbctl("deliveries", "show", listed[0]["delivery_id"], "-o", "json",
+                                       "--notifications-url", url, NTB_API_KEY=operator)
+        assert code == 0, err
+        shown = json.loads(out)
+        assert shown["status"] == "sent" and shown["resends"] == 1 and shown["audit"][0]["action"] == "resend"
+        code, _, err = await _ntbctl("deliveries", "show", "00000000-0000-0000-0000-000000000000",
+                                     "--notifications-url", url, NTB_API_KEY=operator)
+        assert code == 1 and "404 Not Found" in err
+    finally:
+        server.should_exit = True
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(serving, 5)
+        await rt.stop()
