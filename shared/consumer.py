@@ -187,7 +187,8 @@ class EventConsumer:
                 event = decode(record.value, record.headers)
             except EnvelopeError as exc:
                 return self._done(await self._dead_letter(record, f"undecodable: {exc}"), started)
-            with message_context(event_id=event.id, event_type=event.type, correlation_id=event.correlation_id):
+            with message_context(event_id=event.id, event_type=event.type, correlation_id=event.correlation_id,
+                                 traceparent=event.traceparent):
                 payload, route, outcome = self._validate(event)
                 if outcome is not None:
                     if outcome.status == "dead_lettered":

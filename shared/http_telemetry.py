@@ -24,7 +24,7 @@ from typing import Any
 import structlog
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 
-from . import tracecontext
+from . import otel, tracecontext
 from .logging import get_logger
 from .regions import regions
 
@@ -60,12 +60,11 @@ def _one_header(headers: list[tuple[bytes, bytes]], name: bytes) -> bytes | None
     return values[0] if len(values) == 1 else None
 
 
-def incoming_trace(headers: list[tuple[bytes, bytes]]) -> tuple[tracecontext.TraceParent, str]:
-    """This request's span (a child of a valid caller's, or a new trace) and its correlation id."""
+def incoming_trace(headers: list[tuple[bytes, bytes]]) -> tuple[tracecontext.TraceParent | None, str]:
+    """The caller's span if it sent a valid one, and the correlation id (the caller's, or a new one)."""
     parent = tracecontext.parse_traceparent(_one_header(headers, TRACEPARENT_HEADER))
-    span = parent.child() if parent is not None else tracecontext.TraceParent.new()
     correlation = tracecontext.valid_correlation_id(_one_header(headers, CORRELATION_HEADER)) or str(uuid.uuid4())
-    return span, correlation
+    return parent, correlation
 
 
 class HttpTelemetry:
@@ -78,7 +77,15 @@ class HttpTelemetry:
             await self.app(scope, receive, send)
             return
         started = time.perf_counter()
-        span, correlation = incoming_trace(list(scope.get("headers") or []))
+        parent, correlation = incoming_trace(list(scope.get("headers") or []))
+        with otel.span("HTTP", parent, kind="server") as exported:
+            # This request's span: the exported one, or a new span of the caller's trace (or a new trace).
+            span = exported.traceparent if exported is not None else (
+                parent.child() if parent is not None else tracecontext.TraceParent.new())
+            await self._traced(scope, receive, send, started, span, correlation, exported)
+
+    async def _traced(self, scope: dict, receive: Any, send: Any, started: float, span: tracecontext.TraceParent,
+                      correlation: str, exported: otel.Span | None) -> None:
         scope.setdefault("state", {})  # shared with Request.state: auth leaves the principal there
         status = 500
         extra = [(b"traceparent", span.header().encode()), (b"x-correlation-id", correlation.encode())]
@@ -96,14 +103,22 @@ class HttpTelemetry:
                                                                                    correlation_id=correlation):
                 await self.app(scope, receive, send_with_trace)
         finally:
-            self._record(scope, status, time.perf_counter() - started, span, correlation)
+            self._record(scope, status, time.perf_counter() - started, span, correlation, exported)
 
     def _record(self, scope: dict, status: int, seconds: float, span: tracecontext.TraceParent,
-                correlation: str) -> None:
+                correlation: str, exported: otel.Span | None) -> None:
         method = scope.get("method", "")
         method = method if method in METHODS else "OTHER"
         route_obj = scope.get("route")
         route = getattr(route_obj, "path", None) or "unmatched"
+        if exported is not None:
+            exported.rename(f"{method} {route}")
+            exported.set("http.request.method", method)
+            exported.set("http.route", route)
+            exported.set("http.response.status_code", status)
+            exported.set("ntb.correlation_id", correlation)
+            if status >= 500:
+                exported.error(f"HTTP {status}")
         self.metrics.requests.labels(method, route, str(status)).inc()
         self.metrics.duration.labels(method, route).observe(seconds)
         if route in QUIET_ROUTES and status < 400:

@@ -202,9 +202,9 @@ def message_context(**fields: Any) -> Iterator[None]:
         with structlog.contextvars.bound_contextvars(**present):
             yield
         return
-    parent = tracecontext.parse_traceparent(traceparent) or tracecontext.TraceParent.new()
-    trace = tracecontext.Trace(parent, correlation_id=fields.get("correlation_id"), causation_id=fields.get("event_id"))
-    with tracecontext.use(trace), structlog.contextvars.bound_contextvars(trace_id=parent.trace_id, **present):
+    with tracecontext.handling(traceparent, event_type=fields.get("event_type"), event_id=fields.get("event_id"),
+                               correlation_id=fields.get("correlation_id")) as trace, \
+            structlog.contextvars.bound_contextvars(trace_id=trace.traceparent.trace_id, **present):
         yield
 
 

@@ -122,7 +122,7 @@ class Outbox:
             correlation_id=correlation_id,
             causation_id=causation_id,
             id=event_id,
-            traceparent=tracecontext.for_event(traceparent),
+            traceparent=tracecontext.for_event(traceparent, spec.type),
         )
         return event, self._prefix + spec.topic, spec.key_of(payload)
 

@@ -18,7 +18,7 @@ import uvicorn
 from prometheus_client import CONTENT_TYPE_LATEST
 from fastapi import APIRouter, FastAPI, Request, Response
 
-from . import migrations
+from . import migrations, otel
 from .auth import ApiKeyStore
 from .consumer import EventConsumer, attach
 from .contracts import registry
@@ -99,6 +99,7 @@ class Runtime:
 
     async def start(self) -> None:
         s = self.settings
+        otel.configure(s.service_name)  # off unless OTEL_* asks for it (shared.otel)
         self._pool = await create_pool(
             s.database_url.get_secret_value(), s.db_schema, min_size=s.db_pool_min, max_size=s.db_pool_max
         )

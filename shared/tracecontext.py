@@ -20,6 +20,8 @@ import secrets
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+from . import otel
+
 # version-traceid-parentid-flags, lowercase hex (W3C Trace Context level 1, section 3.2).
 _TRACEPARENT = re.compile(r"([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})")
 _ZERO_TRACE = "0" * 32
@@ -113,10 +115,35 @@ def use(trace: Trace | None) -> Iterator[Trace | None]:
         _current.reset(token)
 
 
-def for_event(traceparent: str | None = None) -> str:
-    """The traceparent of an event written now: a new span of the current trace (or of a new one)."""
+def current_traceparent() -> str | None:
+    """The current trace's traceparent (the request's or the handled event's span), if any."""
+    trace = _current.get()
+    return trace.traceparent.header() if trace is not None else None
+
+
+def for_event(traceparent: str | None = None, event_type: str | None = None) -> str:
+    """The traceparent of an event written now: a new span of the current trace (or of a new one);
+    with OpenTelemetry on, that span is exported ("create <type>")."""
     parent = parse_traceparent(traceparent) if traceparent else None
     if parent is None:
         trace = _current.get()
         parent = trace.traceparent if trace is not None else None
+    made = otel.instant(f"create {event_type or 'event'}", parent, attributes={"messaging.system": "kafka",
+                                                                              "cloudevents.event_type": event_type})
+    if made is not None:
+        return made.header()
     return (parent.child() if parent is not None else TraceParent.new()).header()
+
+
+@contextlib.contextmanager
+def handling(traceparent: str | None, *, event_type: str | None, event_id: str | None,
+             correlation_id: str | None) -> Iterator[Trace]:
+    """The trace while a consumed event is handled: its own (a new one if it has none); with
+    OpenTelemetry on, inside a "handle <type>" consumer span."""
+    parent = parse_traceparent(traceparent)
+    with otel.span(f"handle {event_type or 'event'}", parent, kind="consumer",
+                   attributes={"messaging.system": "kafka", "cloudevents.event_id": event_id,
+                               "cloudevents.event_type": event_type}) as made:
+        current = made.traceparent if made is not None else (parent or TraceParent.new())
+        with use(Trace(current, correlation_id=correlation_id, causation_id=event_id)) as trace:
+            yield trace  # type: ignore[misc]
