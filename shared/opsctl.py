@@ -78,6 +78,10 @@ class Config:
             return spec.development
         raise UsageError(f"where is {spec.what}? pass {spec.flag} or set {spec.env}")
 
+    def optional(self, name: str) -> str | None:
+        """The address if given (flag or environment), else None: for commands that can do without it."""
+        return self.values.get(name) or os.environ.get(SETTINGS[name].env) or None
+
     def api_key(self) -> str:
         """The bearer key: from --api-key-file (not a flag value: it would show in `ps`), else NTB_API_KEY."""
         if self.api_key_file:
