@@ -23,6 +23,7 @@ import asyncio
 import contextlib
 import json
 import os
+import re
 import sys
 import time
 from datetime import datetime
@@ -535,6 +536,18 @@ def _dlq_show_json(text: str) -> dict[str, Any]:
     return {**meta, "value": value.rstrip("\n")}
 
 
+_TOPIC_PARTITION = re.compile(r"(?P<topic>.+)\[(?P<partition>[0-9]+)\]")
+
+
+def _lag_json(text: str) -> list[dict[str, Any]]:
+    rows = tsv_rows(text, {"outbox": ["kind", "schema"], "consumer": ["kind", "group", "partition"]})
+    for row in rows:
+        match = _TOPIC_PARTITION.fullmatch(str(row.get("partition", "")))
+        if match:  # `topic[2]` as kafka-consumer-groups shows it: two fields in JSON
+            row["topic"], row["partition"] = match["topic"], int(match["partition"])
+    return rows
+
+
 def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "dlq":
         if args.action == "list":
@@ -546,8 +559,7 @@ def _dispatch(args: argparse.Namespace) -> int:
                 return asyncio.run(dlq_show(args.topic, args.partition, args.offset))
         return asyncio.run(dlq_replay(args.topic, args.partition, args.offset))
     if args.command == "lag":
-        with captured(lambda text: tsv_rows(text, {"outbox": ["kind", "schema"],
-                                                   "consumer": ["kind", "group", "partition"]})):
+        with captured(_lag_json):
             return asyncio.run(lag())
     if args.command == "outbox":
         if args.action == "list":

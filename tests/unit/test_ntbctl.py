@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from shared.ops import _lag_json
 from shared.opsctl import tsv_rows
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -123,6 +124,8 @@ def test_tab_separated_answers_become_json_objects():
         {"kind": "consumer", "group": "ntb-notifications", "partition": "ntb.commitments.events[2]",
          "committed": 40, "end": 42, "lag": 2},
     ]
+    assert _lag_json(lag)[1] == {"kind": "consumer", "group": "ntb-notifications", "topic": "ntb.commitments.events",
+                                      "partition": 2, "committed": 40, "end": 42, "lag": 2}
     dlq = "t.dlq\t0\t7\t2026-12-01T01:00:00Z\tcommitments\t-\tinvalid: total_rp=1 disagrees\n"
     [row] = tsv_rows(dlq, ["topic", "partition", "offset", "failed_at", "consumer", "type", "reason"])
     assert row == {"topic": "t.dlq", "partition": 0, "offset": 7, "failed_at": "2026-12-01T01:00:00Z",
