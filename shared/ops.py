@@ -357,7 +357,7 @@ def _matches(line: dict[str, Any], wanted: str) -> bool:
     if any(line.get(k) == wanted for k in LOG_FIELDS):
         return True
     # A batch's single line lists its events' ids.
-    return any(wanted in (line.get(k) or ()) for k in ("event_ids", "correlation_ids"))
+    return any(wanted in (line.get(k) or ()) for k in ("event_ids", "correlation_ids", "trace_ids"))
 
 
 def _log_text(line: dict[str, Any]) -> str:

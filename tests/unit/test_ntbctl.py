@@ -84,7 +84,8 @@ LINES = [
     {"timestamp": "2026-12-01T01:00:01Z", "service": "commitments", "level": "info", "event": "http request",
      "correlation_id": "flow-1", "trace_id": "4bf92f3577b34da6a3ce929d0e0e4736", "route": "/x"},
     {"timestamp": "2026-12-01T01:00:03Z", "service": "commitments", "level": "info", "event": "events published",
-     "correlation_ids": ["flow-2", "flow-1"], "event_ids": ["e1", "e2"]},
+     "correlation_ids": ["flow-2", "flow-1"], "event_ids": ["e1", "e2"],
+     "trace_ids": ["4bf92f3577b34da6a3ce929d0e0e4736", "0af7651916cd43dd8448eb211c80319c"]},
     {"timestamp": "2026-12-01T01:00:04Z", "service": "commitments", "level": "info", "event": "other flow",
      "correlation_id": "flow-10", "note": "mentions flow-1 in passing"},
 ]
@@ -98,7 +99,7 @@ def test_logs_read_standard_input_as_a_stream_and_match_ids_not_substrings():
     got = [json.loads(line) for line in result.stdout.splitlines()]
     assert [line["event"] for line in got] == ["delivery sent", "http request", "events published"]
     by_trace = ntbctl("logs", "4bf92f3577b34da6a3ce929d0e0e4736", "-", stdin=STREAM)
-    assert by_trace.returncode == 0 and len(by_trace.stdout.splitlines()) == 2
+    assert by_trace.returncode == 0 and len(by_trace.stdout.splitlines()) == 3
     assert by_trace.stdout.splitlines()[0].split("\t")[:4] == ["2026-12-01T01:00:02Z", "notifications", "info",
                                                                "delivery sent"]
 

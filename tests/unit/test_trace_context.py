@@ -267,3 +267,17 @@ def test_events_written_while_handling_an_event_continue_its_trace():
     assert event.correlation_id == "corr-1" and event.causation_id == "ev-1"
     alone, _, _ = outbox.build(payload)  # outside any trace: a new one, its own correlation
     assert alone.traceparent.split("-")[1] != VALID.split("-")[1] and alone.correlation_id == alone.id
+
+
+def test_a_timer_firing_starts_one_trace_for_the_events_it_writes():
+    outbox = Outbox(registry, source="/t")
+    from shared.contracts.notifications import DeliverySent
+    import uuid
+    from datetime import UTC, datetime
+    payload = DeliverySent(delivery_id=uuid.uuid4(), recipient_id="r", channel="email", source_event_id="e",
+                           source_event_type="t", attempts=1, at=datetime.now(UTC))
+    with tracecontext.starting("timer t") as trace:
+        first, _, _ = outbox.build(payload)
+        second, _, _ = outbox.build(payload)
+    assert first.traceparent.split("-")[1] == second.traceparent.split("-")[1] == trace.traceparent.trace_id
+    assert first.correlation_id == first.id and second.correlation_id == second.id  # each starts its chain
