@@ -128,10 +128,11 @@ def for_event(traceparent: str | None = None, event_type: str | None = None) -> 
     if parent is None:
         trace = _current.get()
         parent = trace.traceparent if trace is not None else None
-    made = otel.instant(f"create {event_type or 'event'}", parent, attributes={"messaging.system": "kafka",
-                                                                              "cloudevents.event_type": event_type})
-    if made is not None:
-        return made.header()
+    if otel.enabled():  # checked first: this runs for every event written
+        made = otel.instant(f"create {event_type or 'event'}", parent,
+                            attributes={"messaging.system": "kafka", "cloudevents.event_type": event_type})
+        if made is not None:
+            return made.header()
     return (parent.child() if parent is not None else TraceParent.new()).header()
 
 
@@ -150,6 +151,13 @@ def handling(traceparent: str | None, *, event_type: str | None, event_id: str |
     """The trace while a consumed event is handled: its own (a new one if it has none); with
     OpenTelemetry on, inside a "handle <type>" consumer span."""
     parent = parse_traceparent(traceparent)
+    if not otel.enabled():  # the common case, per event: no span, one contextvar
+        token = _current.set(Trace(parent or TraceParent.new(), correlation_id=correlation_id, causation_id=event_id))
+        try:
+            yield _current.get()  # type: ignore[misc]
+        finally:
+            _current.reset(token)
+        return
     with otel.span(f"handle {event_type or 'event'}", parent, kind="consumer",
                    attributes={"messaging.system": "kafka", "cloudevents.event_id": event_id,
                                "cloudevents.event_type": event_type}) as made:
