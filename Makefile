@@ -24,7 +24,7 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP) ## create the virtualenv and install dependencies
 
-test-unit: venv promtool ## unit tests only (no I/O)
+test-unit: venv ## unit tests only (no I/O; the promtool checks run when `make promtool` has fetched it)
 	@$(PY) -m pytest tests/unit -q
 
 promtool: ## fetch promtool (alert-rule checks) into .local/tools unless one is installed
