@@ -117,7 +117,9 @@ def require(*roles: Role) -> Callable[..., Coroutine[Any, Any, Principal]]:
                                 headers={"WWW-Authenticate": "Bearer"})
         if roles and principal.role not in roles:
             allowed = ", ".join(r.value for r in roles)
+            request.state.principal = principal  # the access log names who was refused
             raise HTTPException(status.HTTP_403_FORBIDDEN, f"role {principal.role.value} may not do this; needs {allowed}")
+        request.state.principal = principal  # for the access log (shared.http_telemetry)
         return principal
 
     dependency.__roles__ = tuple(r.value for r in roles)  # type: ignore[attr-defined]  # read by shared.http

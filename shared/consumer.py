@@ -187,7 +187,8 @@ class EventConsumer:
                 event = decode(record.value, record.headers)
             except EnvelopeError as exc:
                 return self._done(await self._dead_letter(record, f"undecodable: {exc}"), started)
-            with message_context(event_id=event.id, event_type=event.type, correlation_id=event.correlation_id):
+            with message_context(event_id=event.id, event_type=event.type, correlation_id=event.correlation_id,
+                                 traceparent=event.traceparent):
                 payload, route, outcome = self._validate(event)
                 if outcome is not None:
                     if outcome.status == "dead_lettered":
@@ -416,7 +417,7 @@ class EventConsumer:
                    payload: Any, scope: TransactionScope) -> None:
         with message_context(topic=record.topic, partition=record.partition, offset=record.offset,
                              consumer=self.name, event_id=event.id, event_type=event.type,
-                             correlation_id=event.correlation_id,
+                             correlation_id=event.correlation_id, traceparent=event.traceparent,
                              region_code=getattr(payload, "region_code", None)):
             ctx = HandlerContext(conn, event, record.topic, record.partition, record.offset, self._outbox, scope)
             await route.handler(payload, ctx)

@@ -15,12 +15,16 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from .tracecontext import parse_traceparent
+
 SPECVERSION = "1.0"
 JSON = "application/json"
 STRUCTURED = "application/cloudevents+json"
 # Tracing extensions. CloudEvents extension names are lowercase alphanumerics only.
 CORRELATION = "correlationid"
 CAUSATION = "causationid"
+# CloudEvents distributed-tracing extension: the W3C traceparent of the producing span.
+TRACEPARENT = "traceparent"
 REQUIRED = ("id", "source", "type", "specversion")
 
 Headers = Sequence[tuple[str, bytes]]
@@ -42,6 +46,7 @@ class CloudEvent:
     causation_id: str | None = None
     specversion: str = SPECVERSION
     datacontenttype: str = JSON
+    traceparent: str | None = None
 
     @classmethod
     def new(
@@ -55,6 +60,7 @@ class CloudEvent:
         causation_id: str | None = None,
         id: str | None = None,
         time: datetime | None = None,
+        traceparent: str | None = None,
     ) -> CloudEvent:
         event_id = id or str(uuid.uuid4())
         return cls(
@@ -67,6 +73,7 @@ class CloudEvent:
             # A chain starts with its first event: that event's id correlates the rest.
             correlation_id=correlation_id or event_id,
             causation_id=causation_id,
+            traceparent=traceparent,
         )
 
     def to_headers(self) -> list[tuple[str, bytes]]:
@@ -85,6 +92,8 @@ class CloudEvent:
             pairs.append((f"ce_{CORRELATION}", self.correlation_id))
         if self.causation_id is not None:
             pairs.append((f"ce_{CAUSATION}", self.causation_id))
+        if self.traceparent is not None:
+            pairs.append((f"ce_{TRACEPARENT}", self.traceparent))
         return [(k, v.encode()) for k, v in pairs]
 
     def data_json(self) -> Any:
@@ -150,7 +159,14 @@ def decode(value: bytes | None, headers: Headers | None) -> CloudEvent:
         subject=attrs.get("subject"),
         correlation_id=attrs.get(CORRELATION) or attrs["id"],
         causation_id=attrs.get(CAUSATION),
+        traceparent=_traceparent(attrs.get(TRACEPARENT)),
     )
+
+
+def _traceparent(value: Any) -> str | None:
+    # A malformed traceparent is dropped, not a reason to refuse the event: tracing is advisory.
+    parsed = parse_traceparent(value) if isinstance(value, str) else None
+    return parsed.header() if parsed is not None else None
 
 
 def _looks_structured(value: bytes) -> bool:
@@ -184,4 +200,5 @@ def _decode_structured(value: bytes) -> CloudEvent:
         subject=body.get("subject"),
         correlation_id=body.get(CORRELATION) or body["id"],
         causation_id=body.get(CAUSATION),
+        traceparent=_traceparent(body.get(TRACEPARENT)),
     )

@@ -30,6 +30,8 @@ from fastapi.routing import APIRoute
 from fastapi.utils import create_model_field
 from pydantic import BaseModel, Field
 
+from .http_telemetry import instrument
+
 MAX_BODY_BYTES = 256 * 1024  # the app's cap; routes choose a lower one with `body_limit`
 DEFAULT_ROUTE_BODY_BYTES = 64 * 1024
 MAX_JSON_DEPTH = 32
@@ -356,6 +358,7 @@ def create_app(title: str, description: str, *, version: str = "1.0.0", max_body
     app.router.route_class = StrictRoute
     app.add_middleware(BodySizeLimit, max_bytes=max_body_bytes)
     app.add_exception_handler(RequestValidationError, _validation_failed)
+    instrument(app)  # outermost: trace context, access log, RED metrics (shared.http_telemetry)
     app.add_exception_handler(asyncpg.exceptions.DataError, _unstorable)
     app.add_exception_handler(OverflowError, _unstorable)
     return app

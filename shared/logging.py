@@ -16,7 +16,10 @@ from typing import Any
 
 import structlog
 
+from . import tracecontext
+
 MESSAGE_FIELDS = (
+    "trace_id",
     "event_id",
     "event_type",
     "correlation_id",
@@ -228,9 +231,21 @@ def configure_logging(service: str, level: str = "INFO", json: bool | None = Non
 
 @contextlib.contextmanager
 def message_context(**fields: Any) -> Iterator[None]:
-    """Bind the message fields for every log line inside the block."""
+    """Bind the message fields for every log line inside the block.
+
+    `traceparent` (an event's, already validated) is not logged as such: it makes that trace
+    current for the events written inside the block (shared.tracecontext) and logs its trace_id;
+    an event without one starts a new trace here."""
+    traced = "traceparent" in fields
+    traceparent = fields.pop("traceparent", None)
     present = {k: v for k, v in fields.items() if v is not None}
-    with structlog.contextvars.bound_contextvars(**present):
+    if not traced:
+        with structlog.contextvars.bound_contextvars(**present):
+            yield
+        return
+    with tracecontext.handling(traceparent, event_type=fields.get("event_type"), event_id=fields.get("event_id"),
+                               correlation_id=fields.get("correlation_id")) as trace, \
+            structlog.contextvars.bound_contextvars(trace_id=trace.traceparent.trace_id, **present):
         yield
 
 

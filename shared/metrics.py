@@ -31,6 +31,12 @@ class ServiceMetrics:
         self.outbox_published = Counter("ntb_outbox_published", "Outbox rows published", registry=self.registry)
         self.outbox_dead = Counter("ntb_outbox_dead_lettered", "Outbox rows Kafka refused, set aside in outbox_dead",
                                    registry=self.registry)
+        # Read at scrape time (Runtime.metrics_exposition): current even while the relay cannot publish.
+        self.outbox_oldest_age = Gauge("ntb_outbox_oldest_age_seconds",
+                                       "Age of the oldest outbox row not yet published (0 when none waits)",
+                                       registry=self.registry)
+        self.outbox_set_aside = Gauge("ntb_outbox_set_aside", "Outbox rows in outbox_dead, waiting for an operator",
+                                      registry=self.registry)
         self.timers_fired = Counter("ntb_timers_fired", "Durable timers fired", ["kind"], registry=self.registry)
         self.deliveries = Counter(
             "ntb_deliveries", "Notification deliveries reaching a status", ["channel", "status"],

@@ -7,10 +7,13 @@
     ntbctl outbox list [--schema SCHEMA]                outbox rows Kafka refused, set aside, with the reason
     ntbctl outbox requeue SCHEMA ID                     put a set-aside row back for the relay (once its cause is fixed)
     ntbctl audit COMMITMENT_ID                          a commitment's audit trail (commitments API)
-    ntbctl logs CORRELATION_ID [--follow]               every log line of one flow, across services
+    ntbctl deliveries list [--event ID] [--status S]    the notification delivery log
+    ntbctl deliveries show DELIVERY_ID                  one delivery and its audit trail
+    ntbctl deliveries resend DELIVERY_ID                send a failed delivery again
+    ntbctl deliveries resend --event ID | --all-failed  ... every failed one of an event, or all of them
+    ntbctl logs ID [FILE ...|-] [--follow]              every log line of one flow (correlation or trace id)
 
-Kafka and PostgreSQL addresses come from KAFKA_BOOTSTRAP_SERVERS and DATABASE_URL;
-the commitments API from COMMITMENTS_URL with an operator key in NTB_API_KEY.
+Every read command takes -o json. Global options, addresses and exit codes: below and shared/opsctl.py.
 """
 
 from __future__ import annotations
@@ -20,11 +23,12 @@ import asyncio
 import contextlib
 import json
 import os
+import re
 import sys
 import time
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import asyncpg
 import httpx
@@ -33,16 +37,17 @@ from aiokafka.admin import AIOKafkaAdminClient
 
 from .contracts.topics import DLQ_SUFFIX
 from .kafka import SafeProducer
+from .opsctl import CONFIG, OUT, SETTINGS, CommandError, captured, progress, run, tsv_rows
 
 SERVICES = ("invitations", "commitments", "notifications")
 
 
 def _bootstrap() -> str:
-    return os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:19092")
+    return CONFIG.get("bootstrap_servers")
 
 
 def _dsn() -> str:
-    return os.environ.get("DATABASE_URL", "postgresql://ntb:ntb@127.0.0.1:15432/ntb")
+    return CONFIG.get("database_url")
 
 
 async def _dlq_topics(admin: AIOKafkaAdminClient) -> list[str]:
@@ -163,8 +168,10 @@ async def outbox_list(schemas: tuple[str, ...] = SERVICES) -> int:
                 continue
             for row in await conn.fetch(
                     f'SELECT id, event_id, topic, key, dead_at, reason FROM "{schema}".outbox_dead ORDER BY id'):
-                print(f"{schema}\t{row['id']}\t{row['dead_at'].isoformat()}\t{row['topic']}\tkey={row['key']}\t"
-                      f"event_id={row['event_id']}\t{row['reason']}")
+                OUT.row({"schema": schema, "id": row["id"], "dead_at": row["dead_at"].isoformat(), "topic": row["topic"],
+                         "key": row["key"], "event_id": row["event_id"], "reason": row["reason"]},
+                        f"{schema}\t{row['id']}\t{row['dead_at'].isoformat()}\t{row['topic']}\tkey={row['key']}\t"
+                        f"event_id={row['event_id']}\t{row['reason']}")
     finally:
         await conn.close()
     return 0
@@ -192,7 +199,8 @@ async def outbox_requeue(schema: str, row_id: int) -> int:
     if row is None:
         print(f"no set-aside row {row_id} in {schema} (already requeued?)", file=sys.stderr)
         return 1
-    print(f"requeued {schema} outbox_dead {row_id} as outbox {row['id']}")
+    OUT.item({"schema": schema, "requeued": row_id, "outbox_id": row["id"]},
+             f"requeued {schema} outbox_dead {row_id} as outbox {row['id']}")
     return 0
 
 
@@ -234,20 +242,9 @@ async def lag() -> int:
 
 async def audit(commitment_id: str, client: httpx.AsyncClient | None = None) -> int:
     """Print the trail as at, actor, role, action, from -> to, reason (one line per transition)."""
-    base = os.environ.get("COMMITMENTS_URL", "http://127.0.0.1:8002")
-    headers = {"Authorization": f"Bearer {os.environ['NTB_API_KEY']}"} if os.environ.get("NTB_API_KEY") else {}
-    own = client is None
-    http = client or httpx.AsyncClient(base_url=base, timeout=10)
-    try:
-        response = await http.get(f"/commitments/{commitment_id}/audit", headers=headers)
-    finally:
-        if own:
-            await http.aclose()
-    if response.status_code != 200:
-        print(f"error: {response.status_code} {response.text}", file=sys.stderr)
-        return 1
+    response = await api_call("commitments_url", "GET", f"/commitments/{commitment_id}/audit", client=client)
     for entry in response.json():
-        print("\t".join([
+        OUT.row(entry, "\t".join([
             str(entry.get("at", "")), str(entry.get("actor", "")), str(entry.get("role", "")),
             str(entry.get("action", "")), f"{entry.get('from_status') or '-'} -> {entry.get('to_status')}",
             str(entry.get("reason") or ""),
@@ -255,7 +252,146 @@ async def audit(commitment_id: str, client: httpx.AsyncClient | None = None) -> 
     return 0
 
 
-def logs(correlation_id: str, directory: Path, follow: bool) -> int:
+# --- HTTP APIs ---------------------------------------------------------------------------
+
+async def api_call(service_url: str, method: str, path: str, *, params: dict[str, Any] | None = None,
+                   client: httpx.AsyncClient | None = None) -> httpx.Response:
+    """One call with the operator's key. 2xx comes back; anything else is a one-line CommandError
+    (404: not found, 409: refused, 401/403: the key) with the API's own reason."""
+    headers = {"Authorization": f"Bearer {CONFIG.api_key()}"}
+    own = client is None
+    http = client or httpx.AsyncClient(base_url=CONFIG.get(service_url), timeout=CONFIG_TIMEOUT)
+    try:
+        response = await http.request(method, path, params=params, headers=headers)
+    finally:
+        if own:
+            await http.aclose()
+    if response.is_success:
+        return response
+    try:
+        detail = response.json().get("detail")
+    except (ValueError, AttributeError):
+        detail = None
+    if not isinstance(detail, str):
+        detail = response.reason_phrase
+    hint = {401: " (check NTB_API_KEY)", 403: " (an operator key is needed)"}.get(response.status_code, "")
+    raise CommandError(f"{response.status_code} {response.reason_phrase}: {' '.join(detail.split())[:300]}{hint}")
+
+
+CONFIG_TIMEOUT = 15.0
+
+DELIVERY_COLUMNS = ("delivery_id", "status", "channel", "recipient_id", "address", "attempts", "source_event_type",
+                    "reason")
+
+
+def _delivery_line(d: dict[str, Any]) -> str:
+    return "\t".join(str(d.get(c) if d.get(c) is not None else "-") for c in DELIVERY_COLUMNS)
+
+
+async def deliveries_list(*, event_id: str | None, recipient_id: str | None, status: str | None, limit: int) -> int:
+    params = {k: v for k, v in {"event_id": event_id, "recipient_id": recipient_id, "status": status,
+                                "limit": limit}.items() if v is not None}
+    rows = (await api_call("notifications_url", "GET", "/deliveries", params=params)).json()
+    for d in rows:
+        OUT.row(d, _delivery_line(d))
+    print(f"{len(rows)} deliveries", file=sys.stderr)
+    return 0
+
+
+async def deliveries_show(delivery_id: str) -> int:
+    d = (await api_call("notifications_url", "GET", f"/deliveries/{delivery_id}")).json()
+    trail = (await api_call("notifications_url", "GET", f"/deliveries/{delivery_id}/audit")).json()
+    lines = [f"{k}:\t{v if v is not None else '-'}" for k, v in d.items()]
+    lines += [f"audit:\t{a['at']}\t{a['actor']} ({a['actor_role']})\t{a['action']}\t"
+              f"{a['from_status']} -> {a['to_status']}\tattempts before: {a['attempts_before']}" for a in trail]
+    OUT.item({**d, "audit": trail}, "\n".join(lines))
+    return 0
+
+
+async def deliveries_resend(*, delivery_id: str | None, event_id: str | None, all_failed: bool, limit: int) -> int:
+    """Resend one delivery, the failed ones of an event, or every failed delivery (one event at a time)."""
+    if delivery_id is not None:
+        d = (await api_call("notifications_url", "POST", f"/deliveries/{delivery_id}/resend")).json()
+        OUT.item(d, f"resent {d['delivery_id']} ({d['channel']} to {d['address']}): {d['status']}")
+        return 0
+    if event_id is not None:
+        events = [event_id]
+    else:
+        failed = (await api_call("notifications_url", "GET", "/deliveries",
+                                 params={"status": "failed", "limit": limit})).json()
+        events = list(dict.fromkeys(d["source_event_id"] for d in failed))
+        if not events:
+            print("no failed deliveries", file=sys.stderr)
+            return 0
+    resent = refused = 0
+    for done, event in enumerate(events, start=1):
+        try:
+            answer = (await api_call("notifications_url", "POST", "/deliveries/resend",
+                                     params={"event_id": event})).json()
+        except CommandError as exc:
+            if not all_failed:
+                raise
+            refused += 1  # the rest still goes; the reason is shown
+            OUT.row({"event_id": event, "resent": [], "error": str(exc)}, f"{event}\trefused\t{exc}")
+        else:
+            resent += len(answer["resent"])
+            refused += len(answer["refused"])
+            for delivery in answer["resent"]:
+                OUT.row({"event_id": event, "delivery_id": delivery, "result": "resent"},
+                        f"{event}\t{delivery}\tresent")
+            for r in answer["refused"]:
+                OUT.row({"event_id": event, "delivery_id": r["delivery_id"], "result": "refused",
+                         "reason": r["reason"]}, f"{event}\t{r['delivery_id']}\trefused\t{r['reason']}")
+        if all_failed:
+            progress(done, len(events), "events")
+    print(f"{resent} resent, {refused} refused", file=sys.stderr)
+    return 0 if resent or not refused else 1
+
+
+# --- logs ----------------------------------------------------------------------------------
+
+LOG_FIELDS = ("correlation_id", "trace_id", "event_id", "delivery_id")
+
+
+def _matches(line: dict[str, Any], wanted: str) -> bool:
+    if any(line.get(k) == wanted for k in LOG_FIELDS):
+        return True
+    # A batch's single line lists its events' ids.
+    return any(wanted in (line.get(k) or ()) for k in ("event_ids", "correlation_ids", "trace_ids"))
+
+
+def _log_text(line: dict[str, Any]) -> str:
+    rest = " ".join(f"{k}={v}" for k, v in line.items() if k not in ("timestamp", "service", "level", "event"))
+    return f"{line.get('timestamp', '-')}\t{line.get('service', '-')}\t{line.get('level', '-')}\t{line.get('event', '')}\t{rest}"
+
+
+def _emit_log(line: dict[str, Any]) -> None:
+    if OUT.json:
+        OUT.streamed = True
+        print(json.dumps(line, ensure_ascii=False), flush=True)  # JSON lines: logs are a stream
+    else:
+        print(_log_text(line), flush=True)
+
+
+def _parse(raw: str, wanted: str) -> dict[str, Any] | None:
+    if wanted not in raw:  # cheap test first: most lines are about other flows
+        return None
+    try:
+        line = json.loads(raw)
+    except ValueError:
+        return None
+    return line if isinstance(line, dict) and _matches(line, wanted) else None
+
+
+def logs(correlation_id: str, directory: Path | None, follow: bool, files: list[str] | None = None) -> int:
+    """Log lines of one flow (correlation id, trace id, event or delivery id): from files, `-` for
+    standard input (e.g. `kubectl logs deploy/notifications | ntbctl logs ID -`), or the local stack's."""
+    if files:
+        return _logs_from_files(correlation_id, files, follow)
+    directory = directory or Path(os.environ.get("LOCAL_STACK_DIR", Path.cwd() / ".local")) / "logs"
+    paths = sorted(directory.glob("*.log"))
+    if not paths and not follow:
+        raise CommandError(f"no *.log files in {directory}; name log files, or - for standard input")
     seen: dict[Path, int] = {}
 
     def scan() -> list[dict[str, Any]]:
@@ -264,64 +400,190 @@ def logs(correlation_id: str, directory: Path, follow: bool) -> int:
             with path.open("r", encoding="utf-8", errors="replace") as handle:
                 handle.seek(seen.get(path, 0))
                 for raw in handle:
-                    if correlation_id in raw:
-                        try:
-                            found.append(json.loads(raw))
-                        except ValueError:
-                            continue
+                    line = _parse(raw, correlation_id)
+                    if line is not None:
+                        found.append(line)
                 seen[path] = handle.tell()
-        return sorted(found, key=lambda line: line.get("timestamp", ""))
+        return sorted(found, key=lambda line: str(line.get("timestamp", "")))
 
     for line in scan():
-        print(json.dumps(line, ensure_ascii=False))
+        _emit_log(line)
     while follow:
         time.sleep(1)
         for line in scan():
-            print(json.dumps(line, ensure_ascii=False), flush=True)
+            _emit_log(line)
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="ntbctl", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    sub = parser.add_subparsers(dest="command", required=True)
-    dlq = sub.add_parser("dlq", help="dead letters").add_subparsers(dest="action", required=True)
-    listing = dlq.add_parser("list")
+def _logs_from_files(wanted: str, files: list[str], follow: bool) -> int:
+    handles = []
+    try:
+        for name in files:
+            if name == "-":
+                handles.append(sys.stdin)
+                continue
+            try:
+                handles.append(open(name, encoding="utf-8", errors="replace"))  # noqa: SIM115 - closed below
+            except OSError as exc:
+                raise CommandError(f"cannot read {name}: {exc.strerror}") from None
+        for handle in handles:
+            # Standard input is a stream (perhaps endless, `kubectl logs -f`): printed as it comes.
+            for raw in handle:
+                line = _parse(raw, wanted)
+                if line is not None:
+                    _emit_log(line)
+        while follow:
+            time.sleep(1)
+            for handle in handles:
+                for raw in handle:
+                    line = _parse(raw, wanted)
+                    if line is not None:
+                        _emit_log(line)
+    finally:
+        for handle in handles:
+            if handle is not sys.stdin:
+                handle.close()
+    return 0
+
+
+# --- the command line -----------------------------------------------------------------------
+
+EPILOG = """Addresses: each flag falls back to its environment variable (KAFKA_BOOTSTRAP_SERVERS,
+DATABASE_URL, INVITATIONS_URL, COMMITMENTS_URL, NOTIFICATIONS_URL); only with NTB_ENV=development
+does a missing one default to the local stack. API calls use an operator key from NTB_API_KEY or
+--api-key-file. Global options go before or after the command.
+
+Exit codes: 0 done; 1 not found, refused or unreachable; 2 usage or configuration.
+Errors are one line on stderr (NTBCTL_DEBUG=1 adds the traceback)."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:  # one line, exit 2 (argparse prints usage and two lines)
+        self.exit(2, f"ntbctl: {message} (see {self.prog} --help)\n")
+
+
+def _globals(parser: argparse.ArgumentParser, *, top: bool) -> None:
+    # On the top parser with defaults; on each command with SUPPRESS, so `ntbctl lag -o json` and
+    # `ntbctl -o json lag` mean the same and a later position never resets an earlier one.
+    default = (lambda value: value) if top else (lambda value: argparse.SUPPRESS)
+    group = parser.add_argument_group("global options")
+    group.add_argument("-o", "--output", choices=("text", "json"), default=default("text"),
+                       help="text (tab-separated, the default) or json")
+    for name, spec in SETTINGS.items():
+        group.add_argument(spec.flag, dest=name, metavar="URL" if "url" in name else "HOSTS",
+                           default=default(None), help=f"{spec.what} (default: ${spec.env})")
+    group.add_argument("--api-key-file", metavar="PATH", default=default(None),
+                       help="file holding an operator API key (default: $NTB_API_KEY)")
+
+
+def parser() -> argparse.ArgumentParser:
+    top = _Parser(prog="ntbctl", description=__doc__, epilog=EPILOG,
+                  formatter_class=argparse.RawDescriptionHelpFormatter)
+    _globals(top, top=True)
+    sub = top.add_subparsers(dest="command", required=True, parser_class=_Parser, metavar="COMMAND")
+
+    def command(parent: Any, name: str, help: str) -> argparse.ArgumentParser:
+        p = parent.add_parser(name, help=help, description=help)
+        _globals(p, top=False)
+        return p
+
+    dlq = sub.add_parser("dlq", help="dead letters").add_subparsers(dest="action", required=True,
+                                                                     parser_class=_Parser, metavar="ACTION")
+    listing = command(dlq, "list", "dead letters of every topic (or one), with their reasons")
     listing.add_argument("--topic")
     listing.add_argument("--limit", type=int, default=1000)
-    for action in ("show", "replay"):
-        p = dlq.add_parser(action)
+    for action, text in (("show", "one dead letter: headers and original bytes"),
+                         ("replay", "send a dead letter back to its original topic, unchanged (safe to repeat)")):
+        p = command(dlq, action, text)
         p.add_argument("topic")
         p.add_argument("partition", type=int)
         p.add_argument("offset", type=int)
-    sub.add_parser("lag", help="outbox and consumer lag")
-    ob = sub.add_parser("outbox", help="outbox rows Kafka refused").add_subparsers(dest="action", required=True)
-    ob.add_parser("list").add_argument("--schema", action="append", help="a service's schema (default: all three)")
-    requeue = ob.add_parser("requeue")
+    command(sub, "lag", "outbox lag and rows set aside per service, consumer lag per group")
+    ob = sub.add_parser("outbox", help="outbox rows Kafka refused").add_subparsers(
+        dest="action", required=True, parser_class=_Parser, metavar="ACTION")
+    command(ob, "list", "outbox rows set aside, with the reason").add_argument(
+        "--schema", action="append", help="a service's schema (default: all three)")
+    requeue = command(ob, "requeue", "put a set-aside row back for the relay (once its cause is fixed)")
     requeue.add_argument("schema")
     requeue.add_argument("row_id", type=int)
-    a = sub.add_parser("audit", help="a commitment's audit trail")
-    a.add_argument("commitment_id")
-    lg = sub.add_parser("logs", help="log lines of one correlation id")
-    lg.add_argument("correlation_id")
-    lg.add_argument("--dir", type=Path,
-                    default=Path(os.environ.get("LOCAL_STACK_DIR", Path.cwd() / ".local")) / "logs")
-    lg.add_argument("--follow", action="store_true")
-    args = parser.parse_args(argv)
+    command(sub, "audit", "a commitment's audit trail (commitments API)").add_argument("commitment_id")
+    dv = sub.add_parser("deliveries", help="notification deliveries (notifications API)").add_subparsers(
+        dest="action", required=True, parser_class=_Parser, metavar="ACTION")
+    dl = command(dv, "list", "the delivery log, newest first")
+    dl.add_argument("--event", dest="event_id")
+    dl.add_argument("--recipient", dest="recipient_id")
+    dl.add_argument("--status", choices=("pending", "sent", "failed"))
+    dl.add_argument("--limit", type=int, default=100)
+    command(dv, "show", "one delivery and its audit trail").add_argument("delivery_id")
+    rs = command(dv, "resend", "send failed deliveries again (same Message-ID / Idempotency-Key; audited)")
+    which = rs.add_mutually_exclusive_group(required=True)
+    which.add_argument("delivery_id", nargs="?", help="one delivery")
+    which.add_argument("--event", dest="event_id", help="every failed delivery of this event")
+    which.add_argument("--all-failed", action="store_true", help="every failed delivery, event by event")
+    rs.add_argument("--limit", type=int, default=1000, help="with --all-failed: at most this many deliveries")
+    lg = command(sub, "logs", "log lines of one flow (correlation, trace, event or delivery id) across services")
+    lg.add_argument("correlation_id", metavar="ID")
+    lg.add_argument("files", nargs="*", metavar="FILE", help="log files; - reads standard input "
+                                                               "(default: the local stack's .local/logs)")
+    lg.add_argument("--dir", type=Path, help="a folder of *.log files (default: $LOCAL_STACK_DIR/logs)")
+    lg.add_argument("-f", "--follow", action="store_true", help="keep reading as lines are written")
+    return top
+
+
+def _dlq_show_json(text: str) -> dict[str, Any]:
+    head, _, value = text.partition("\n}\n")
+    meta = json.loads(head + "\n}")
+    return {**meta, "value": value.rstrip("\n")}
+
+
+_TOPIC_PARTITION = re.compile(r"(?P<topic>.+)\[(?P<partition>[0-9]+)\]")
+
+
+def _lag_json(text: str) -> list[dict[str, Any]]:
+    rows = tsv_rows(text, {"outbox": ["kind", "schema"], "consumer": ["kind", "group", "partition"]})
+    for row in rows:
+        match = _TOPIC_PARTITION.fullmatch(str(row.get("partition", "")))
+        if match:  # `topic[2]` as kafka-consumer-groups shows it: two fields in JSON
+            row["topic"], row["partition"] = match["topic"], int(match["partition"])
+    return rows
+
+
+def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "dlq":
         if args.action == "list":
-            return asyncio.run(dlq_list(args.topic, args.limit))
+            with captured(lambda text: tsv_rows(text, ["topic", "partition", "offset", "failed_at", "consumer",
+                                                       "type", "reason"])):
+                return asyncio.run(dlq_list(args.topic, args.limit))
         if args.action == "show":
-            return asyncio.run(dlq_show(args.topic, args.partition, args.offset))
+            with captured(_dlq_show_json):
+                return asyncio.run(dlq_show(args.topic, args.partition, args.offset))
         return asyncio.run(dlq_replay(args.topic, args.partition, args.offset))
     if args.command == "lag":
-        return asyncio.run(lag())
+        with captured(_lag_json):
+            return asyncio.run(lag())
     if args.command == "outbox":
         if args.action == "list":
             return asyncio.run(outbox_list(tuple(args.schema) if args.schema else SERVICES))
         return asyncio.run(outbox_requeue(args.schema, args.row_id))
     if args.command == "audit":
         return asyncio.run(audit(args.commitment_id))
-    return logs(args.correlation_id, args.dir, args.follow)
+    if args.command == "deliveries":
+        if args.action == "list":
+            return asyncio.run(deliveries_list(event_id=args.event_id, recipient_id=args.recipient_id,
+                                               status=args.status, limit=args.limit))
+        if args.action == "show":
+            return asyncio.run(deliveries_show(args.delivery_id))
+        return asyncio.run(deliveries_resend(delivery_id=args.delivery_id, event_id=args.event_id,
+                                             all_failed=args.all_failed, limit=args.limit))
+    return logs(args.correlation_id, args.dir, args.follow, args.files)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    CONFIG.values = {name: getattr(args, name, None) for name in SETTINGS}
+    CONFIG.api_key_file = args.api_key_file
+    CONFIG.output = OUT.fmt = args.output
+    return run(lambda: _dispatch(args))
 
 
 if __name__ == "__main__":

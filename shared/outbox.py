@@ -24,6 +24,7 @@ import asyncpg
 from aiokafka.errors import (CorruptRecordException, InvalidTopicError, MessageSizeTooLargeError,
                              RecordListTooLargeError)
 
+from . import tracecontext
 from .contracts.registry import EventPayload, EventRegistry
 from .db import listen
 from .envelope import CloudEvent
@@ -75,6 +76,21 @@ async def write_event(conn: asyncpg.Connection, event: CloudEvent, *, topic: str
     await conn.execute(OUTBOX_INSERT, event.id, topic, key, headers, event.data)
 
 
+# What waits, how long the oldest row has waited (the id order is the age order: PK index only),
+# and what was set aside. For the metrics, read when Prometheus scrapes.
+BACKLOG = (
+    "SELECT (SELECT count(*) FROM outbox) AS waiting, "
+    "(SELECT extract(epoch FROM now() - created_at)::float8 FROM outbox ORDER BY id LIMIT 1) AS oldest_age, "
+    "(SELECT count(*) FROM outbox_dead) AS set_aside"
+)
+
+
+async def backlog(conn: asyncpg.Connection | asyncpg.Pool) -> tuple[int, float, int]:
+    """(rows waiting, seconds the oldest has waited or 0, rows set aside) in the current schema."""
+    row = await conn.fetchrow(BACKLOG)
+    return row["waiting"], max(0.0, row["oldest_age"] or 0.0), row["set_aside"]
+
+
 def _record(row: asyncpg.Record, headers: Any) -> Outgoing:
     return row["topic"], row["key"].encode(), row["payload"], [(k, v.encode()) for k, v in headers]
 
@@ -88,9 +104,16 @@ class Outbox:
         self._prefix = topic_prefix
 
     def build(self, payload: EventPayload, *, correlation_id: str | None = None, causation_id: str | None = None,
-              event_id: str | None = None) -> tuple[CloudEvent, str, str]:
-        """The CloudEvent for a payload, with its topic and key."""
+              event_id: str | None = None, traceparent: str | None = None) -> tuple[CloudEvent, str, str]:
+        """The CloudEvent for a payload, with its topic and key.
+
+        What is not given comes from the current trace (an HTTP request or a consumed event):
+        its correlation id, what caused it, and a new span of its trace (see shared.tracecontext)."""
         spec = self._registry.spec_for(payload)
+        trace = tracecontext.current()
+        if trace is not None:
+            correlation_id = correlation_id or trace.correlation_id
+            causation_id = causation_id or trace.causation_id
         event = CloudEvent.new(
             source=self._source,
             type=spec.type,
@@ -99,6 +122,7 @@ class Outbox:
             correlation_id=correlation_id,
             causation_id=causation_id,
             id=event_id,
+            traceparent=tracecontext.for_event(traceparent, spec.type),
         )
         return event, self._prefix + spec.topic, spec.key_of(payload)
 
@@ -122,9 +146,10 @@ class Outbox:
         correlation_id: str | None = None,
         causation_id: str | None = None,
         event_id: str | None = None,
+        traceparent: str | None = None,
     ) -> CloudEvent:
         event, topic, key = self.build(payload, correlation_id=correlation_id, causation_id=causation_id,
-                                       event_id=event_id)
+                                       event_id=event_id, traceparent=traceparent)
         await write_event(conn, event, topic=topic, key=key)
         return event
 
@@ -210,13 +235,17 @@ class OutboxRelay:
         # One line per event costs more than publishing it (measured: bench B3), so a batch
         # gets one line listing its event and correlation ids (`ntbctl logs` still finds them).
         heads = [dict(h) for h in headers]
+        # The trace id is the traceparent's second field (written by Outbox.build: always well formed).
+        trace_ids = [(h.get("ce_traceparent") or "")[3:35] or None for h in heads]
         if len(rows) == 1:
             log.info("event published", event_id=rows[0]["event_id"], event_type=heads[0].get("ce_type"),
-                     correlation_id=heads[0].get("ce_correlationid"), topic=rows[0]["topic"], key=rows[0]["key"])
+                     correlation_id=heads[0].get("ce_correlationid"), trace_id=trace_ids[0], topic=rows[0]["topic"],
+                     key=rows[0]["key"])
             return
         log.info("events published", count=len(rows), topics=sorted({r["topic"] for r in rows}),
                  event_ids=[r["event_id"] for r in rows],
-                 correlation_ids=list(dict.fromkeys(h.get("ce_correlationid") for h in heads)))
+                 correlation_ids=list(dict.fromkeys(h.get("ce_correlationid") for h in heads)),
+                 trace_ids=list(dict.fromkeys(trace_ids)))
 
     async def _report_lag(self) -> None:
         if self._metrics is None:

@@ -16,9 +16,9 @@ from typing import Any
 import asyncpg
 import uvicorn
 from prometheus_client import CONTENT_TYPE_LATEST
-from fastapi import FastAPI, Response
+from fastapi import APIRouter, FastAPI, Request, Response
 
-from . import migrations
+from . import migrations, otel
 from .auth import ApiKeyStore
 from .consumer import EventConsumer, attach
 from .contracts import registry
@@ -29,7 +29,7 @@ from .dead_letter import DeadLetterPublisher
 from .kafka import SafeProducer, ensure_topics, make_broker
 from .logging import get_logger
 from .metrics import ServiceMetrics
-from .outbox import Outbox, OutboxRelay
+from .outbox import Outbox, OutboxRelay, backlog
 from .settings import ServiceSettings
 from .tasks import cancel_and_wait
 from .timers import Clock, TimerHandler, TimerWheel, system_clock
@@ -100,6 +100,7 @@ class Runtime:
 
     async def start(self) -> None:
         s = self.settings
+        otel.configure(s.service_name)  # off unless OTEL_* asks for it (shared.otel)
         self._pool = await create_pool(
             s.database_url.get_secret_value(), s.db_schema, min_size=s.db_pool_min, max_size=s.db_pool_max
         )
@@ -184,10 +185,25 @@ class Runtime:
             return {"status": "ready" if ready else "not ready", "checks": checks}
 
         @router.get("/metrics", include_in_schema=False)
-        async def metrics() -> Response:
-            return Response(self.metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
+        async def metrics(request: Request) -> Response:
+            body = await self.metrics_exposition()
+            http = getattr(request.app.state, "http_metrics", None)  # shared.http_telemetry
+            return Response(body + (http.exposition() if http is not None else b""), media_type=CONTENT_TYPE_LATEST)
 
         return router
+
+    async def metrics_exposition(self) -> bytes:
+        """The service's metrics, the outbox backlog read now (the relay may be stuck: the query is not)."""
+        if self._pool is not None:
+            try:
+                waiting, age, set_aside = await asyncio.wait_for(backlog(self._pool), timeout=2)
+            except Exception as exc:  # noqa: BLE001 - the database is down: /readyz says so; keep the last figures
+                log.warning("outbox backlog not readable for the metrics", error=type(exc).__name__)
+            else:
+                self.metrics.outbox_lag.set(waiting)
+                self.metrics.outbox_oldest_age.set(age)
+                self.metrics.outbox_set_aside.set(set_aside)
+        return self.metrics.exposition()
 
     async def serve(self, app: FastAPI | None) -> None:
         """Run until SIGTERM/SIGINT, then shut down gracefully."""

@@ -19,6 +19,7 @@ from typing import Any
 
 import asyncpg
 
+from . import tracecontext
 from .logging import get_logger, message_context
 from .metrics import ServiceMetrics
 from .outbox import Outbox
@@ -140,7 +141,8 @@ class TimerWheel:
             if row is None:
                 return None
             timer = Timer(row["id"], row["kind"], row["key"], row["due_at"], row["payload"])
-            with message_context(timer_kind=timer.kind, timer_key=timer.key):
+            with tracecontext.starting(f"timer {timer.kind}") as trace, \
+                    message_context(timer_kind=timer.kind, timer_key=timer.key, trace_id=trace.traceparent.trace_id):
                 try:
                     async with conn.transaction():  # savepoint: a failing handler leaves no trace
                         await self._handlers[timer.kind](timer, TimerContext(conn, timer, self._outbox, now))

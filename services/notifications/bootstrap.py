@@ -20,7 +20,7 @@ from shared.runtime import Runtime
 from shared.tasks import cancel_and_wait
 from shared.timers import Clock, system_clock
 
-from . import digest, domain, http, store
+from . import digest, domain, http, http_resend, store
 from .channels import Channels, EmailChannel, WebhookChannel
 from .handlers import Router
 from .rendering import Renderer, make_environment
@@ -122,4 +122,5 @@ def build(settings: NotificationsSettings, *, clock: Clock = system_clock) -> tu
     app = create_app("NTB Rakor: notifications", "Notifications to officials and staff, and their delivery log.")
     app.state.runtime = runtime
     app.include_router(http.router(domain.mandatory_types(rules)))
+    app.include_router(http_resend.router())
     return runtime, app

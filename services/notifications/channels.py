@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import json
 import time
+import uuid
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,6 +22,7 @@ import httpx
 
 from shared.contracts.notifications import Channel
 from shared.logging import redact_text
+from shared.tracecontext import TraceParent, parse_traceparent, valid_correlation_id
 
 from . import mime
 from .settings import NotificationsSettings
@@ -42,6 +45,29 @@ class Attempt:
         return self.outcome == "sent"
 
 
+def _field(row: Any, name: str) -> Any:
+    return row.get(name) if hasattr(row, "get") else None
+
+
+def delivery_trace(row: Any) -> TraceParent:
+    """The span of a delivery's sends: in the trace of the event that caused it (a digest, which has
+    none, in a trace named by its delivery id). The span id comes from the delivery id, so every
+    retry and resend carries the same bytes."""
+    delivery = uuid.UUID(str(row["delivery_id"]))
+    parent = parse_traceparent(_field(row, "traceparent"))
+    span_id = hashlib.sha256(delivery.bytes).hexdigest()[:16]
+    return TraceParent(parent.trace_id if parent else delivery.hex, span_id, parent.flags if parent else "01")
+
+
+def trace_headers(row: Any) -> list[tuple[str, str]]:
+    """traceparent and X-Correlation-ID for a delivery's message (the correlation id only if well formed)."""
+    headers = [("traceparent", delivery_trace(row).header())]
+    correlation = valid_correlation_id(_field(row, "correlation_id"))
+    if correlation is not None:
+        headers.append(("X-Correlation-ID", correlation))
+    return headers
+
+
 def build_email(row: Any, *, sender: str, domain: str) -> bytes:
     """The message for a delivery row (see `mime.notice`): the same bytes on every retry."""
     delivery_id = str(row["delivery_id"])
@@ -50,6 +76,8 @@ def build_email(row: Any, *, sender: str, domain: str) -> bytes:
         recipient_name=row["recipient_name"], address=row["address"], subject=row["subject"],
         text=row["text_body"], html=row["html_body"], ics=row["ics"], notification_id=delivery_id,
         boundary_seed=delivery_id.replace("-", ""),
+        trace_headers=tuple((name.title() if name == "traceparent" else name, value)
+                            for name, value in trace_headers(row)),
     )
 
 
@@ -184,6 +212,7 @@ class WebhookChannel:
             IDEMPOTENCY_HEADER: str(row["delivery_id"]),
             TIMESTAMP_HEADER: str(stamp),
             SIGNATURE_HEADER: sign(self._s.webhook_secret.get_secret_value(), stamp, body),
+            **dict(trace_headers(row)),
         }
         try:
             response = await self._client.post(row["address"], content=body, headers=headers,

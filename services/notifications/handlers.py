@@ -19,6 +19,7 @@ from shared.contracts.registry import EventPayload
 from shared.envelope import CloudEvent
 from shared.logging import get_logger, message_context
 from shared.outbox import Outbox
+from shared import tracecontext
 from shared.regions import regions
 from shared.wita import as_wita
 
@@ -122,7 +123,7 @@ class Router:
                 delivery_id=row["delivery_id"], recipient_id=target.recipient.recipient_id, channel=target.channel,
                 source_event_id=event.id, source_event_type=event.type, attempts=0,
                 at=datetime.now(UTC), reason=row["reason"],
-            ), {"correlation_id": event.correlation_id, "causation_id": event.id}))
+            ), {"correlation_id": event.correlation_id, "causation_id": event.id, "traceparent": event.traceparent}))
         await outbox.add_many(conn, failures)
 
     def _intent(self, payload: EventPayload, ctx: HandlerContext, target: Target,
@@ -135,6 +136,8 @@ class Router:
             correlation_id=ctx.event.correlation_id, recipient_id=person.recipient_id,
             recipient_name=person.name, channel=channel.value, address=person.address(channel) or "",
             template=target.rule.template, status="pending", next_attempt_at=None,
+            # The span handling the event (its sends are children of it), else the event's own.
+            traceparent=tracecontext.current_traceparent() or ctx.event.traceparent,
         )
         reason = target.problem
         if reason is None:

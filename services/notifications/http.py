@@ -42,6 +42,7 @@ class DeliveryView(BaseModel):
     created_at: datetime
     sent_at: datetime | None
     failed_at: datetime | None
+    resends: int = Field(default=0, description="Times an operator sent it again after it failed")
 
     @classmethod
     def of(cls, row: Any) -> DeliveryView:

@@ -78,8 +78,11 @@ def _multipart(subtype: str, boundary: str, parts: list[bytes]) -> tuple[str, by
 
 
 def notice(*, message_id: str, date: datetime, sender: str, recipient_name: str, address: str, subject: str,
-           text: str, html: str, ics: str | None, notification_id: str, boundary_seed: str) -> bytes:
-    """The whole message, CRLF line ends, ready for SMTP DATA."""
+           text: str, html: str, ics: str | None, notification_id: str, boundary_seed: str,
+           trace_headers: tuple[tuple[str, str], ...] = ()) -> bytes:
+    """The whole message, CRLF line ends, ready for SMTP DATA.
+
+    `trace_headers` (Traceparent, X-Correlation-ID) must be validated already (shared.tracecontext)."""
     content_type, body = _multipart("alternative", f"=_alt_{boundary_seed}", [
         _part('text/plain; charset="utf-8"', "quoted-printable", _qp(text)),
         _part('text/html; charset="utf-8"', "quoted-printable", _qp(html)),
@@ -96,6 +99,7 @@ def notice(*, message_id: str, date: datetime, sender: str, recipient_name: str,
         ("To", mailbox(recipient_name, address)),
         ("Subject", header_text(subject)),
         ("X-Notification-Id", notification_id),
+        *trace_headers,
         ("Auto-Submitted", "auto-generated"),
         ("MIME-Version", "1.0"),
         ("Content-Type", content_type),

@@ -29,13 +29,15 @@ import asyncpg
 from shared.contracts.notifications import Channel, DeliveryFailed, DeliverySent
 from shared.db import listen
 from shared.logging import get_logger, message_context
+from shared import otel
 from shared.outbox import Outbox
+from shared.tracecontext import parse_traceparent
 from shared.retry import backoff_delays
 from shared.tasks import cancel_and_wait
 from shared.timers import Clock
 
 from . import store
-from .channels import Attempt, Channels
+from .channels import Attempt, Channels, delivery_trace
 from .domain import retry_delay
 from .settings import NotificationsSettings
 
@@ -134,12 +136,19 @@ class Sender:
             self._finished_ready.set()
 
     async def _send(self, row: Any) -> Attempt:
-        with self._context(row):
+        parent = parse_traceparent(row["traceparent"]) or delivery_trace(row)
+        with self._context(row), otel.span(f"send {row['channel']}", parent, kind="client", attributes={
+                "ntb.delivery_id": str(row["delivery_id"]), "ntb.channel": row["channel"],
+                "ntb.attempt": row["attempts"]}) as span:
             try:
                 attempt = await self._channels.send(row)
             except Exception as exc:  # noqa: BLE001 - an adapter bug must not kill the sender loop
                 log.exception("channel raised")
                 attempt = Attempt("transient", f"{type(exc).__name__}: {exc}")
+            if span is not None:
+                span.set("ntb.outcome", attempt.outcome)
+                if not attempt.sent:
+                    span.error(attempt.detail[:200])
             if self.after_send is not None:
                 result = self.after_send(row, attempt)
                 if asyncio.iscoroutine(result):
@@ -184,6 +193,7 @@ class Sender:
     def _context(row: Any) -> contextlib.AbstractContextManager[None]:
         return message_context(delivery_id=str(row["delivery_id"]), event_id=row["source_event_id"],
                                event_type=row["source_event_type"], correlation_id=row["correlation_id"],
+                               trace_id=delivery_trace(row).trace_id,
                                recipient_id=row["recipient_id"], channel=row["channel"])
 
     async def _mark(self, done: list[tuple[Any, Attempt]]) -> None:
@@ -196,7 +206,8 @@ class Sender:
             # `attempts` was counted when this sender leased the row; while the lease holds it is current.
             outcome: dict[str, Any] = dict(id=row["delivery_id"], token=row["lease_token"], reason=None,
                                            error=None, next_at=None)
-            opts = dict(correlation_id=row["correlation_id"], causation_id=row["source_event_id"])
+            opts = dict(correlation_id=row["correlation_id"], causation_id=row["source_event_id"],
+                        traceparent=delivery_trace(row).header())
             if attempt.sent:
                 outcome["status"] = "sent"
                 events.append((row["delivery_id"], *self._outbox.build(status_event(row, now=now), **opts)))

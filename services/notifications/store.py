@@ -90,15 +90,17 @@ INSERT_DELIVERIES = """
 WITH written AS (
     INSERT INTO deliveries (delivery_id, source_event_id, source_event_type, correlation_id, recipient_id,
         recipient_name, channel, address, template, subject, text_body, html_body, ics, status, reason,
-        failed_at, next_attempt_at)
+        failed_at, next_attempt_at, traceparent)
     SELECT d.delivery_id, d.source_event_id, d.source_event_type, d.correlation_id, d.recipient_id,
            d.recipient_name, d.channel, d.address, d.template, d.subject, d.text_body, d.html_body, d.ics,
-           d.status, d.reason, CASE WHEN d.status = 'failed' THEN now() END, COALESCE(d.next_attempt_at, now())
+           d.status, d.reason, CASE WHEN d.status = 'failed' THEN now() END, COALESCE(d.next_attempt_at, now()),
+           d.traceparent
     FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[],
                 $9::text[], $10::text[], $11::text[], $12::text[], $13::text[], $14::text[], $15::text[],
-                $16::timestamptz[])
+                $16::timestamptz[], $17::text[])
          AS d(delivery_id, source_event_id, source_event_type, correlation_id, recipient_id, recipient_name,
-              channel, address, template, subject, text_body, html_body, ics, status, reason, next_attempt_at)
+              channel, address, template, subject, text_body, html_body, ics, status, reason, next_attempt_at,
+              traceparent)
     ON CONFLICT (source_event_id, recipient_id, channel) DO NOTHING
     RETURNING delivery_id, status)
 SELECT delivery_id,
@@ -107,7 +109,7 @@ SELECT delivery_id,
 FROM written"""
 DELIVERY_FIELDS = ("delivery_id", "source_event_id", "source_event_type", "correlation_id", "recipient_id",
                    "recipient_name", "channel", "address", "template", "subject", "text_body", "html_body", "ics",
-                   "status", "reason", "next_attempt_at")
+                   "status", "reason", "next_attempt_at", "traceparent")
 
 
 def wake_channel(schema: str) -> str:
@@ -202,7 +204,7 @@ async def mark(conn: Conn, now: datetime, outcomes: Sequence[Mapping[str, Any]],
 
 DELIVERY_VIEW = ("delivery_id, source_event_id, source_event_type, correlation_id, recipient_id, recipient_name, "
                  "channel, address, template, subject, status, attempts, next_attempt_at, last_error, reason, "
-                 "created_at, sent_at, failed_at")
+                 "created_at, sent_at, failed_at, resends")
 
 
 async def find_deliveries(conn: Conn, *, event_id: str | None, recipient_id: str | None, status: str | None,
@@ -217,6 +219,68 @@ async def find_deliveries(conn: Conn, *, event_id: str | None, recipient_id: str
 
 async def get_delivery(conn: Conn, delivery_id: uuid.UUID) -> asyncpg.Record | None:
     return await conn.fetchrow(f"SELECT {DELIVERY_VIEW} FROM deliveries WHERE delivery_id = $1", delivery_id)
+
+
+# --- resend (operators) -----------------------------------------------------------------
+
+# The deliveries asked for, locked, with the address the directory holds now: an operator
+# usually fixes a recipient's address, then resends what failed for it.
+RESEND_CANDIDATES = """
+SELECT d.delivery_id, d.status, d.attempts, d.reason, d.address, d.channel,
+       d.subject IS NOT NULL AND d.text_body IS NOT NULL AS rendered,
+       CASE d.channel WHEN 'email' THEN COALESCE(r.email, i.email) ELSE COALESCE(r.webhook_url, i.webhook_url) END
+           AS current_address
+FROM deliveries d
+LEFT JOIN recipients r ON r.recipient_id = d.recipient_id AND r.active
+LEFT JOIN invitees i ON d.recipient_id = 'invitee:' || i.invitation_id::text
+WHERE ($1::uuid IS NULL OR d.delivery_id = $1) AND ($2::text IS NULL OR d.source_event_id = $2)
+ORDER BY d.created_at, d.delivery_id
+FOR UPDATE OF d"""
+
+# Back to pending, due now, attempts from zero; the same delivery id, hence the same Message-ID
+# and Idempotency-Key. The audit rows and the senders' wake-up in the same statement.
+RESEND = """
+WITH chosen AS (
+    SELECT * FROM unnest($1::uuid[], $2::text[]) AS c(delivery_id, address)),
+resent AS (
+    UPDATE deliveries d SET status = 'pending', attempts = 0, next_attempt_at = now(), reason = NULL,
+        failed_at = NULL, lease_until = NULL, lease_token = NULL, address = c.address, resends = d.resends + 1
+    FROM chosen c WHERE d.delivery_id = c.delivery_id AND d.status = 'failed'
+    RETURNING d.delivery_id),
+audited AS (
+    INSERT INTO delivery_audit (delivery_id, actor, actor_role, action, from_status, to_status, attempts_before,
+                                reason_before, address_before, address_after)
+    SELECT a.delivery_id, $3, $4, 'resend', 'failed', 'pending', a.attempts, a.reason, a.address_before, a.address
+    FROM unnest($1::uuid[], $2::text[], $5::int[], $6::text[], $7::text[])
+         AS a(delivery_id, address, attempts, reason, address_before)
+    WHERE a.delivery_id IN (SELECT delivery_id FROM resent)
+    RETURNING 1)
+SELECT delivery_id, (SELECT count(*) FROM audited) AS audited,
+       (SELECT count(*) FROM (SELECT pg_notify(current_schema() || '_deliveries', '')) AS woken) AS woken
+FROM resent"""
+
+
+async def resend_candidates(conn: asyncpg.Connection, *, delivery_id: uuid.UUID | None = None,
+                            event_id: str | None = None) -> list[asyncpg.Record]:
+    return await conn.fetch(RESEND_CANDIDATES, delivery_id, event_id)
+
+
+async def resend(conn: asyncpg.Connection, chosen: Sequence[tuple[Mapping[str, Any], str]], *, actor: str,
+                 role: str) -> set[uuid.UUID]:
+    """Put failed deliveries (candidate row, address to use) back to pending, audited; returns the ids resent."""
+    if not chosen:
+        return set()
+    rows = await conn.fetch(
+        RESEND, [c["delivery_id"] for c, _ in chosen], [address for _, address in chosen], actor, role,
+        [c["attempts"] for c, _ in chosen], [c["reason"] for c, _ in chosen], [c["address"] for c, _ in chosen],
+    )
+    return {r["delivery_id"] for r in rows}
+
+
+async def delivery_audit(conn: Conn, delivery_id: uuid.UUID) -> list[asyncpg.Record]:
+    return await conn.fetch(
+        "SELECT at, actor, actor_role, action, from_status, to_status, attempts_before, reason_before "
+        "FROM delivery_audit WHERE delivery_id = $1 ORDER BY at, id", delivery_id)
 
 
 # --- digest ------------------------------------------------------------------------------

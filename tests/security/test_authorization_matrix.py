@@ -11,6 +11,7 @@ must succeed (2xx). A region operator's key acts only for its own region, in bot
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+import uuid
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -23,6 +24,7 @@ from services.invitations.bootstrap import build as build_invitations
 from services.invitations.settings import InvitationsSettings
 from services.notifications.bootstrap import build as build_notifications
 from shared.auth import Role
+from shared.tasks import cancel_and_wait
 from tests.integration.commitments.helpers import FakeClock, bpu_commitment
 from tests.integration.conftest import eventually, http_client, service_settings
 from tests.integration.invitations.conftest import meeting_body
@@ -61,6 +63,8 @@ INVITATIONS_RULES: dict[tuple[str, str], set[Role]] = {
 NOTIFICATIONS_RULES: dict[tuple[str, str], set[Role]] = {
     ("POST", "/recipients"): {Role.OPERATOR},
     ("PUT", "/recipients/{recipient_id}"): {Role.OPERATOR},
+    ("POST", "/deliveries/{delivery_id}/resend"): {Role.OPERATOR},
+    ("POST", "/deliveries/resend"): {Role.OPERATOR},
 }
 
 
@@ -281,11 +285,23 @@ async def test_notifications_write_routes_are_operator_only(topic_prefix, schema
         who = await callers(rt, A, B)
         body = {"name": "Staf Pengawas", "title": "Pengawas Ketenagakerjaan", "role": "disnakertrans_staff",
                 "region_code": A, "email": "pengawas@disnakertrans.ntbprov.go.id", "channels": ["email"]}
+        # Two failed deliveries to resend; the sender is stopped so only requests change rows.
+        await cancel_and_wait(rt._sender_task)
+        rt._sender_task = None
+        failed = [uuid.uuid4(), uuid.uuid4()]
+        for n, delivery in enumerate(failed):
+            await db.execute(
+                f'INSERT INTO "{schema}".deliveries (delivery_id, source_event_id, source_event_type, recipient_id, '
+                "recipient_name, channel, address, template, subject, text_body, html_body, status, attempts, reason) "
+                "VALUES ($1, $2, 't.v1', 'r', 'R', 'email', 'r@example.go.id', 't', 's', 'x', 'x', 'failed', 3, 'gave up')",
+                delivery, f"event-{n}")
         async with http_client(app, rt) as client:
             await _run(client, db, schema, NOTIFICATIONS_RULES, [
                 Step(("POST", "/recipients"), "/recipients", body | {"recipient_id": "pengawas-1"}, "operator"),
                 Step(("PUT", "/recipients/{recipient_id}"), "/recipients/pengawas-1", body | {"active": False},
                      "operator"),
+                Step(("POST", "/deliveries/{delivery_id}/resend"), f"/deliveries/{failed[0]}/resend", None, "operator"),
+                Step(("POST", "/deliveries/resend"), "/deliveries/resend?event_id=event-1", None, "operator"),
             ], who, tally)
         _check_rules_cover(app, NOTIFICATIONS_RULES, tally)
     finally:
@@ -311,7 +327,8 @@ async def test_bad_bodies_without_a_key_get_401_not_422(service, topic_prefix, s
     try:
         who = [c for c in await callers(rt, A, B) if c.role is None or c.role is Role.REGION_OPERATOR]
         params = {"region_code": A, "commitment_id": "00000000-0000-0000-0000-000000000000", "role": "sekda",
-                  "meeting_id": "00000000-0000-0000-0000-000000000000", "recipient_id": "x"}
+                  "meeting_id": "00000000-0000-0000-0000-000000000000", "recipient_id": "x",
+                  "delivery_id": "00000000-0000-0000-0000-000000000000"}
         checked = 0
         async with http_client(app, rt) as client:
             for (method, template), roles in rules.items():

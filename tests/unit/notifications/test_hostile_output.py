@@ -40,7 +40,7 @@ INVITATION_RULE = Rule(event="ntb.invitations.invitation.issued.v1", template="i
                        channels=(Channel.EMAIL,), invitee=True)
 CANCEL_RULE = Rule(event="ntb.invitations.meeting.cancelled.v1", template="meeting_cancelled",
                    channels=(Channel.EMAIL,), meeting_invitees=True)
-HEADERS = ["Message-ID", "Date", "From", "To", "Subject", "X-Notification-Id", "Auto-Submitted", "MIME-Version",
+HEADERS = ["Message-ID", "Date", "From", "To", "Subject", "X-Notification-Id", "Traceparent", "Auto-Submitted", "MIME-Version",
            "Content-Type"]
 
 
@@ -100,7 +100,7 @@ class Html(HTMLParser):
 
 
 def deliver(payload: object, rule: Rule, person: Recipient, event_type: str) -> tuple[dict, email.message.Message]:
-    ctx = SimpleNamespace(event=SimpleNamespace(id=str(uuid.uuid4()), type=event_type, correlation_id=None,
+    ctx = SimpleNamespace(event=SimpleNamespace(id=str(uuid.uuid4()), type=event_type, correlation_id=None, traceparent=None,
                                                 time=START - timedelta(days=3)))
     row = ROUTER._intent(payload, ctx, Target(person, Channel.EMAIL, rule), None)
     assert row["status"] == "pending", row.get("reason")  # accepted input is deliverable: no template error

@@ -1,0 +1,88 @@
+"""Resending failed deliveries: the operator's fix once the cause (an address, a server) is fixed.
+
+A resend puts a `failed` delivery back to `pending`, due at once, its attempts counted from
+zero; the sender then sends it like any other. The delivery keeps its id, so the e-mail
+keeps its Message-ID and the webhook its Idempotency-Key: a recipient who did get an
+earlier copy sees the same message. The address is the one the directory holds now (the
+usual fix is correcting it), if it is valid. Each resend is audited (who, when, what it
+was) in `delivery_audit` and logged.
+
+Refused, with the reason: deliveries already sent, deliveries still pending (the sender
+owns them), and deliveries that failed before anything was rendered (an invalid address
+or a template error at routing time: there is no message to send again).
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+import asyncpg
+
+from shared.auth import Principal
+from shared.contracts.notifications import Channel
+from shared.logging import get_logger
+
+from . import store
+from .domain import address_problem
+
+log = get_logger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    delivery_id: uuid.UUID
+    status: str
+    reason: str
+
+
+@dataclass(slots=True)
+class ResendResult:
+    found: int = 0
+    resent: list[uuid.UUID] = field(default_factory=list)
+    refused: list[Refusal] = field(default_factory=list)
+
+
+def why_not(row: Any) -> str | None:
+    """Why this delivery cannot be resent, or None."""
+    if row["status"] == "sent":
+        return "already sent; a delivery that succeeded is not sent again"
+    if row["status"] == "pending":
+        return "still pending: the sender is trying it (see attempts and next_attempt_at)"
+    if not row["rendered"]:
+        return f"failed before anything was rendered ({row['reason']}); there is no message to send again"
+    return None
+
+
+def address_for(row: Any) -> str:
+    """The directory's current address when it is usable, else the one the delivery had."""
+    current = row["current_address"]
+    if current and address_problem(Channel(row["channel"]), current) is None:
+        return current
+    return row["address"]
+
+
+async def resend(pool: asyncpg.Pool, principal: Principal, *, delivery_id: uuid.UUID | None = None,
+                 event_id: str | None = None) -> ResendResult:
+    """Resend one delivery, or every failed delivery of an event, in one transaction."""
+    result = ResendResult()
+    async with pool.acquire() as conn, conn.transaction():
+        rows = await store.resend_candidates(conn, delivery_id=delivery_id, event_id=event_id)
+        result.found = len(rows)
+        chosen = []
+        for row in rows:
+            reason = why_not(row)
+            if reason is None:
+                chosen.append((row, address_for(row)))
+            elif delivery_id is not None or row["status"] == "failed":
+                # For a whole event, only failed ones that cannot be resent are worth reporting.
+                result.refused.append(Refusal(row["delivery_id"], row["status"], reason))
+        resent = await store.resend(conn, chosen, actor=principal.key_id, role=principal.role.value)
+    result.resent = [row["delivery_id"] for row, _ in chosen if row["delivery_id"] in resent]
+    for row, address in chosen:
+        if row["delivery_id"] in resent:
+            log.info("delivery resent by an operator", delivery_id=str(row["delivery_id"]), principal=principal.key_id,
+                     role=principal.role.value, attempts_before=row["attempts"],
+                     address_changed=address != row["address"])
+    return result
