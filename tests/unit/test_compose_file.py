@@ -63,7 +63,9 @@ def test_services_wait_for_healthy_kafka_and_postgres():
 
 
 def test_dockerfile_installs_the_project():
-    """The image copies the code it runs and installs it from pyproject.toml."""
+    """The image copies the code it runs, installs the hashed lock, then the project without deps."""
     dockerfile = (ROOT / "deploy" / "Dockerfile").read_text()
-    for line in ("COPY shared", "COPY services", "RUN pip install ."):
+    for line in ("COPY shared", "COPY services", "--require-hashes --no-deps -r requirements/runtime.lock",
+                 "pip install --no-deps --no-build-isolation ."):
         assert line in dockerfile
+    assert dockerfile.index("requirements/runtime.lock") < dockerfile.index("COPY shared")
