@@ -21,6 +21,7 @@ from aiokafka.errors import TopicAlreadyExistsError
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
 
+from .kafka_security import KafkaSecurity, from_env
 from .logging import get_logger
 
 log = get_logger(__name__)
@@ -34,7 +35,9 @@ SAFE_SUBSCRIBER: dict[str, Any] = {
 MAX_RECORD_BYTES = 1024 * 1024
 
 
-def make_broker(bootstrap_servers: str, client_id: str, **extra: Any) -> KafkaBroker:
+def make_broker(
+    bootstrap_servers: str, client_id: str, *, security: KafkaSecurity | None = None, **extra: Any
+) -> KafkaBroker:
     forbidden = {"ack_policy", "enable_idempotence", "acks"} & extra.keys()
     if forbidden:
         raise ValueError(f"the safe delivery settings cannot be overridden: {sorted(forbidden)}")
@@ -46,6 +49,7 @@ def make_broker(bootstrap_servers: str, client_id: str, **extra: Any) -> KafkaBr
         # Our consumer logs one structured line per message; FastStream's own access
         # log would add unstructured duplicates.
         logger=None,
+        security=(security or from_env()).faststream_security(),
         **SAFE_PRODUCER,
         **extra,
     )
@@ -66,8 +70,12 @@ class SafeProducer:
     a fresh one lets the service recover from a broker restart without restarting itself.
     """
 
-    def __init__(self, bootstrap_servers: str, client_id: str, request_timeout_ms: int = 15000) -> None:
+    def __init__(
+        self, bootstrap_servers: str, client_id: str, request_timeout_ms: int = 15000,
+        *, security: KafkaSecurity | None = None,
+    ) -> None:
         self._bootstrap = bootstrap_servers
+        self._security = security or from_env()
         self._client_id = client_id
         self._timeout_ms = request_timeout_ms
         self._producer: AIOKafkaProducer | None = None
@@ -83,6 +91,7 @@ class SafeProducer:
                     max_request_size=MAX_RECORD_BYTES + 64 * 1024,
                     linger_ms=5,
                     **SAFE_PRODUCER,
+                    **self._security.aiokafka_options(),
                 )
                 try:
                     await producer.start()
@@ -122,10 +131,14 @@ class SafeProducer:
 
 
 async def ensure_topics(
-    bootstrap_servers: str, topics: Iterable[str], *, partitions: int, replication: int
+    bootstrap_servers: str, topics: Iterable[str], *, partitions: int, replication: int,
+    security: KafkaSecurity | None = None,
 ) -> None:
-    """Create missing topics (and their dead-letter twins are passed in explicitly)."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers, request_timeout_ms=15000)
+    """Create missing topics (and their dead-letter twins are passed in explicitly).
+
+    For harnesses with throw-away topics; services provision through shared.topic_plan."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers, request_timeout_ms=15000,
+                                **(security or from_env()).aiokafka_options())
     await admin.start()
     try:
         existing = set(await admin.list_topics())

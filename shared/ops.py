@@ -8,6 +8,8 @@
     ntbctl outbox requeue SCHEMA ID                     put a set-aside row back for the relay (once its cause is fixed)
     ntbctl audit COMMITMENT_ID                          a commitment's audit trail (commitments API)
     ntbctl logs CORRELATION_ID [--follow]               every log line of one flow, across services
+    ntbctl topics apply [--replication 3] [--min-insync 2] [--partitions 3] [--dry-run]
+                                                        create / raise every topic from shared.topic_plan
 
 Kafka and PostgreSQL addresses come from KAFKA_BOOTSTRAP_SERVERS and DATABASE_URL;
 the commitments API from COMMITMENTS_URL with an operator key in NTB_API_KEY.
@@ -33,6 +35,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 
 from .contracts.topics import DLQ_SUFFIX
 from .kafka import SafeProducer
+from .kafka_security import client_options
 
 SERVICES = ("invitations", "commitments", "notifications")
 
@@ -50,7 +53,7 @@ async def _dlq_topics(admin: AIOKafkaAdminClient) -> list[str]:
 
 
 async def _partitions(topic: str) -> list[int]:
-    admin = AIOKafkaAdminClient(bootstrap_servers=_bootstrap())
+    admin = AIOKafkaAdminClient(bootstrap_servers=_bootstrap(), **client_options())
     await admin.start()
     try:
         described = await admin.describe_topics([topic])
@@ -60,7 +63,7 @@ async def _partitions(topic: str) -> list[int]:
 
 
 async def _read_all(topic: str, limit: int) -> list[Any]:
-    consumer = AIOKafkaConsumer(bootstrap_servers=_bootstrap(), enable_auto_commit=False, group_id=None)
+    consumer = AIOKafkaConsumer(bootstrap_servers=_bootstrap(), enable_auto_commit=False, group_id=None, **client_options())
     await consumer.start()
     try:
         partitions = [TopicPartition(topic, p) for p in await _partitions(topic)]
@@ -83,7 +86,7 @@ async def _read_all(topic: str, limit: int) -> list[Any]:
 
 
 async def _one(topic: str, partition: int, offset: int) -> Any:
-    consumer = AIOKafkaConsumer(bootstrap_servers=_bootstrap(), enable_auto_commit=False, group_id=None)
+    consumer = AIOKafkaConsumer(bootstrap_servers=_bootstrap(), enable_auto_commit=False, group_id=None, **client_options())
     await consumer.start()
     try:
         tp = TopicPartition(topic, partition)
@@ -110,7 +113,7 @@ def _headers(record: Any) -> dict[str, str]:
 
 
 async def dlq_list(topic: str | None, limit: int) -> int:
-    admin = AIOKafkaAdminClient(bootstrap_servers=_bootstrap())
+    admin = AIOKafkaAdminClient(bootstrap_servers=_bootstrap(), **client_options())
     await admin.start()
     try:
         topics = [topic] if topic else await _dlq_topics(admin)
@@ -212,9 +215,9 @@ async def lag() -> int:
             print(f"outbox\t{schema}\tunpublished={row['n']}\toldest={age}\tset_aside={dead}")
     finally:
         await conn.close()
-    admin = AIOKafkaAdminClient(bootstrap_servers=_bootstrap())
+    admin = AIOKafkaAdminClient(bootstrap_servers=_bootstrap(), **client_options())
     await admin.start()
-    consumer = AIOKafkaConsumer(bootstrap_servers=_bootstrap(), group_id=None)
+    consumer = AIOKafkaConsumer(bootstrap_servers=_bootstrap(), group_id=None, **client_options())
     await consumer.start()
     try:
         groups = sorted(g[0] for g in await admin.list_consumer_groups())
@@ -281,6 +284,36 @@ def logs(correlation_id: str, directory: Path, follow: bool) -> int:
     return 0
 
 
+def topics_command(sub: Any) -> None:
+    """`ntbctl topics apply`: provision every topic of shared.topic_plan (self-contained)."""
+    topics = sub.add_parser("topics", help="provision topics").add_subparsers(dest="action", required=True)
+    apply = topics.add_parser("apply", help="create missing topics, raise min.insync.replicas")
+    env = os.environ.get
+    apply.add_argument("--prefix", default=env("TOPIC_PREFIX", ""))
+    apply.add_argument("--partitions", type=int, default=int(env("TOPIC_PARTITIONS", "3")))
+    apply.add_argument("--replication", type=int, default=int(env("TOPIC_REPLICATION", "1")),
+                       help="replicas per partition (production: 3)")
+    apply.add_argument("--min-insync", type=int, default=int(env("TOPIC_MIN_INSYNC_REPLICAS", "0")) or None,
+                       help="min.insync.replicas (default: 2, or 1 when --replication is 1)")
+    apply.add_argument("--dry-run", action="store_true", help="print the plan, change nothing")
+    apply.set_defaults(run=_topics_apply)
+
+
+def _topics_apply(args: argparse.Namespace) -> int:
+    from . import topic_plan
+
+    specs = topic_plan.plan(args.prefix, partitions=args.partitions, replication=args.replication,
+                            min_insync=args.min_insync)
+    if args.dry_run:
+        for line in topic_plan.summary(specs):
+            print(json.dumps(line))
+        return 0
+    report = asyncio.run(topic_plan.apply(_bootstrap(), specs))
+    for line in report:
+        print(line)
+    return 1 if any("reassign" in line for line in report) else 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="ntbctl", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -306,7 +339,10 @@ def main(argv: list[str] | None = None) -> int:
     lg.add_argument("--dir", type=Path,
                     default=Path(os.environ.get("LOCAL_STACK_DIR", Path.cwd() / ".local")) / "logs")
     lg.add_argument("--follow", action="store_true")
+    topics_command(sub)
     args = parser.parse_args(argv)
+    if getattr(args, "run", None) is not None:
+        return args.run(args)
     if args.command == "dlq":
         if args.action == "list":
             return asyncio.run(dlq_list(args.topic, args.limit))

@@ -25,7 +25,8 @@ from .contracts import registry
 from .contracts.topics import dlq
 from .db import create_pool
 from .dead_letter import DeadLetterPublisher
-from .kafka import SafeProducer, ensure_topics, make_broker
+from . import topic_plan
+from .kafka import SafeProducer, make_broker
 from .logging import get_logger
 from .metrics import ServiceMetrics
 from .outbox import Outbox, OutboxRelay
@@ -56,8 +57,11 @@ class Runtime:
         self.topics_in = [self.topic(t) for t in topics_in]
         self.metrics = ServiceMetrics(settings.service_name)
         self.outbox = Outbox(registry, source=source_of(settings.service_name), topic_prefix=settings.topic_prefix)
-        self.broker = make_broker(settings.kafka_bootstrap_servers, client_id=settings.service_name)
-        self.producer = SafeProducer(settings.kafka_bootstrap_servers, client_id=f"{settings.service_name}-relay")
+        security = settings.kafka_security
+        self.broker = make_broker(settings.kafka_bootstrap_servers, client_id=settings.service_name, security=security)
+        self.producer = SafeProducer(
+            settings.kafka_bootstrap_servers, client_id=f"{settings.service_name}-relay", security=security
+        )
         self.dead_letters = DeadLetterPublisher(self.producer)
         self._consumers: list[tuple[EventConsumer, list[str], dict[str, Any]]] = []
         self._pool: asyncpg.Pool | None = None
@@ -106,9 +110,7 @@ class Runtime:
             await migrations.migrate(conn, s.db_schema, [m for group in self._migration_sets for m in group])
         topics = [*self.topics_out, *self.topics_in, *(dlq(t) for t in self.topics_in)]
         if topics:
-            await ensure_topics(
-                s.kafka_bootstrap_servers, topics, partitions=s.topic_partitions, replication=s.topic_replication
-            )
+            await self._provisioned(topics)
         self.relay = OutboxRelay(
             self._pool,
             self.producer,
@@ -130,6 +132,20 @@ class Runtime:
                 self.timers.handles(kind)(handler)
             self._tasks.append(asyncio.create_task(self.timers.run(), name="timers"))
         log.info("service started", topics_in=self.topics_in, topics_out=self.topics_out)
+
+    async def _provisioned(self, topics: Sequence[str]) -> None:
+        s = self.settings
+        if s.topics_provision == "create":
+            specs = [topic_plan.TopicSpec(t, s.topic_partitions, s.topic_replication, s.topic_min_insync_replicas)
+                     for t in dict.fromkeys(topics)]
+            await topic_plan.apply(s.kafka_bootstrap_servers, specs, security=s.kafka_security)
+            return
+        try:
+            await topic_plan.verify(s.kafka_bootstrap_servers, topics, replication=s.topic_replication,
+                                    min_insync=s.topic_min_insync_replicas, security=s.kafka_security)
+        except topic_plan.TopicsNotProvisioned as exc:
+            log.error("refusing to start: topics not provisioned", problems=exc.problems)
+            raise
 
     async def stop(self) -> None:
         # Consumers first: in-flight handlers finish and commit, then nothing new arrives.

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from .kafka_security import KafkaSecurity
 
 
 class ServiceSettings(BaseSettings):
@@ -19,6 +23,9 @@ class ServiceSettings(BaseSettings):
     service_name: str = Field(description="Name used in logs, consumer groups and CloudEvents source")
     kafka_bootstrap_servers: str = Field(
         default="127.0.0.1:19092", validation_alias=AliasChoices("KAFKA_BOOTSTRAP_SERVERS", "kafka_bootstrap_servers")
+    )
+    kafka_security: KafkaSecurity = Field(
+        default_factory=KafkaSecurity, description="TLS / SASL of every Kafka client (KAFKA_SECURITY_PROTOCOL ...)"
     )
     database_url: SecretStr = Field(
         default=SecretStr("postgresql://ntb:ntb@127.0.0.1:15432/ntb"),
@@ -38,7 +45,14 @@ class ServiceSettings(BaseSettings):
     log_level: str = "INFO"
     log_json: bool | None = Field(default=None, description="JSON lines; default: when stderr is not a TTY")
     topic_partitions: int = Field(default=3, ge=1)
-    topic_replication: int = Field(default=1, ge=1)
+    topic_replication: int = Field(default=1, ge=1, description="Replicas a topic must have (production: 3)")
+    topic_min_insync_replicas: int = Field(default=1, ge=1, description="min.insync.replicas wanted (production: 2)")
+    topics_provision: Literal["verify", "create"] = Field(
+        default="verify",
+        validation_alias=AliasChoices("TOPICS_PROVISION", "topics_provision"),
+        description="verify: refuse to start unless `ntbctl topics apply` provisioned the topics; "
+        "create: create missing ones at start (tests with per-run topic prefixes)",
+    )
     outbox_poll_seconds: float = Field(default=0.5, gt=0)
     outbox_batch_size: int = Field(default=500, ge=1)
     timer_poll_seconds: float = Field(default=1.0, gt=0, description="How often due timers are looked for")

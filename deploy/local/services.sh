@@ -37,6 +37,8 @@ cmd_start() {
   [[ -x $PY ]] || die "no virtualenv at $PY; run 'make venv'"
   mkdir -p "$LOGS" "$RUN"
   stack_env
+  # Topics are provisioned before any service starts; the services only verify them.
+  (cd "$REPO" && "$PY" -m shared.ops topics apply >/dev/null) || die "provisioning the topics failed (ntbctl topics apply)"
   for entry in "${SERVICES[@]}"; do
     local name="${entry%%:*}" port="${entry##*:}" upper
     upper="$(tr a-z A-Z <<<"$name")"
