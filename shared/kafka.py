@@ -33,6 +33,8 @@ SAFE_SUBSCRIBER: dict[str, Any] = {
 }
 # One record is at most 1 MiB; bigger inputs are rejected at the edges.
 MAX_RECORD_BYTES = 1024 * 1024
+# How long a stopping broker lets in-flight handlers finish (deploy/k8s grace periods exceed it).
+GRACEFUL_TIMEOUT_SECONDS = 30.0
 
 
 def make_broker(
@@ -45,7 +47,7 @@ def make_broker(
         bootstrap_servers,
         client_id=client_id,
         ack_policy=AckPolicy.NACK_ON_ERROR,
-        graceful_timeout=30.0,
+        graceful_timeout=GRACEFUL_TIMEOUT_SECONDS,
         # Our consumer logs one structured line per message; FastStream's own access
         # log would add unstructured duplicates.
         logger=None,

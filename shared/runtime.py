@@ -36,6 +36,9 @@ from .timers import Clock, TimerHandler, TimerWheel, system_clock
 
 log = get_logger(__name__)
 
+# The longest a stop waits for the relay to publish what the last handlers wrote.
+OUTBOX_DRAIN_SECONDS = 5.0
+
 
 def source_of(service: str) -> str:
     return f"/ntb/rakor/{service}"
@@ -159,7 +162,7 @@ class Runtime:
         # Give the relay a moment to flush what those last handlers wrote.
         if self.relay is not None and self._pool is not None:
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(self._drain_outbox(), timeout=5)
+                await asyncio.wait_for(self._drain_outbox(), timeout=OUTBOX_DRAIN_SECONDS)
         await cancel_and_wait(*self._tasks)
         self._tasks.clear()
         await self.producer.stop()

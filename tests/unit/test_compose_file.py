@@ -31,7 +31,7 @@ def test_service_environment_names_settings_the_code_reads():
     for name, cls in SETTINGS.items():
         env = services[name]["environment"]
         prefix = cls.model_config["env_prefix"]
-        known = {"KAFKA_BOOTSTRAP_SERVERS", "DATABASE_URL", "TOPIC_PREFIX"} | {
+        known = {"KAFKA_BOOTSTRAP_SERVERS", "DATABASE_URL", "TOPIC_PREFIX", "HEALTH_PORT"} | {
             prefix + field.upper() for field in cls.model_fields
         }
         assert set(env) <= known, set(env) - known
@@ -69,3 +69,15 @@ def test_dockerfile_installs_the_project():
                  "pip install --no-deps --no-build-isolation ."):
         assert line in dockerfile
     assert dockerfile.index("requirements/runtime.lock") < dockerfile.index("COPY shared")
+
+
+def test_services_are_healthy_only_when_ready_and_start_after_the_topics_exist():
+    """Each service's healthcheck asks its own /readyz; topics are provisioned first, not auto-created."""
+    compose = _compose()
+    for name, cls in SETTINGS.items():
+        service = compose["services"][name]
+        assert "/readyz" in " ".join(service["healthcheck"]["test"])
+        assert service["environment"]["HEALTH_PORT"] == str(cls().http_port)
+        assert service["depends_on"]["topics"]["condition"] == "service_completed_successfully"
+    assert compose["services"]["topics"]["command"][-2:] == ["topics", "apply"]
+    assert compose["services"]["kafka"]["environment"]["KAFKA_AUTO_CREATE_TOPICS_ENABLE"] == "false"
