@@ -28,7 +28,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.errors import TopicAlreadyExistsError
 
-from .contracts.topics import ALL, dlq
+from .contracts.topics import PROVISIONED, dlq
 from .kafka_security import KafkaSecurity, from_env
 from .logging import get_logger
 
@@ -46,7 +46,7 @@ class TopicSpec:
 
 
 def plan(prefix: str = "", *, partitions: int = 3, replication: int = 1, min_insync: int | None = None,
-         names: Iterable[str] = ALL) -> list[TopicSpec]:
+         names: Iterable[str] = PROVISIONED) -> list[TopicSpec]:
     """Every topic and its dead-letter twin. Production: replication 3, min_insync 2."""
     if min_insync is None:
         min_insync = min(2, replication)

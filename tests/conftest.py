@@ -4,7 +4,7 @@ Tests give themselves unique topic prefixes, so the services under test create t
 throw-away topics at start instead of refusing to start until `ntbctl topics apply` ran.
 Against the secured local stack (LOCAL_KAFKA_SECURITY=sasl_ssl), the tests' own clients and
 the services they start log in as the stack's administrator, whose credentials and CA the
-stack scripts wrote under .local/kafka/secrets/ (deploy/local/kafka.sh env prints the same).
+stack scripts wrote under .local/kafka-secured/secrets/ (deploy/local/kafka.sh client-env prints the same).
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from pathlib import Path
 os.environ.setdefault("TOPICS_PROVISION", "create")
 
 if os.environ.get("LOCAL_KAFKA_SECURITY", "none") != "none" and "KAFKA_SECURITY_PROTOCOL" not in os.environ:
-    _secrets = Path(os.environ.get("LOCAL_STACK_DIR", Path(__file__).resolve().parents[1] / ".local")) / "kafka/secrets"
+    _secrets = Path(os.environ.get("LOCAL_STACK_DIR", Path(__file__).resolve().parents[1] / ".local")) / "kafka-secured/secrets"
     os.environ.update(
         KAFKA_SECURITY_PROTOCOL="SASL_SSL",
         KAFKA_SASL_MECHANISM="SCRAM-SHA-512",

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from shared.contracts.topics import ALL, dlq
+from shared.contracts.topics import PROVISIONED, dlq
 from shared.topic_plan import TopicState, plan, problems
 
 
 def test_the_plan_holds_every_topic_and_its_dead_letter_twin() -> None:
     names = [s.name for s in plan("p.")]
-    assert names == [n for t in ALL for n in ("p." + t, "p." + dlq(t))]
+    assert names == [n for t in PROVISIONED for n in ("p." + t, "p." + dlq(t))]
 
 
 def test_production_settings_mean_three_replicas_and_two_in_sync() -> None:
