@@ -18,7 +18,7 @@ PIP_COMPILE := $(LOCK_VENV)/bin/pip-compile --quiet --generate-hashes --allow-un
 
 include deploy/local/stack.mk
 
-.PHONY: help venv lock contracts test test-unit test-integration demo up down services-up services-down services-status clean bench
+.PHONY: help venv lock contracts test test-secured cluster-faults test-unit test-integration demo up down services-up services-down services-status clean bench
 
 help: ## list targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s $$'\t'
@@ -43,6 +43,13 @@ test-unit: venv ## unit tests only (no I/O)
 
 test: venv stack-up ## all tests against the real local Kafka and PostgreSQL
 	@$(PY) -m pytest tests -q -p no:cacheprovider
+
+test-secured: venv ## integration + security tests against the secured stack (SASL_SSL, SCRAM, ACLs)
+	@LOCAL_KAFKA_SECURITY=sasl_ssl $(MAKE) --no-print-directory stack-up
+	@LOCAL_KAFKA_SECURITY=sasl_ssl $(PY) -m pytest tests/integration tests/security -q -p no:cacheprovider
+
+cluster-faults: venv ## three-broker KRaft cluster fault tests (RF 3, min.insync 2); see docs/reliability.md
+	@deploy/local/cluster.sh test
 
 bench: venv stack-up ## benchmarks beside raw baselines (SCALE=smoke|default|growth, ONLY=B1,B3); see docs/performance.md
 	@$(PY) -m bench.run --scale $(or $(SCALE),default) $(if $(ONLY),--only $(ONLY)) $(if $(JSON),--json $(JSON))

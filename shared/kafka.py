@@ -21,7 +21,7 @@ from aiokafka.errors import TopicAlreadyExistsError
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
 
-from .kafka_security import KafkaSecurity, from_env
+from .kafka_security import KafkaSecurity, bootstrap_list, from_env
 from .logging import get_logger
 
 log = get_logger(__name__)
@@ -44,7 +44,7 @@ def make_broker(
     if forbidden:
         raise ValueError(f"the safe delivery settings cannot be overridden: {sorted(forbidden)}")
     return KafkaBroker(
-        bootstrap_servers,
+        bootstrap_list(bootstrap_servers),
         client_id=client_id,
         ack_policy=AckPolicy.NACK_ON_ERROR,
         graceful_timeout=GRACEFUL_TIMEOUT_SECONDS,
@@ -76,7 +76,7 @@ class SafeProducer:
         self, bootstrap_servers: str, client_id: str, request_timeout_ms: int = 15000,
         *, security: KafkaSecurity | None = None,
     ) -> None:
-        self._bootstrap = bootstrap_servers
+        self._bootstrap = bootstrap_list(bootstrap_servers)
         self._security = security or from_env()
         self._client_id = client_id
         self._timeout_ms = request_timeout_ms
@@ -139,7 +139,7 @@ async def ensure_topics(
     """Create missing topics (and their dead-letter twins are passed in explicitly).
 
     For harnesses with throw-away topics; services provision through shared.topic_plan."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers, request_timeout_ms=15000,
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_list(bootstrap_servers), request_timeout_ms=15000,
                                 **(security or from_env()).aiokafka_options())
     await admin.start()
     try:

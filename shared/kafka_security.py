@@ -122,6 +122,13 @@ class KafkaSecurity(BaseSettings):
                 "principal": self.sasl_username if self.uses_sasl else None}
 
 
+def bootstrap_list(servers: str | list[str]) -> list[str]:
+    """`a:9092,b:9092` as the list aiokafka needs: given one string it dials it as one host name."""
+    if isinstance(servers, list):
+        return servers
+    return [s for s in servers.replace(" ", ",").split(",") if s]
+
+
 def from_env() -> KafkaSecurity:
     return KafkaSecurity()
 

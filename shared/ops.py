@@ -35,13 +35,13 @@ from aiokafka.admin import AIOKafkaAdminClient
 
 from .contracts.topics import DLQ_SUFFIX
 from .kafka import SafeProducer
-from .kafka_security import client_options
+from .kafka_security import bootstrap_list, client_options
 
 SERVICES = ("invitations", "commitments", "notifications")
 
 
-def _bootstrap() -> str:
-    return os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:19092")
+def _bootstrap() -> list[str]:
+    return bootstrap_list(os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:19092"))
 
 
 def _dsn() -> str:

@@ -29,7 +29,7 @@ from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.errors import TopicAlreadyExistsError
 
 from .contracts.topics import PROVISIONED, dlq
-from .kafka_security import KafkaSecurity, from_env
+from .kafka_security import KafkaSecurity, bootstrap_list, from_env
 from .logging import get_logger
 
 log = get_logger(__name__)
@@ -66,7 +66,7 @@ class TopicState:
 
 
 async def _admin(bootstrap: str, security: KafkaSecurity | None) -> AIOKafkaAdminClient:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=15000,
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_list(bootstrap), request_timeout_ms=15000,
                                 **(security or from_env()).aiokafka_options())
     await admin.start()
     return admin

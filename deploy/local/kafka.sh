@@ -362,11 +362,12 @@ case "${1:-}" in
   stop) lock; cmd_stop ;;
   kill) lock; cmd_kill ;;
   status) cmd_status ;;
+  fetch) lock; need_java; ensure_libs ;;   # the jars only (deploy/local/cluster.sh uses them)
   env) echo "export KAFKA_BOOTSTRAP_SERVERS=$HOST:$PORT" ;;
   client-env) security_env "${2:-admin}" ;;   # secured mode: KAFKA_SECURITY_PROTOCOL ... of a principal
   topics) shift; [[ -f "$LIBS/.complete" ]] || die "jars not fetched yet, run '$0 start' first"
           run_tool org.apache.kafka.tools.TopicCommand --bootstrap-server "$HOST:$PORT" --command-config "$ADMIN_CONF" "$@" ;;
   acls) shift; [[ -f "$LIBS/.complete" ]] || die "jars not fetched yet, run '$0 start' first"
         run_tool org.apache.kafka.tools.AclCommand --bootstrap-server "$HOST:$PORT" --command-config "$ADMIN_CONF" "$@" ;;
-  *) echo "usage: $0 start|stop|status|kill|env|topics ARGS...|acls ARGS..." >&2; exit 2 ;;
+  *) echo "usage: $0 start|stop|status|kill|env|client-env|fetch|topics ARGS...|acls ARGS..." >&2; exit 2 ;;
 esac

@@ -143,3 +143,12 @@ def test_hostile_protocol_values_are_refused_not_guessed(value: str) -> None:
         return
     with pytest.raises(ValidationError):
         KafkaSecurity(security_protocol=value)
+
+
+def test_a_multi_broker_bootstrap_string_becomes_a_list() -> None:
+    """FastStream dials a "a:9092,b:9092" string as one host name: every client gets a list."""
+    from shared.kafka_security import bootstrap_list
+
+    assert bootstrap_list("kafka-0:9093,kafka-1:9093, kafka-2:9093") == ["kafka-0:9093", "kafka-1:9093", "kafka-2:9093"]
+    assert bootstrap_list("127.0.0.1:9092") == ["127.0.0.1:9092"]
+    assert bootstrap_list(["a:1"]) == ["a:1"]
