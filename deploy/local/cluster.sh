@@ -96,9 +96,10 @@ start_node() { # N
   pid="$(node_pid "$n")"; [[ -n $pid ]] && { say "node $n already running (pid $pid)"; return 0; }
   port_open "$(port "$n")" && die "port $(port "$n") is in use; set LOCAL_CLUSTER_PORT_BASE"
   write_config "$n"
+  # 9>&-: the broker must not inherit (and so hold forever) the lock of `start`.
   # shellcheck disable=SC2086
   setsid nohup java $JVM_OPTS -Dkafka.logs.dir="$CDIR/node$n/logs" -Dlog4j2.configurationFile="$HERE/log4j2.properties" \
-    -cp "$LIBS/*" kafka.Kafka "$(conf "$n")" >>"$CDIR/node$n/kafka.out" 2>&1 </dev/null &
+    -cp "$LIBS/*" kafka.Kafka "$(conf "$n")" >>"$CDIR/node$n/kafka.out" 2>&1 </dev/null 9>&- &
   echo $! >"$CDIR/node$n/kafka.pid"
   say "node $n starting (pid $!, $HOST:$(port "$n"))"
 }
@@ -162,7 +163,7 @@ case "${1:-}" in
   stop) lock; cmd_stop ;;
   kill) kill_node "${2:?node number}" ;;
   start-node) start_node "${2:?node number}"; wait_ready "$2" ;;
-  status) for n in "${NODES[@]}"; do p="$(node_pid "$n")"; say "node $n ${p:+running (pid $p)}${p:-stopped} on $HOST:$(port "$n")"; done ;;
+  status) for n in "${NODES[@]}"; do p="$(node_pid "$n")"; say "node $n $([[ -n $p ]] && echo "running (pid $p)" || echo stopped) on $HOST:$(port "$n")"; done ;;
   env) echo "export KAFKA_BOOTSTRAP_SERVERS=$(bootstrap)" ;;
   test) cmd_test ;;
   *) echo "usage: $0 start|stop|status|env|kill N|start-node N|test" >&2; exit 2 ;;

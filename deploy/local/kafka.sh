@@ -115,6 +115,10 @@ principals() {
 # A CA and a broker certificate for 127.0.0.1, made once; passwords made once per principal.
 make_secrets() {
   mkdir -p "$SECRETS"; chmod 700 "$SECRETS"
+  if ! command -v openssl >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1 && [[ $(id -u) == 0 ]]; then
+    say "installing openssl from Debian's packages ..."
+    { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q openssl; } >"$KDIR/apt.log" 2>&1 || true
+  fi
   command -v openssl >/dev/null 2>&1 || die "openssl not found (Debian: apt-get install -y openssl)"
   if [[ ! -f "$SECRETS/broker.pem" ]]; then
     say "making a local CA and broker certificate in $SECRETS"
