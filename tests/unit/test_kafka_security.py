@@ -102,7 +102,7 @@ PASSWORDS = st.text(st.characters(blacklist_categories=("Cs",)), min_size=8, max
 )
 
 
-@settings(max_examples=60, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(password=PASSWORDS)
 def test_a_password_never_reaches_a_log_line(password: str) -> None:
     """Whatever the password, logging the settings (every way a developer might) shows no trace of it."""
@@ -134,7 +134,6 @@ def test_describe_names_the_principal_but_no_secret() -> None:
                                    "principal": "bpjs"}
 
 
-@settings(max_examples=100)
 @given(value=st.one_of(st.text(max_size=40), st.text(st.characters(blacklist_categories=()), max_size=8),
                        st.sampled_from(["plaintext", "SASL_SSL ", " SSL", "SASL_SSL\n", "SASL-SSL", "SSL\x00"])))
 def test_hostile_protocol_values_are_refused_not_guessed(value: str) -> None:
