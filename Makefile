@@ -7,22 +7,36 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
-STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha256sum | cut -c1-12)
+# Every transitive dependency is pinned with hashes in requirements/*.lock (pip-tools);
+# a change to pyproject.toml or a lock file reinstalls. `make lock` refreshes the locks.
+LOCKS := requirements/runtime.lock requirements/test.lock
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml $(LOCKS) | sha256sum | cut -c1-12)
+LOCK_VENV := .local/lock-venv
+PIP_TOOLS := pip-tools==7.6.2
+PIP_COMPILE := $(LOCK_VENV)/bin/pip-compile --quiet --generate-hashes --allow-unsafe --strip-extras \
+	--all-build-deps --no-emit-find-links --no-emit-index-url $(if $(UPGRADE),--upgrade)
 
 include deploy/local/stack.mk
 
-.PHONY: help venv promtool contracts test test-unit test-integration demo up down services-up services-down services-status clean bench
+.PHONY: help venv lock promtool contracts test test-secured cluster-faults test-unit test-integration demo up down services-up services-down services-status clean bench
 
 help: ## list targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s $$'\t'
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml $(LOCKS)
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	@$(PY) -m pip install --quiet --upgrade pip
-	@$(PY) -m pip install --quiet -e '.[test]' >$(VENV)/pip.log 2>&1 || { cat $(VENV)/pip.log; exit 1; }
+	@{ $(PY) -m pip install --quiet --require-hashes --no-deps -r requirements/test.lock \
+	   && $(PY) -m pip install --quiet --no-deps --no-build-isolation -e . ; } >$(VENV)/pip.log 2>&1 \
+	   || { cat $(VENV)/pip.log; exit 1; }
 	@rm -f $(VENV)/.installed-* && touch $@
 
-venv: $(STAMP) ## create the virtualenv and install dependencies
+venv: $(STAMP) ## create the virtualenv and install the locked dependencies (requirements/test.lock)
+
+lock: ## re-resolve requirements/*.lock from pyproject.toml (keeps other pins; UPGRADE=1 takes the newest)
+	@test -x $(LOCK_VENV)/bin/pip-compile || { $(PYTHON) -m venv $(LOCK_VENV) && $(LOCK_VENV)/bin/pip install --quiet $(PIP_TOOLS); }
+	@$(PIP_COMPILE) -o requirements/runtime.lock pyproject.toml
+	@$(PIP_COMPILE) --extra test -c requirements/runtime.lock -o requirements/test.lock pyproject.toml
+	@echo "written $(LOCKS)"
 
 test-unit: venv ## unit tests only (no I/O; the promtool checks run when `make promtool` has fetched it)
 	@$(PY) -m pytest tests/unit -q
@@ -32,6 +46,13 @@ promtool: ## fetch promtool (alert-rule checks) into .local/tools unless one is 
 
 test: venv stack-up promtool ## all tests against the real local Kafka and PostgreSQL
 	@$(PY) -m pytest tests -q -p no:cacheprovider
+
+test-secured: venv ## integration + security tests against the secured stack (SASL_SSL, SCRAM, ACLs)
+	@LOCAL_KAFKA_SECURITY=sasl_ssl $(MAKE) --no-print-directory stack-up
+	@LOCAL_KAFKA_SECURITY=sasl_ssl $(PY) -m pytest tests/integration tests/security -q -p no:cacheprovider
+
+cluster-faults: venv ## three-broker KRaft cluster fault tests (RF 3, min.insync 2); see docs/reliability.md
+	@deploy/local/cluster.sh test
 
 bench: venv stack-up ## benchmarks beside raw baselines (SCALE=smoke|default|growth, ONLY=B1,B3); see docs/performance.md
 	@NTB_ENV=development $(PY) -m bench.run --scale $(or $(SCALE),default) $(if $(ONLY),--only $(ONLY)) $(if $(JSON),--json $(JSON))

@@ -36,6 +36,7 @@ from shared.kafka import SAFE_PRODUCER
 from shared.contracts.commitments import SubmitCommitment
 
 from .harness import BOOTSTRAP, DSN, drop_schema_and_topics, new_space, submit_event, submitted_model
+from shared.kafka_security import client_options
 
 TIMEOUT = 600.0
 
@@ -126,7 +127,7 @@ async def run_b4(n: int, m: int) -> dict[str, Any]:
     )
     runtime, _ = build(settings)
     sink_log = SinkLog(sink_file)
-    producer = AIOKafkaProducer(bootstrap_servers=BOOTSTRAP, linger_ms=5, **SAFE_PRODUCER)
+    producer = AIOKafkaProducer(bootstrap_servers=BOOTSTRAP, linger_ms=5, **SAFE_PRODUCER, **client_options())
     topic = runtime.topic(COMMITMENTS_EVENTS)
     out: dict[str, Any] = {"n": n, "m": m}
     try:

@@ -28,9 +28,12 @@ from shared.envelope import CloudEvent
 from shared.kafka import SAFE_PRODUCER, ensure_topics
 from shared.outbox import OUTBOX_INSERT
 from shared.regions import regions
+from shared.kafka_security import client_options
 
 BOOTSTRAP = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", f"127.0.0.1:{os.environ.get('LOCAL_KAFKA_PORT', '19092')}")
 DSN = os.environ.get("DATABASE_URL", f"postgresql://ntb:ntb@127.0.0.1:{os.environ.get('LOCAL_PG_PORT', '15432')}/ntb")
+# Every run makes throw-away topics under its own prefix: the services it starts create them.
+os.environ.setdefault("TOPICS_PROVISION", "create")
 PARTITIONS = 3
 SOURCE = "/bench/regional-system"
 
@@ -103,7 +106,7 @@ async def drop_schema_and_topics(schema: str, topics: list[str]) -> None:
         await conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
     finally:
         await conn.close()
-    admin = AIOKafkaAdminClient(bootstrap_servers=BOOTSTRAP)
+    admin = AIOKafkaAdminClient(bootstrap_servers=BOOTSTRAP, **client_options())
     await admin.start()
     try:
         await admin.delete_topics(topics)
@@ -142,7 +145,7 @@ async def fill_topic(topic: str, events: Iterable[tuple[bytes, bytes, list[tuple
     Returns how many events were sent.
     """
     producer = AIOKafkaProducer(bootstrap_servers=BOOTSTRAP, linger_ms=20, max_batch_size=256 * 1024,
-                                **SAFE_PRODUCER)
+                                **SAFE_PRODUCER, **client_options())
     await producer.start()
     sent = 0
     try:

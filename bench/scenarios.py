@@ -25,6 +25,7 @@ from shared.consumer import EventConsumer, HandlerContext, attach
 from shared.contracts import registry
 from shared.contracts.commitments import SubmitCommitment
 from shared.dead_letter import DeadLetterPublisher
+from shared.kafka_security import client_options
 from shared.kafka import MAX_RECORD_BYTES, SAFE_PRODUCER, SafeProducer, make_broker
 from shared.outbox import Outbox, OutboxRelay
 
@@ -190,7 +191,7 @@ async def b1_raw(n: int) -> dict[str, Any]:
     await fill_topic(space.topic_in, submit_events(n, space.run_id))
     memory = ConsumeMemory()
     kafka = AIOKafkaConsumer(space.topic_in, bootstrap_servers=BOOTSTRAP, group_id=f"raw-{space.run_id}",
-                             enable_auto_commit=False, auto_offset_reset="earliest")
+                             enable_auto_commit=False, auto_offset_reset="earliest", **client_options())
     await kafka.start()
     done, started = 0, None
     upsert_time, db_time = [0.0], 0.0  # PostgreSQL's share: the upserts alone, and whole transactions
@@ -223,8 +224,8 @@ async def b1_raw(n: int) -> dict[str, Any]:
 
 async def ping_pong(space: Space, pings: int, warmup: int = 5) -> list[float]:
     """Send one event, wait for its follow-up on the output topic, repeat. Latencies in ms."""
-    producer = AIOKafkaProducer(bootstrap_servers=BOOTSTRAP, **SAFE_PRODUCER)
-    out = AIOKafkaConsumer(bootstrap_servers=BOOTSTRAP, group_id=None, enable_auto_commit=False)
+    producer = AIOKafkaProducer(bootstrap_servers=BOOTSTRAP, **SAFE_PRODUCER, **client_options())
+    out = AIOKafkaConsumer(bootstrap_servers=BOOTSTRAP, group_id=None, enable_auto_commit=False, **client_options())
     await producer.start()
     await out.start()
     out.assign([TopicPartition(space.topic_out, p) for p in range(3)])
@@ -283,8 +284,8 @@ async def b2_raw(pings: int) -> dict[str, Any]:
     space = new_space("b2raw")
     pool = await prepare(space)
     kafka = AIOKafkaConsumer(space.topic_in, bootstrap_servers=BOOTSTRAP, group_id=f"raw-{space.run_id}",
-                             enable_auto_commit=False, auto_offset_reset="earliest")
-    producer = AIOKafkaProducer(bootstrap_servers=BOOTSTRAP, **SAFE_PRODUCER)
+                             enable_auto_commit=False, auto_offset_reset="earliest", **client_options())
+    producer = AIOKafkaProducer(bootstrap_servers=BOOTSTRAP, **SAFE_PRODUCER, **client_options())
     await kafka.start()
     await producer.start()
 
@@ -356,7 +357,7 @@ async def b3_raw(n: int) -> dict[str, Any]:
     rows = await fill_outbox(pool, space, n)  # the same records, read from memory instead of the table
     await pool.close()
     producer = AIOKafkaProducer(bootstrap_servers=BOOTSTRAP, linger_ms=5, max_request_size=MAX_RECORD_BYTES + 64 * 1024,
-                                **SAFE_PRODUCER)
+                                **SAFE_PRODUCER, **client_options())
     await producer.start()
     try:
         t0 = time.perf_counter()

@@ -21,6 +21,7 @@ from aiokafka.errors import TopicAlreadyExistsError
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
 
+from .kafka_security import KafkaSecurity, bootstrap_list, from_env
 from .logging import get_logger
 
 log = get_logger(__name__)
@@ -32,20 +33,25 @@ SAFE_SUBSCRIBER: dict[str, Any] = {
 }
 # One record is at most 1 MiB; bigger inputs are rejected at the edges.
 MAX_RECORD_BYTES = 1024 * 1024
+# How long a stopping broker lets in-flight handlers finish (deploy/k8s grace periods exceed it).
+GRACEFUL_TIMEOUT_SECONDS = 30.0
 
 
-def make_broker(bootstrap_servers: str, client_id: str, **extra: Any) -> KafkaBroker:
+def make_broker(
+    bootstrap_servers: str, client_id: str, *, security: KafkaSecurity | None = None, **extra: Any
+) -> KafkaBroker:
     forbidden = {"ack_policy", "enable_idempotence", "acks"} & extra.keys()
     if forbidden:
         raise ValueError(f"the safe delivery settings cannot be overridden: {sorted(forbidden)}")
     return KafkaBroker(
-        bootstrap_servers,
+        bootstrap_list(bootstrap_servers),
         client_id=client_id,
         ack_policy=AckPolicy.NACK_ON_ERROR,
-        graceful_timeout=30.0,
+        graceful_timeout=GRACEFUL_TIMEOUT_SECONDS,
         # Our consumer logs one structured line per message; FastStream's own access
         # log would add unstructured duplicates.
         logger=None,
+        security=(security or from_env()).faststream_security(),
         **SAFE_PRODUCER,
         **extra,
     )
@@ -66,8 +72,12 @@ class SafeProducer:
     a fresh one lets the service recover from a broker restart without restarting itself.
     """
 
-    def __init__(self, bootstrap_servers: str, client_id: str, request_timeout_ms: int = 15000) -> None:
-        self._bootstrap = bootstrap_servers
+    def __init__(
+        self, bootstrap_servers: str, client_id: str, request_timeout_ms: int = 15000,
+        *, security: KafkaSecurity | None = None,
+    ) -> None:
+        self._bootstrap = bootstrap_list(bootstrap_servers)
+        self._security = security or from_env()
         self._client_id = client_id
         self._timeout_ms = request_timeout_ms
         self._producer: AIOKafkaProducer | None = None
@@ -83,6 +93,7 @@ class SafeProducer:
                     max_request_size=MAX_RECORD_BYTES + 64 * 1024,
                     linger_ms=5,
                     **SAFE_PRODUCER,
+                    **self._security.aiokafka_options(),
                 )
                 try:
                     await producer.start()
@@ -122,10 +133,14 @@ class SafeProducer:
 
 
 async def ensure_topics(
-    bootstrap_servers: str, topics: Iterable[str], *, partitions: int, replication: int
+    bootstrap_servers: str, topics: Iterable[str], *, partitions: int, replication: int,
+    security: KafkaSecurity | None = None,
 ) -> None:
-    """Create missing topics (and their dead-letter twins are passed in explicitly)."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers, request_timeout_ms=15000)
+    """Create missing topics (and their dead-letter twins are passed in explicitly).
+
+    For harnesses with throw-away topics; services provision through shared.topic_plan."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_list(bootstrap_servers), request_timeout_ms=15000,
+                                **(security or from_env()).aiokafka_options())
     await admin.start()
     try:
         existing = set(await admin.list_topics())

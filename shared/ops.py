@@ -12,6 +12,8 @@
     ntbctl deliveries resend DELIVERY_ID                send a failed delivery again
     ntbctl deliveries resend --event ID | --all-failed  ... every failed one of an event, or all of them
     ntbctl logs ID [FILE ...|-] [--follow]              every log line of one flow (correlation or trace id)
+    ntbctl topics apply [--replication 3] [--min-insync 2] [--partitions 3] [--dry-run]
+                                                        create / raise every topic from shared.topic_plan
 
 Every read command takes -o json. Global options, addresses and exit codes: below and shared/opsctl.py.
 """
@@ -38,12 +40,13 @@ from aiokafka.admin import AIOKafkaAdminClient
 from .contracts.topics import DLQ_SUFFIX
 from .kafka import SafeProducer
 from .opsctl import CONFIG, OUT, SETTINGS, CommandError, captured, progress, run, tsv_rows
+from .kafka_security import bootstrap_list, client_options
 
 SERVICES = ("invitations", "commitments", "notifications")
 
 
-def _bootstrap() -> str:
-    return CONFIG.get("bootstrap_servers")
+def _bootstrap() -> list[str]:
+    return bootstrap_list(CONFIG.get("bootstrap_servers"))
 
 
 def _dsn() -> str:
@@ -55,7 +58,7 @@ async def _dlq_topics(admin: AIOKafkaAdminClient) -> list[str]:
 
 
 async def _partitions(topic: str) -> list[int]:
-    admin = AIOKafkaAdminClient(bootstrap_servers=_bootstrap())
+    admin = AIOKafkaAdminClient(bootstrap_servers=_bootstrap(), **client_options())
     await admin.start()
     try:
         described = await admin.describe_topics([topic])
@@ -65,7 +68,7 @@ async def _partitions(topic: str) -> list[int]:
 
 
 async def _read_all(topic: str, limit: int) -> list[Any]:
-    consumer = AIOKafkaConsumer(bootstrap_servers=_bootstrap(), enable_auto_commit=False, group_id=None)
+    consumer = AIOKafkaConsumer(bootstrap_servers=_bootstrap(), enable_auto_commit=False, group_id=None, **client_options())
     await consumer.start()
     try:
         partitions = [TopicPartition(topic, p) for p in await _partitions(topic)]
@@ -88,7 +91,7 @@ async def _read_all(topic: str, limit: int) -> list[Any]:
 
 
 async def _one(topic: str, partition: int, offset: int) -> Any:
-    consumer = AIOKafkaConsumer(bootstrap_servers=_bootstrap(), enable_auto_commit=False, group_id=None)
+    consumer = AIOKafkaConsumer(bootstrap_servers=_bootstrap(), enable_auto_commit=False, group_id=None, **client_options())
     await consumer.start()
     try:
         tp = TopicPartition(topic, partition)
@@ -115,7 +118,7 @@ def _headers(record: Any) -> dict[str, str]:
 
 
 async def dlq_list(topic: str | None, limit: int) -> int:
-    admin = AIOKafkaAdminClient(bootstrap_servers=_bootstrap())
+    admin = AIOKafkaAdminClient(bootstrap_servers=_bootstrap(), **client_options())
     await admin.start()
     try:
         topics = [topic] if topic else await _dlq_topics(admin)
@@ -220,9 +223,9 @@ async def lag() -> int:
             print(f"outbox\t{schema}\tunpublished={row['n']}\toldest={age}\tset_aside={dead}")
     finally:
         await conn.close()
-    admin = AIOKafkaAdminClient(bootstrap_servers=_bootstrap())
+    admin = AIOKafkaAdminClient(bootstrap_servers=_bootstrap(), **client_options())
     await admin.start()
-    consumer = AIOKafkaConsumer(bootstrap_servers=_bootstrap(), group_id=None)
+    consumer = AIOKafkaConsumer(bootstrap_servers=_bootstrap(), group_id=None, **client_options())
     await consumer.start()
     try:
         groups = sorted(g[0] for g in await admin.list_consumer_groups())
@@ -446,6 +449,36 @@ def _logs_from_files(wanted: str, files: list[str], follow: bool) -> int:
     return 0
 
 
+def topics_command(sub: Any) -> None:
+    """`ntbctl topics apply`: provision every topic of shared.topic_plan (self-contained)."""
+    topics = sub.add_parser("topics", help="provision topics").add_subparsers(dest="action", required=True)
+    apply = topics.add_parser("apply", help="create missing topics, raise min.insync.replicas")
+    env = os.environ.get
+    apply.add_argument("--prefix", default=env("TOPIC_PREFIX", ""))
+    apply.add_argument("--partitions", type=int, default=int(env("TOPIC_PARTITIONS", "3")))
+    apply.add_argument("--replication", type=int, default=int(env("TOPIC_REPLICATION", "1")),
+                       help="replicas per partition (production: 3)")
+    apply.add_argument("--min-insync", type=int, default=int(env("TOPIC_MIN_INSYNC_REPLICAS", "0")) or None,
+                       help="min.insync.replicas (default: 2, or 1 when --replication is 1)")
+    apply.add_argument("--dry-run", action="store_true", help="print the plan, change nothing")
+    apply.set_defaults(run=_topics_apply)
+
+
+def _topics_apply(args: argparse.Namespace) -> int:
+    from . import topic_plan
+
+    specs = topic_plan.plan(args.prefix, partitions=args.partitions, replication=args.replication,
+                            min_insync=args.min_insync)
+    if args.dry_run:
+        for line in topic_plan.summary(specs):
+            print(json.dumps(line))
+        return 0
+    report = asyncio.run(topic_plan.apply(_bootstrap(), specs))
+    for line in report:
+        print(line)
+    return 1 if any("reassign" in line for line in report) else 0
+
+
 # --- the command line -----------------------------------------------------------------------
 
 EPILOG = """Addresses: each flag falls back to its environment variable (KAFKA_BOOTSTRAP_SERVERS,
@@ -527,6 +560,7 @@ def parser() -> argparse.ArgumentParser:
                                                                "(default: the local stack's .local/logs)")
     lg.add_argument("--dir", type=Path, help="a folder of *.log files (default: $LOCAL_STACK_DIR/logs)")
     lg.add_argument("-f", "--follow", action="store_true", help="keep reading as lines are written")
+    topics_command(sub)
     return top
 
 
@@ -549,6 +583,8 @@ def _lag_json(text: str) -> list[dict[str, Any]]:
 
 
 def _dispatch(args: argparse.Namespace) -> int:
+    if getattr(args, "run", None) is not None:  # self-contained commands (topics apply)
+        return int(args.run(args))
     if args.command == "dlq":
         if args.action == "list":
             with captured(lambda text: tsv_rows(text, ["topic", "partition", "offset", "failed_at", "consumer",

@@ -26,7 +26,8 @@ from .contracts.topics import dlq
 from .db import create_pool
 from .http import api_router
 from .dead_letter import DeadLetterPublisher
-from .kafka import SafeProducer, ensure_topics, make_broker
+from . import topic_plan
+from .kafka import SafeProducer, make_broker
 from .logging import get_logger
 from .metrics import ServiceMetrics
 from .outbox import Outbox, OutboxRelay, backlog
@@ -35,6 +36,9 @@ from .tasks import cancel_and_wait
 from .timers import Clock, TimerHandler, TimerWheel, system_clock
 
 log = get_logger(__name__)
+
+# The longest a stop waits for the relay to publish what the last handlers wrote.
+OUTBOX_DRAIN_SECONDS = 5.0
 
 
 def source_of(service: str) -> str:
@@ -57,8 +61,11 @@ class Runtime:
         self.topics_in = [self.topic(t) for t in topics_in]
         self.metrics = ServiceMetrics(settings.service_name)
         self.outbox = Outbox(registry, source=source_of(settings.service_name), topic_prefix=settings.topic_prefix)
-        self.broker = make_broker(settings.kafka_bootstrap_servers, client_id=settings.service_name)
-        self.producer = SafeProducer(settings.kafka_bootstrap_servers, client_id=f"{settings.service_name}-relay")
+        security = settings.kafka_security
+        self.broker = make_broker(settings.kafka_bootstrap_servers, client_id=settings.service_name, security=security)
+        self.producer = SafeProducer(
+            settings.kafka_bootstrap_servers, client_id=f"{settings.service_name}-relay", security=security
+        )
         self.dead_letters = DeadLetterPublisher(self.producer)
         self._consumers: list[tuple[EventConsumer, list[str], dict[str, Any]]] = []
         self._pool: asyncpg.Pool | None = None
@@ -108,9 +115,7 @@ class Runtime:
             await migrations.migrate(conn, s.db_schema, [m for group in self._migration_sets for m in group])
         topics = [*self.topics_out, *self.topics_in, *(dlq(t) for t in self.topics_in)]
         if topics:
-            await ensure_topics(
-                s.kafka_bootstrap_servers, topics, partitions=s.topic_partitions, replication=s.topic_replication
-            )
+            await self._provisioned(topics)
         self.relay = OutboxRelay(
             self._pool,
             self.producer,
@@ -133,6 +138,20 @@ class Runtime:
             self._tasks.append(asyncio.create_task(self.timers.run(), name="timers"))
         log.info("service started", topics_in=self.topics_in, topics_out=self.topics_out)
 
+    async def _provisioned(self, topics: Sequence[str]) -> None:
+        s = self.settings
+        if s.topics_provision == "create":
+            specs = [topic_plan.TopicSpec(t, s.topic_partitions, s.topic_replication, s.topic_min_insync_replicas)
+                     for t in dict.fromkeys(topics)]
+            await topic_plan.apply(s.kafka_bootstrap_servers, specs, security=s.kafka_security)
+            return
+        try:
+            await topic_plan.verify(s.kafka_bootstrap_servers, topics, replication=s.topic_replication,
+                                    min_insync=s.topic_min_insync_replicas, security=s.kafka_security)
+        except topic_plan.TopicsNotProvisioned as exc:
+            log.error("refusing to start: topics not provisioned", problems=exc.problems)
+            raise
+
     async def stop(self) -> None:
         # Consumers first: in-flight handlers finish and commit, then nothing new arrives.
         with contextlib.suppress(Exception):
@@ -145,7 +164,7 @@ class Runtime:
         # Give the relay a moment to flush what those last handlers wrote.
         if self.relay is not None and self._pool is not None:
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(self._drain_outbox(), timeout=5)
+                await asyncio.wait_for(self._drain_outbox(), timeout=OUTBOX_DRAIN_SECONDS)
         await cancel_and_wait(*self._tasks)
         self._tasks.clear()
         await self.producer.stop()

@@ -8,6 +8,8 @@ from urllib.parse import urlsplit
 from pydantic import AliasChoices, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from .kafka_security import KafkaSecurity
+
 # Values that were published (in this repository's code, docs, compose file or history): a service
 # in production refuses them, as it refuses anything that reads as a placeholder.
 PUBLISHED_SECRETS = frozenset({
@@ -57,6 +59,9 @@ class ServiceSettings(BaseSettings):
     kafka_bootstrap_servers: str = Field(
         default="127.0.0.1:19092", validation_alias=AliasChoices("KAFKA_BOOTSTRAP_SERVERS", "kafka_bootstrap_servers")
     )
+    kafka_security: KafkaSecurity = Field(
+        default_factory=KafkaSecurity, description="TLS / SASL of every Kafka client (KAFKA_SECURITY_PROTOCOL ...)"
+    )
     database_url: SecretStr = Field(
         default=SecretStr(DEVELOPMENT_DATABASE_URL),
         validation_alias=AliasChoices("DATABASE_URL", "database_url"),
@@ -75,7 +80,14 @@ class ServiceSettings(BaseSettings):
     log_level: str = "INFO"
     log_json: bool | None = Field(default=None, description="JSON lines; default: when stderr is not a TTY")
     topic_partitions: int = Field(default=3, ge=1)
-    topic_replication: int = Field(default=1, ge=1)
+    topic_replication: int = Field(default=1, ge=1, description="Replicas a topic must have (production: 3)")
+    topic_min_insync_replicas: int = Field(default=1, ge=1, description="min.insync.replicas wanted (production: 2)")
+    topics_provision: Literal["verify", "create"] = Field(
+        default="verify",
+        validation_alias=AliasChoices("TOPICS_PROVISION", "topics_provision"),
+        description="verify: refuse to start unless `ntbctl topics apply` provisioned the topics; "
+        "create: create missing ones at start (tests with per-run topic prefixes)",
+    )
     outbox_poll_seconds: float = Field(default=0.5, gt=0)
     outbox_batch_size: int = Field(default=500, ge=1)
     timer_poll_seconds: float = Field(default=1.0, gt=0, description="How often due timers are looked for")

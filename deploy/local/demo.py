@@ -35,6 +35,7 @@ from typing import Any, TypeVar
 import httpx
 import yaml
 from aiokafka import AIOKafkaProducer
+from shared.kafka_security import client_options
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
@@ -151,7 +152,7 @@ def all_links(addresses: set[str]) -> dict[str, str] | None:
 
 async def publish(records: list[tuple[str, str, dict[str, Any], str, str]]) -> None:
     """(topic, ce_type, payload, source, correlation id): CloudEvents binary mode, key = region code."""
-    producer = AIOKafkaProducer(bootstrap_servers=KAFKA, acks="all", enable_idempotence=True)
+    producer = AIOKafkaProducer(bootstrap_servers=KAFKA, acks="all", enable_idempotence=True, **client_options())
     await producer.start()
     try:
         for topic, ce_type, payload, source, correlation_id in records:

@@ -12,6 +12,12 @@
 #   LOCAL_KAFKA_CONTROLLER_PORT  controller port        (default 19093)
 #   LOCAL_KAFKA_START_TIMEOUT    seconds to wait for readiness (default 180)
 #   LOCAL_KAFKA_JVM_OPTS         replaces the default (small) JVM options
+#   LOCAL_KAFKA_SECURITY         none (default) | sasl_ssl: a SASL_SSL listener (SCRAM-SHA-512) with a
+#                                CA and broker certificate made here, one SCRAM user per principal of
+#                                shared/kafka_acls.py, the StandardAuthorizer and those ACLs. Its
+#                                data lives apart (.local/kafka-secured): switch by stop + start.
+#                                `kafka.sh client-env [PRINCIPAL]` prints a principal's client
+#                                settings (default admin; nothing when not secured).
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -25,7 +31,11 @@ CPORT="${LOCAL_KAFKA_CONTROLLER_PORT:-19093}"
 START_TIMEOUT="${LOCAL_KAFKA_START_TIMEOUT:-180}"
 STOP_TIMEOUT=30
 
-KDIR="$STACK_DIR/kafka"
+SECURITY="${LOCAL_KAFKA_SECURITY:-none}"
+case "$SECURITY" in none) KDIR="$STACK_DIR/kafka" ;; sasl_ssl) KDIR="$STACK_DIR/kafka-secured" ;;
+  *) echo "[kafka] ERROR: LOCAL_KAFKA_SECURITY must be none or sasl_ssl, not '$SECURITY'" >&2; exit 2 ;; esac
+SECRETS="$KDIR/secrets"           # CA, broker key/certificate, one password file per principal
+PY="${PYTHON_BIN:-$REPO/.venv/bin/python}"
 LIBS="$STACK_DIR/kafka-libs"      # jars copied out of the Maven cache
 DATA="$KDIR/data"                 # KRaft metadata + topic partitions
 CONF="$KDIR/server.properties"    # regenerated on each start (ports may change)
@@ -96,8 +106,74 @@ ensure_libs() {
   say "jars ready: $(basename "$LIBS"/kafka_2.13-*.jar)"
 }
 
+# Principals of shared/kafka_acls.py (the one definition), e.g. "admin invitations ... bpjs".
+principals() {
+  [[ -x $PY ]] || die "LOCAL_KAFKA_SECURITY=sasl_ssl needs the virtualenv ($PY); run 'make venv'"
+  (cd "$REPO" && "$PY" -c 'from shared.kafka_acls import principals; print(*principals())')
+}
+
+# A CA and a broker certificate for 127.0.0.1, made once; passwords made once per principal.
+make_secrets() {
+  mkdir -p "$SECRETS"; chmod 700 "$SECRETS"
+  if ! command -v openssl >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1 && [[ $(id -u) == 0 ]]; then
+    say "installing openssl from Debian's packages ..."
+    { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q openssl; } >"$KDIR/apt.log" 2>&1 || true
+  fi
+  command -v openssl >/dev/null 2>&1 || die "openssl not found (Debian: apt-get install -y openssl)"
+  if [[ ! -f "$SECRETS/broker.pem" ]]; then
+    say "making a local CA and broker certificate in $SECRETS"
+    openssl req -x509 -newkey rsa:2048 -nodes -days 3650 -subj "/CN=ntb-local-ca" \
+      -keyout "$SECRETS/ca.key" -out "$SECRETS/ca.pem" 2>/dev/null
+    openssl req -newkey rsa:2048 -nodes -subj "/CN=ntb-local-broker" \
+      -keyout "$SECRETS/broker.key" -out "$SECRETS/broker.csr" 2>/dev/null
+    printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth,clientAuth\n' >"$SECRETS/broker.ext"
+    openssl x509 -req -in "$SECRETS/broker.csr" -CA "$SECRETS/ca.pem" -CAkey "$SECRETS/ca.key" -CAcreateserial \
+      -days 3650 -extfile "$SECRETS/broker.ext" -out "$SECRETS/broker.crt" 2>/dev/null
+    # Kafka's PEM key store: the PKCS#8 key, encrypted with a password of its own, then the chain.
+    openssl rand -hex 16 >"$SECRETS/broker-key.password"
+    openssl pkcs8 -topk8 -in "$SECRETS/broker.key" -passout "file:$SECRETS/broker-key.password" \
+      -v1 PBE-SHA1-3DES -out "$SECRETS/broker.key.p8"
+    cat "$SECRETS/broker.key.p8" "$SECRETS/broker.crt" "$SECRETS/ca.pem" >"$SECRETS/broker.pem"
+  fi
+  local p
+  for p in $(principals); do
+    [[ -f "$SECRETS/$p.password" ]] || openssl rand -hex 20 >"$SECRETS/$p.password"
+  done
+  chmod 600 "$SECRETS"/*
+}
+
+write_security_config() {
+  cat <<EOF
+# SASL_SSL for clients and between brokers; the controller listener takes mutual TLS with the
+# broker certificate. ACLs decide everything else (shared/kafka_acls.py).
+listeners=SASL_SSL://$HOST:$PORT,CONTROLLER://$HOST:$CPORT
+advertised.listeners=SASL_SSL://$HOST:$PORT
+inter.broker.listener.name=SASL_SSL
+listener.security.protocol.map=CONTROLLER:SSL,SASL_SSL:SASL_SSL
+sasl.enabled.mechanisms=SCRAM-SHA-512
+sasl.mechanism.inter.broker.protocol=SCRAM-SHA-512
+listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required username="admin" password="$(cat "$SECRETS/admin.password")";
+ssl.keystore.type=PEM
+ssl.keystore.location=$SECRETS/broker.pem
+ssl.key.password=$(cat "$SECRETS/broker-key.password")
+ssl.truststore.type=PEM
+ssl.truststore.location=$SECRETS/ca.pem
+listener.name.controller.ssl.client.auth=required
+authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer
+allow.everyone.if.no.acl.found=false
+super.users=User:admin;User:CN=ntb-local-broker
+EOF
+}
+
 write_config() {
   mkdir -p "$DATA" "$LOGS"
+  if [[ $SECURITY == sasl_ssl ]]; then
+    make_secrets
+    { echo "# Generated by deploy/local/kafka.sh on every start - edit the script, not this."
+      echo "process.roles=broker,controller"; echo "node.id=1"
+      echo "controller.quorum.voters=1@$HOST:$CPORT"; echo "controller.listener.names=CONTROLLER"
+      write_security_config; } >"$CONF"
+  else
   cat >"$CONF" <<EOF
 # Generated by deploy/local/kafka.sh on every start - edit the script, not this.
 process.roles=broker,controller
@@ -108,6 +184,9 @@ advertised.listeners=PLAINTEXT://$HOST:$PORT
 controller.listener.names=CONTROLLER
 inter.broker.listener.name=PLAINTEXT
 listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT
+EOF
+  fi
+  cat >>"$CONF" <<EOF
 log.dirs=$DATA
 # Test-friendly single-node settings.
 num.partitions=3
@@ -133,6 +212,30 @@ EOF
 request.timeout.ms=5000
 default.api.timeout.ms=10000
 EOF
+  if [[ $SECURITY == sasl_ssl ]]; then
+    chmod 600 "$CONF" "$ADMIN_CONF"
+    cat >>"$ADMIN_CONF" <<EOF
+security.protocol=SASL_SSL
+sasl.mechanism=SCRAM-SHA-512
+sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required username="admin" password="$(cat "$SECRETS/admin.password")";
+ssl.truststore.type=PEM
+ssl.truststore.location=$SECRETS/ca.pem
+EOF
+  fi
+}
+
+# A principal's client settings (shared/kafka_security.py reads them); default the administrator.
+security_env() {
+  [[ $SECURITY == sasl_ssl ]] || return 0
+  local who="${1:-admin}"
+  echo "export KAFKA_SECURITY_PROTOCOL=SASL_SSL KAFKA_SASL_MECHANISM=SCRAM-SHA-512 KAFKA_SASL_USERNAME=$who"
+  echo "export KAFKA_SASL_PASSWORD_FILE=$SECRETS/$who.password KAFKA_SSL_CAFILE=$SECRETS/ca.pem"
+}
+
+apply_acls() {
+  [[ $SECURITY == sasl_ssl ]] || return 0
+  ( eval "$(security_env)"; export KAFKA_BOOTSTRAP_SERVERS="$HOST:$PORT"
+    cd "$REPO" && "$PY" deploy/local/kafka_acls.py ) || die "applying the ACLs failed"
 }
 
 run_tool() { # CLASS ARGS... with the broker's classpath
@@ -147,7 +250,13 @@ format_storage() {
   local id
   id="$(run_tool kafka.tools.StorageTool random-uuid)" || die "could not generate a cluster id"
   say "formatting storage in $DATA (cluster id $id)"
-  run_tool kafka.tools.StorageTool format -t "$id" -c "$CONF" >"$KDIR/format.log" 2>&1 \
+  local scram=() p
+  if [[ $SECURITY == sasl_ssl ]]; then
+    for p in $(principals); do
+      scram+=(--add-scram "SCRAM-SHA-512=[name=$p,password=$(cat "$SECRETS/$p.password")]")
+    done
+  fi
+  run_tool kafka.tools.StorageTool format -t "$id" -c "$CONF" "${scram[@]}" >"$KDIR/format.log" 2>&1 \
     || { cat "$KDIR/format.log" >&2; die "formatting the storage failed"; }
 }
 
@@ -205,7 +314,8 @@ cmd_start() {
   echo "$pid" >"$PIDFILE"
   say "starting (pid $pid), logs in $LOGS/server.log ..."
   wait_ready "$pid"
-  say "ready on $HOST:$PORT after $((SECONDS - t0))s"
+  apply_acls
+  say "ready on $HOST:$PORT ($SECURITY) after $((SECONDS - t0))s"
 }
 
 # Wait up to $2 seconds for process $1 to go away.
@@ -256,8 +366,12 @@ case "${1:-}" in
   stop) lock; cmd_stop ;;
   kill) lock; cmd_kill ;;
   status) cmd_status ;;
+  fetch) lock; need_java; ensure_libs ;;   # the jars only (deploy/local/cluster.sh uses them)
   env) echo "export KAFKA_BOOTSTRAP_SERVERS=$HOST:$PORT" ;;
+  client-env) security_env "${2:-admin}" ;;   # secured mode: KAFKA_SECURITY_PROTOCOL ... of a principal
   topics) shift; [[ -f "$LIBS/.complete" ]] || die "jars not fetched yet, run '$0 start' first"
-          run_tool org.apache.kafka.tools.TopicCommand --bootstrap-server "$HOST:$PORT" "$@" ;;
-  *) echo "usage: $0 start|stop|status|kill|env|topics ARGS..." >&2; exit 2 ;;
+          run_tool org.apache.kafka.tools.TopicCommand --bootstrap-server "$HOST:$PORT" --command-config "$ADMIN_CONF" "$@" ;;
+  acls) shift; [[ -f "$LIBS/.complete" ]] || die "jars not fetched yet, run '$0 start' first"
+        run_tool org.apache.kafka.tools.AclCommand --bootstrap-server "$HOST:$PORT" --command-config "$ADMIN_CONF" "$@" ;;
+  *) echo "usage: $0 start|stop|status|kill|env|client-env|fetch|topics ARGS...|acls ARGS..." >&2; exit 2 ;;
 esac

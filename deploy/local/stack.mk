@@ -4,7 +4,7 @@ LOCAL_STACK_SH := $(abspath $(dir $(lastword $(MAKEFILE_LIST))))/stack.sh
 
 .PHONY: stack-up stack-down stack-status stack-env
 
-stack-up: ## start local Kafka + PostgreSQL (idempotent)
+stack-up: $(if $(filter sasl_ssl,$(LOCAL_KAFKA_SECURITY)),venv) ## start local Kafka + PostgreSQL (idempotent; LOCAL_KAFKA_SECURITY=sasl_ssl: secured)
 	@$(LOCAL_STACK_SH) up
 
 stack-down: ## stop local Kafka + PostgreSQL

@@ -61,7 +61,7 @@ cmd_status() {
 
 cmd_env() {
   if external KAFKA_BOOTSTRAP_SERVERS "$KAFKA"; then printf 'export KAFKA_BOOTSTRAP_SERVERS=%q\n' "$KAFKA_BOOTSTRAP_SERVERS"
-  else "$KAFKA" env; fi
+  else "$KAFKA" env; "$KAFKA" client-env; fi
   if external DATABASE_URL "$PG"; then printf 'export DATABASE_URL=%q\n' "$DATABASE_URL"
   else "$PG" env; fi
 }

@@ -23,7 +23,8 @@ def migration_sets() -> list[list[migrations.Migration]]:
 
 
 def build(settings: CommitmentsSettings, *, clock: Clock = system_clock) -> tuple[Runtime, FastAPI]:
-    inbound = [topics.INVITATIONS_EVENTS, topics.COMMITMENTS_INBOUND, topics.REALIZATION_INBOUND]
+    inbound = [topics.INVITATIONS_EVENTS, topics.COMMITMENTS_INBOUND, *topics.REGIONAL_INBOUND,
+               topics.REALIZATION_INBOUND]
     runtime = Runtime(settings, migration_sets=migration_sets(), topics_out=[topics.COMMITMENTS_EVENTS],
                       topics_in=inbound, clock=clock)
     handlers = Handlers(settings, clock)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 
+from shared import sender_region
 from shared.auth import Role
 from shared.consumer import HandlerContext, PermanentError
 from shared.contracts.commitments import CommitmentBody, RealizationReported, SubmitCommitment
@@ -38,6 +39,7 @@ class Handlers:
     async def submit_commitment(self, command: SubmitCommitment, ctx: HandlerContext) -> None:
         """A regional system submitted a commitment; refusals go to the dead-letter topic with the reason."""
         body = CommitmentBody.model_validate(command.model_dump(exclude={"submission_id"}))
+        sender_region.check(ctx.topic, body.region_code)  # a regency submits only for itself
         actor = ops.Actor(ctx.event.source, Role.REGION_OPERATOR)
         try:
             row, fresh = await ops.submit(

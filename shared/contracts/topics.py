@@ -18,3 +18,24 @@ def dlq(topic: str) -> str:
 
 
 ALL = (INVITATIONS_EVENTS, COMMITMENTS_EVENTS, NOTIFICATIONS_EVENTS, COMMITMENTS_INBOUND, REALIZATION_INBOUND)
+
+# One inbound topic per regency/city, e.g. ntb.commitments.inbound.5201: on a secured cluster a
+# regency's finance system may write only its own (ACL), and the commitments service refuses an
+# event on it whose region_code is another regency's (shared/sender_region.py).
+REGIONAL_INBOUND_PREFIX = COMMITMENTS_INBOUND + "."
+
+
+def regional_inbound(region_code: str) -> str:
+    """`52.01` or `5201` -> ntb.commitments.inbound.5201"""
+    return REGIONAL_INBOUND_PREFIX + region_code.replace(".", "")
+
+
+def _regional() -> tuple[str, ...]:
+    from ..regions import regions  # reference data; imported late to keep this module a list of names
+
+    return tuple(regional_inbound(code) for code in regions())
+
+
+REGIONAL_INBOUND = _regional()
+# Every topic `ntbctl topics apply` provisions (each with its dead-letter twin).
+PROVISIONED = ALL + REGIONAL_INBOUND

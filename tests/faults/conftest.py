@@ -24,6 +24,7 @@ import httpx
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
+from shared.kafka_security import client_options
 from tests.integration.conftest import (  # noqa: F401 - fixtures re-exported for this folder
     BOOTSTRAP,
     DSN,
@@ -180,7 +181,7 @@ async def _delete_test_topics(topic_prefix: str) -> Any:
     yield
     from aiokafka.admin import AIOKafkaAdminClient
 
-    admin = AIOKafkaAdminClient(bootstrap_servers=BOOTSTRAP, request_timeout_ms=10000)
+    admin = AIOKafkaAdminClient(bootstrap_servers=BOOTSTRAP, request_timeout_ms=10000, **client_options())
     try:
         await admin.start()
         mine = [t for t in await admin.list_topics() if t.startswith(topic_prefix)]
@@ -210,7 +211,7 @@ def processes(tmp_path: Path) -> Any:
 async def produce(topic: str, records: list[tuple[bytes, bytes, list[tuple[str, bytes]]]]) -> None:
     """Publish (key, value, headers) records as an outside system would: idempotent, acks=all."""
     producer = AIOKafkaProducer(bootstrap_servers=BOOTSTRAP, enable_idempotence=True, acks="all",
-                                max_request_size=2 * 1024 * 1024, linger_ms=5)
+                                max_request_size=2 * 1024 * 1024, linger_ms=5, **client_options())
     await producer.start()
     try:
         futures = [await producer.send(topic, value=value, key=key, headers=headers)
@@ -225,7 +226,7 @@ async def read_all(topic: str, *, until: Callable[[list[Any]], bool], timeout: f
     """Read a topic from the start until `until(records)` holds, then drain for `settle` seconds more."""
     consumer = AIOKafkaConsumer(topic, bootstrap_servers=BOOTSTRAP, auto_offset_reset="earliest",
                                 enable_auto_commit=False, group_id=None, fetch_max_bytes=8 * 1024 * 1024,
-                                max_partition_fetch_bytes=4 * 1024 * 1024)
+                                max_partition_fetch_bytes=4 * 1024 * 1024, **client_options())
     await consumer.start()
     records: list[Any] = []
     try:

@@ -14,6 +14,7 @@ from shared.contracts.topics import COMMITMENTS_EVENTS, REALIZATION_INBOUND
 from .conftest import BOOTSTRAP, ce_ids, read_all, report, wait_for
 from .streams import Record, inbox_count, realization_applied, realization_reports, unique_tag
 from .test_kill9 import _at_least
+from shared.kafka_security import client_options
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("cleanup_schemas")]
 N = 600  # 60 reports for each of the ten regions
@@ -42,7 +43,7 @@ class Stream:
     def __init__(self, topic: str, records: list[Record]) -> None:
         self.topic, self.records, self.sent = topic, records, 0
         self.producer = AIOKafkaProducer(bootstrap_servers=BOOTSTRAP, enable_idempotence=True, acks="all",
-                                         linger_ms=5)
+                                         linger_ms=5, **client_options())
 
     async def __aenter__(self) -> Stream:
         await self.producer.start()

@@ -12,6 +12,7 @@ from shared.contracts.topics import COMMITMENTS_EVENTS, REALIZATION_INBOUND
 from .conftest import BOOTSTRAP, ce_ids, produce, read_all, report, wait_for
 from .streams import inbox_count, realization_applied, realization_reports, unique_tag
 from .test_kill9 import _at_least
+from shared.kafka_security import client_options
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("cleanup_schemas")]
 # On the batch path (up to 100 records a transaction) the batch in flight at SIGTERM is finished before
@@ -22,7 +23,7 @@ SIGNAL_AT = 60
 
 
 async def committed_offsets(group: str, topic: str) -> dict[int, int]:
-    admin = AIOKafkaAdminClient(bootstrap_servers=BOOTSTRAP)
+    admin = AIOKafkaAdminClient(bootstrap_servers=BOOTSTRAP, **client_options())
     await admin.start()
     try:
         offsets = await admin.list_consumer_group_offsets(group)

@@ -23,6 +23,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
 from shared.auth import ApiKeyStore, Role
+from shared.kafka_security import client_options
 
 ROOT = Path(__file__).resolve().parents[2]
 # Same defaults as deploy/local (which honours LOCAL_KAFKA_PORT / LOCAL_PG_PORT).
@@ -43,7 +44,7 @@ def _stack_is_up() -> None:
     async def probe() -> None:
         conn = await asyncpg.connect(DSN, timeout=10)
         await conn.close()
-        producer = AIOKafkaProducer(bootstrap_servers=BOOTSTRAP, request_timeout_ms=10000)
+        producer = AIOKafkaProducer(bootstrap_servers=BOOTSTRAP, request_timeout_ms=10000, **client_options())
         await producer.start()
         await producer.stop()
 
@@ -111,6 +112,7 @@ async def read_topic(topic: str, *, expect: int, timeout: float = 30.0) -> list[
     consumer = AIOKafkaConsumer(
         topic, bootstrap_servers=BOOTSTRAP, auto_offset_reset="earliest", enable_auto_commit=False,
         group_id=None,
+**client_options(),
     )
     await consumer.start()
     records: list[Any] = []
@@ -132,7 +134,7 @@ async def published_events(db: asyncpg.Connection, schema: str, topic: str, even
     Waits for the service's outbox to drain (the relay deletes a row only once Kafka has acked
     it), then reads the topic to its end: an empty answer means nothing was published."""
     await eventually(lambda: db.fetchval(f'SELECT count(*) = 0 FROM "{schema}".outbox'), timeout=timeout)
-    admin = AIOKafkaAdminClient(bootstrap_servers=BOOTSTRAP)
+    admin = AIOKafkaAdminClient(bootstrap_servers=BOOTSTRAP, **client_options())
     await admin.start()
     try:
         (described,) = await admin.describe_topics([topic])
@@ -140,7 +142,7 @@ async def published_events(db: asyncpg.Connection, schema: str, topic: str, even
         await admin.close()
     assert described["error_code"] == 0, f"topic {topic}: error {described['error_code']}"
     partitions = [TopicPartition(topic, p["partition"]) for p in described["partitions"]]
-    consumer = AIOKafkaConsumer(bootstrap_servers=BOOTSTRAP, enable_auto_commit=False, group_id=None)
+    consumer = AIOKafkaConsumer(bootstrap_servers=BOOTSTRAP, enable_auto_commit=False, group_id=None, **client_options())
     await consumer.start()
     records: list[Any] = []
     try:

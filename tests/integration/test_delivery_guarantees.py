@@ -28,6 +28,7 @@ from shared.runtime import Runtime
 from .conftest import (BOOTSTRAP, DSN, MANAGED_STACK, ROOT, eventually, http_client, issue_key, read_topic,
                        service_settings, stack)
 from .test_first_flow import meeting_body
+from shared.kafka_security import client_options
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("cleanup_schemas")]
 needs_managed_stack = pytest.mark.skipif(
@@ -44,7 +45,7 @@ def scheduled_event(**overrides) -> CloudEvent:
 
 
 async def send(topic: str, records: list[tuple[bytes | None, bytes | None, list]]) -> None:
-    producer = AIOKafkaProducer(bootstrap_servers=BOOTSTRAP, enable_idempotence=True, acks="all")
+    producer = AIOKafkaProducer(bootstrap_servers=BOOTSTRAP, enable_idempotence=True, acks="all", **client_options())
     await producer.start()
     try:
         for key, value, headers in records:

@@ -9,6 +9,7 @@ from shared import ops
 from shared.dead_letter import KafkaRecord, dead_letter_headers
 
 from .conftest import BOOTSTRAP, read_topic
+from shared.kafka_security import client_options
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("cleanup_schemas")]
 
@@ -18,7 +19,7 @@ async def test_dead_letter_is_listed_shown_and_replayed_unchanged(topic_prefix, 
     monkeypatch.setenv("KAFKA_BOOTSTRAP_SERVERS", BOOTSTRAP)
     original_topic = topic_prefix + "ntb.commitments.inbound"
     original = KafkaRecord(original_topic, 1, 42, b"52.04", b'{"x": 1}', (("ce_id", b"e-1"), ("ce_type", b"t.v1")))
-    producer = AIOKafkaProducer(bootstrap_servers=BOOTSTRAP, enable_idempotence=True, acks="all")
+    producer = AIOKafkaProducer(bootstrap_servers=BOOTSTRAP, enable_idempotence=True, acks="all", **client_options())
     await producer.start()
     try:
         meta = await producer.send_and_wait(

@@ -59,7 +59,7 @@ def test_service_environment_names_settings_the_code_reads():
     for name, cls in SETTINGS.items():
         env = _env_of(services[name], OPERATOR_ENV)
         prefix = cls.model_config["env_prefix"]
-        known = {"KAFKA_BOOTSTRAP_SERVERS", "DATABASE_URL", "TOPIC_PREFIX", "NTB_ENV"} | {
+        known = {"KAFKA_BOOTSTRAP_SERVERS", "DATABASE_URL", "TOPIC_PREFIX", "NTB_ENV", "HEALTH_PORT"} | {
             prefix + field.upper() for field in cls.model_fields
         }
         assert set(env) <= known, set(env) - known
@@ -93,10 +93,12 @@ def test_services_wait_for_healthy_kafka_and_postgres():
 
 
 def test_dockerfile_installs_the_project():
-    """The image copies the code it runs and installs it from pyproject.toml."""
+    """The image copies the code it runs, installs the hashed lock, then the project without deps."""
     dockerfile = (ROOT / "deploy" / "Dockerfile").read_text()
-    for line in ("COPY shared", "COPY services", "RUN pip install ."):
+    for line in ("COPY shared", "COPY services", "--require-hashes --no-deps -r requirements/runtime.lock",
+                 "pip install --no-deps --no-build-isolation ."):
         assert line in dockerfile
+    assert dockerfile.index("requirements/runtime.lock") < dockerfile.index("COPY shared")
 
 
 def test_compose_ships_no_usable_secret():
@@ -109,3 +111,16 @@ def test_compose_ships_no_usable_secret():
                 assert "${" in str(value) and ":?" in str(value), f"{name}: {key} has a literal value"
                 with pytest.raises(KeyError):
                     interpolate(str(value), {})
+
+
+
+def test_services_are_healthy_only_when_ready_and_start_after_the_topics_exist():
+    """Each service's healthcheck asks its own /readyz; topics are provisioned first, not auto-created."""
+    compose = _compose()
+    for name, cls in SETTINGS.items():
+        service = compose["services"][name]
+        assert "/readyz" in " ".join(service["healthcheck"]["test"])
+        assert service["environment"]["HEALTH_PORT"] == str(cls().http_port)
+        assert service["depends_on"]["topics"]["condition"] == "service_completed_successfully"
+    assert compose["services"]["topics"]["command"][-2:] == ["topics", "apply"]
+    assert compose["services"]["kafka"]["environment"]["KAFKA_AUTO_CREATE_TOPICS_ENABLE"] == "false"

@@ -19,6 +19,7 @@ from shared.contracts.registry import EventPayload
 from shared.envelope import CloudEvent
 
 from ..conftest import BOOTSTRAP, http_client, issue_key, read_topic, service_settings
+from shared.kafka_security import client_options
 
 
 class FakeClock:
@@ -90,7 +91,7 @@ def bpu_commitment(region: str = "52.04", workers: int = 15_000, months: int = 1
 
 async def publish(topic: str, payloads: list[EventPayload | CloudEvent]) -> list[CloudEvent]:
     """Publish events as another system would (binary CloudEvents, region as key)."""
-    producer = AIOKafkaProducer(bootstrap_servers=BOOTSTRAP, enable_idempotence=True, acks="all")
+    producer = AIOKafkaProducer(bootstrap_servers=BOOTSTRAP, enable_idempotence=True, acks="all", **client_options())
     await producer.start()
     sent = []
     try:

@@ -31,6 +31,7 @@ from shared.contracts.registry import EventPayload
 from shared.envelope import CloudEvent
 
 from ..conftest import BOOTSTRAP, service_settings
+from shared.kafka_security import client_options
 
 WEBHOOK_SECRET = "rahasia-uji-webhook"
 REFUSED_PREFIX = "tolak"  # the SMTP server answers 550 for these mailboxes
@@ -158,7 +159,7 @@ def event_of(payload: EventPayload, *, event_id: str | None = None) -> CloudEven
 
 
 async def publish(topic: str, events: list[CloudEvent | tuple[bytes, list]], key: bytes = b"k") -> None:
-    producer = AIOKafkaProducer(bootstrap_servers=BOOTSTRAP, enable_idempotence=True, acks="all")
+    producer = AIOKafkaProducer(bootstrap_servers=BOOTSTRAP, enable_idempotence=True, acks="all", **client_options())
     await producer.start()
     try:
         for item in events:

@@ -138,7 +138,9 @@ async def test_a_graceful_stop_marks_what_was_sent_and_gives_back_the_rest(topic
     rows = await db.fetch(f'SELECT status, attempts, lease_token FROM "{schema}".deliveries WHERE channel = \'email\'')
     sent = [r for r in rows if r["status"] == "sent"]
     pending = [r for r in rows if r["status"] == "pending"]
-    assert len(sent) == len(smtp.messages) and len(pending) >= 3  # stopped with rows still queued
+    # The send cut short may still be recorded by the server (its DATA handler finishes after the
+    # client was cancelled) when the rest of the stop takes longer than its 0.3 s, e.g. over TLS to Kafka.
+    assert len(sent) <= len(smtp.messages) <= len(sent) + 1 and len(pending) >= 3  # stopped with rows queued
     leased = [r for r in pending if r["lease_token"] is not None]
     assert len(leased) <= 1  # delivery_concurrency=1: at most the send in flight at the stop
     assert all(r["attempts"] == 0 for r in pending if r["lease_token"] is None)  # given back uncounted
