@@ -139,13 +139,13 @@ async def b1_framework(n: int, batch_size: int) -> dict[str, Any]:
     attach(consumer, broker, [space.topic_in], batch_size=batch_size)
     await broker.start()
     try:
-        await wait_until(lambda: consumer.counts.get("processed", 0) >= n, "framework consumer")
+        await wait_until(lambda: consumer.counts.get("applied", 0) >= n, "framework consumer")
         elapsed = time.perf_counter() - started[0]
     finally:
         await broker.stop()
         await producer.stop()
     rss = memory.figures()  # before the verification, which is not the consumer's work
-    ok = await verify(pool, n) and consumer.counts == {"processed": n}
+    ok = await verify(pool, n) and consumer.counts == {"applied": n}
     pg = {"upsert_us_per_event": round(upsert_time[0] / n * 1e6, 1), "tables_mb": await tables_mb(pool)}
     await pool.close()
     await drop(space)

@@ -93,11 +93,11 @@ async def test_poison_records_are_dead_lettered_and_valid_traffic_flows(topic_pr
     applied = await realization_applied(db, schema, tag)
     assert await db.fetchval(f'SELECT count(*) FROM "{schema}".commitments') == 0  # nothing written for refusals
     row = report("poison mix", sent=VALID, applied=applied, lost=VALID - applied,
-                 duplicates=int(counts.get("processed", 0)) - applied, recovery_s=None, records_in=records_in,
-                 processed=int(counts.get("processed", 0)), dead_lettered=int(counts.get("dead_lettered", 0)),
+                 duplicates=int(counts.get("applied", 0)) - applied, recovery_s=None, records_in=records_in,
+                 processed=int(counts.get("applied", 0)), dead_lettered=int(counts.get("dead_lettered", 0)),
                  in_dlq=len(dead), handled_s=round(elapsed, 2))
     assert row["lost"] == 0 and row["duplicates"] == 0
-    assert counts == {"processed": VALID, "dead_lettered": len(poison)}
+    assert counts == {"applied": VALID, "dead_lettered": len(poison)}
     assert records_in == VALID + len(poison) == row["processed"] + row["dead_lettered"]
     assert len(dead) == len(poison)
     assert svc.proc is not None and svc.proc.poll() is None, "the service crashed"
