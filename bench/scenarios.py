@@ -25,7 +25,7 @@ from shared.consumer import EventConsumer, HandlerContext, attach
 from shared.contracts import registry
 from shared.contracts.commitments import SubmitCommitment
 from shared.dead_letter import DeadLetterPublisher
-from shared.kafka import MAX_RECORD_BYTES, SAFE_PRODUCER, SafeProducer, make_broker
+from shared.kafka import MAX_RECORD_BYTES, SAFE_PRODUCER, SafeProducer
 from shared.outbox import Outbox, OutboxRelay
 
 from .harness import (BOOTSTRAP, CLAIM_MANY, OUTBOX_SQL, UPSERT, Space, drop, fill_topic, new_space, prepare,
@@ -112,7 +112,7 @@ def framework_consumer(space: Space, pool: asyncpg.Pool, on_first: Callable[[], 
     outbox = Outbox(registry, source="/ntb/rakor/commitments", topic_prefix=space.prefix)
     producer = SafeProducer(BOOTSTRAP, client_id="bench-dlq")
     consumer = EventConsumer(name=f"bench-{space.run_id}", pool=pool, registry=registry, outbox=outbox,
-                             dead_letters=DeadLetterPublisher(producer))
+                             dead_letters=DeadLetterPublisher(producer, pool), topic_prefix=space.prefix)
 
     @consumer.handles(SubmitCommitment)
     async def submitted(cmd: SubmitCommitment, ctx: HandlerContext) -> None:
@@ -135,14 +135,13 @@ async def b1_framework(n: int, batch_size: int) -> dict[str, Any]:
     upsert_time = [0.0]
     consumer, producer = framework_consumer(space, pool, lambda: started or started.append(time.perf_counter()),
                                             upsert_time)
-    broker = make_broker(BOOTSTRAP, client_id="bench")
-    attach(consumer, broker, [space.topic_in], batch_size=batch_size)
-    await broker.start()
+    subscription = attach(consumer, BOOTSTRAP, [space.topic_in], batch_size=batch_size)
+    await subscription.start()
     try:
         await wait_until(lambda: consumer.counts.get("applied", 0) >= n, "framework consumer")
         elapsed = time.perf_counter() - started[0]
     finally:
-        await broker.stop()
+        await subscription.stop()
         await producer.stop()
     rss = memory.figures()  # before the verification, which is not the consumer's work
     ok = await verify(pool, n) and consumer.counts == {"applied": n}
@@ -259,11 +258,10 @@ async def b2_framework(pings: int, batch_size: int) -> dict[str, Any]:
     space = new_space("b2")
     pool = await prepare(space)
     consumer, dlq_producer = framework_consumer(space, pool, lambda: None)
-    broker = make_broker(BOOTSTRAP, client_id="bench")
-    attach(consumer, broker, [space.topic_in], batch_size=batch_size)
+    subscription = attach(consumer, BOOTSTRAP, [space.topic_in], batch_size=batch_size)
     relay_producer = SafeProducer(BOOTSTRAP, client_id="bench-relay")
     relay = OutboxRelay(pool, relay_producer, schema=space.schema, poll_seconds=0.5)
-    await broker.start()
+    await subscription.start()
     relay_task = asyncio.create_task(relay.run())
     try:
         latencies = await ping_pong(space, pings)
@@ -271,7 +269,7 @@ async def b2_framework(pings: int, batch_size: int) -> dict[str, Any]:
         relay_task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await relay_task
-        await broker.stop()
+        await subscription.stop()
         await relay_producer.stop()
         await dlq_producer.stop()
         await pool.close()
