@@ -11,7 +11,7 @@ STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha256sum | cut -c1-12)
 
 include deploy/local/stack.mk
 
-.PHONY: help venv contracts test test-unit test-integration demo up down services-up services-down services-status clean bench
+.PHONY: help venv tools contracts test test-unit test-integration demo up down services-up services-down services-status clean bench
 
 help: ## list targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s $$'\t'
@@ -27,7 +27,10 @@ venv: $(STAMP) ## create the virtualenv and install dependencies
 test-unit: venv ## unit tests only (no I/O)
 	@$(PY) -m pytest tests/unit -q
 
-test: venv stack-up ## all tests against the real local Kafka and PostgreSQL
+tools: ## OS test tools (kcat) when missing
+	@deploy/local/tools.sh
+
+test: venv tools stack-up ## all tests against the real local Kafka and PostgreSQL
 	@$(PY) -m pytest tests -q -p no:cacheprovider
 
 bench: venv stack-up ## benchmarks beside raw baselines (SCALE=smoke|default|growth, ONLY=B1,B3); see docs/performance.md

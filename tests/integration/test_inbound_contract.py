@@ -23,7 +23,7 @@ from shared.runtime import Runtime
 from services.notifications.settings import NotificationsSettings
 
 from .commitments.helpers import bpu_commitment, running
-from .conftest import BOOTSTRAP, DSN, eventually, read_topic, service_settings
+from .conftest import BOOTSTRAP, DSN, ROOT, eventually, read_topic, service_settings
 from .inbound import (REPORT, SUBMIT, aproduce, consumed, event, readyz, records_total, report_body,
                       report_record)
 
@@ -363,3 +363,31 @@ async def test_a_stuck_consumer_shows_in_metrics_readyz_and_logs_and_an_operator
     assert reason == "moved past by an operator (ops-test): handler hangs on it"
     audit = await db.fetchrow(f'SELECT * FROM "{schema}".consumer_skips')
     assert audit["requested_by"] == "ops-test" and audit["done_at"] is not None
+
+
+# --- the documented console-producer command --------------------------------------------------
+
+def _console_producer_block() -> str:
+    doc = (ROOT / "docs/integration.md").read_text()
+    section = doc[doc.index("## Example with Kafka's console producer"):]
+    return section[section.index("```sh\n") + 6:section.index("\n```", section.index("```sh\n"))]
+
+
+async def test_the_console_producer_command_in_the_docs_works(topic_prefix, schema_for, db):
+    """docs/integration.md's console-producer block, run as written (only the addresses replaced), publishes a
+    report the service applies."""
+    schema = schema_for("com")
+    block = _console_producer_block()
+    first, rest = block.split("\n", 1)
+    assert first.startswith("KAFKA_LIBS=")
+    libs = ROOT / ".local" / "kafka-libs"
+    if not libs.is_dir():
+        pytest.skip("the broker jars are not in .local/kafka-libs (not the project's own local stack)")
+    script = f"KAFKA_LIBS={libs} BOOTSTRAP={BOOTSTRAP} TOPIC={topic_prefix}{REALIZATION_INBOUND}\n{rest}"
+    done = await asyncio.to_thread(subprocess.run, ["bash", "-euo", "pipefail", "-c", script],
+                                   capture_output=True, timeout=120)
+    assert done.returncode == 0, done.stderr.decode()[-2000:]
+    async with running(topic_prefix, schema) as svc:
+        await _settled(svc, REALIZATION_INBOUND, 1)
+        assert await _accounting_holds(svc, REALIZATION_INBOUND, 1) == {"applied": 1}
+    assert await _reports(db, schema) == {"BPJSTK-NTB-5204-2026-03-BPU-1": True}

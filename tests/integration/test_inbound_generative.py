@@ -40,7 +40,7 @@ from .inbound import REPORT, RawRecord, consumed, event, produce, records_total,
 
 pytestmark = [pytest.mark.integration]
 
-PROFILES = {"ci": 12, "long": 300}
+PROFILES = {"ci": 20, "long": 300}
 EXAMPLES = PROFILES[os.environ.get("NTB_HYPOTHESIS_PROFILE", "ci")]
 TOPICS = (INVITATIONS_EVENTS, COMMITMENTS_INBOUND, REALIZATION_INBOUND)
 TYPES = sorted(spec.type for spec in registry)
