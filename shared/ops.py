@@ -225,6 +225,12 @@ async def dlq_replay(topic: str, partition: int, offset: int) -> int:
     """Replay is safe to repeat: the event keeps its ce_id, so consumers' inboxes dedupe it."""
     record = await _one(topic, partition, offset)
     h = _headers(record)
+    if h.get("dlq_body_ref"):
+        # The record itself is not on the topic (too big to copy, or header names that are not
+        # UTF-8): replaying this dead letter would send an empty record.
+        print(f"{topic}[{partition}]@{offset} keeps its body in PostgreSQL ({h['dlq_body_ref']}); "
+              "see it with `ntbctl dlq show` and have the sender correct and resend it", file=sys.stderr)
+        return 1
     original = h.get("dlq_original_topic") or topic.removesuffix(DLQ_SUFFIX)
     headers = [(k, v) for k, v in (record.headers or ()) if not k.startswith("dlq_")]
     headers.append(("dlq_replayed_from", f"{topic}:{partition}:{offset}".encode()))
