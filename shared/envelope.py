@@ -42,8 +42,6 @@ VALUE_MAX_BYTES = 256 * 1024
 DEPTH_MAX = 32              # nesting of JSON arrays and objects
 ITEMS_MAX = 10_000          # JSON values in one record (arrays' items and objects' members)
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
-_STRINGS = re.compile(rb'"(?:[^"\\]|\\.)*"', re.DOTALL)
-_STRUCTURE = re.compile(rb"[\[\]{},]")
 
 
 class EnvelopeError(ValueError):
@@ -124,26 +122,34 @@ def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return result
 
 
-def check_json_shape(value: bytes, *, what: str = "value") -> None:
-    """Refuse JSON nested deeper than DEPTH_MAX or holding more than ITEMS_MAX values, before parsing it.
+def _within_shape(value: bytes) -> bool:
+    """True when the bytes alone prove the JSON is within DEPTH_MAX and ITEMS_MAX (the usual case)."""
+    opens = value.count(b"[") + value.count(b"{")
+    return opens <= DEPTH_MAX and opens + value.count(b",") < ITEMS_MAX
 
-    A linear scan over the bytes with strings removed: Python's parser recurses per level
-    (about 1,000 levels raise RecursionError), so the bound must hold before it runs.
-    """
-    depth = items = 0
-    for match in _STRUCTURE.finditer(_STRINGS.sub(b'""', value)):
-        char = match.group()
-        if char in b"[{":
-            depth += 1
-            items += 1
-            if depth > DEPTH_MAX:
-                raise EnvelopeError(f"{what} is nested deeper than {DEPTH_MAX} levels")
-        elif char == b",":
-            items += 1
-            if items > ITEMS_MAX:
-                raise EnvelopeError(f"{what} holds more than {ITEMS_MAX} JSON values")
+
+def check_json_shape(parsed: Any, *, what: str = "value") -> None:
+    """Refuse JSON nested deeper than DEPTH_MAX or holding more than ITEMS_MAX values (iteratively)."""
+    stack: list[tuple[Any, int]] = [(parsed, 1)]
+    items = 0
+    while stack:
+        node, depth = stack.pop()
+        items += 1
+        if items > ITEMS_MAX:
+            raise EnvelopeError(f"{what} holds more than {ITEMS_MAX} JSON values")
+        if isinstance(node, dict):
+            children: Any = node.values()
+        elif isinstance(node, list):
+            children = node
         else:
-            depth -= 1
+            continue
+        if depth > DEPTH_MAX:
+            raise EnvelopeError(f"{what} is nested deeper than {DEPTH_MAX} levels")
+        stack.extend((child, depth + 1) for child in children)
+
+
+# Built once: json.loads with hooks would build a decoder per call.
+_DECODER = json.JSONDecoder(parse_constant=_no_constants, object_pairs_hook=_unique_keys)
 
 
 def loads_bounded(value: bytes, *, what: str = "value") -> Any:
@@ -154,13 +160,17 @@ def loads_bounded(value: bytes, *, what: str = "value") -> Any:
         text = value.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise EnvelopeError(f"{what} is not UTF-8 (byte {exc.start})") from exc
-    check_json_shape(value, what=what)
     try:
-        return json.loads(text, parse_constant=_no_constants, object_pairs_hook=_unique_keys)
-    except RecursionError as exc:  # belt and braces: the shape check bounds the depth first
-        raise EnvelopeError(f"{what} is nested too deeply") from exc
+        # The size is bounded above, and the C parser guards its recursion (RecursionError at
+        # about 1,000 levels, caught here), so parsing first is safe; the shape is checked after.
+        parsed = _DECODER.decode(text)
+    except RecursionError as exc:
+        raise EnvelopeError(f"{what} is nested deeper than {DEPTH_MAX} levels") from exc
     except ValueError as exc:
         raise EnvelopeError(f"{what} is not valid JSON: {str(exc)[:200]}") from exc
+    if not _within_shape(value):
+        check_json_shape(parsed, what=what)
+    return parsed
 
 
 def _headers_dict(headers: Headers | None) -> dict[str, str]:
