@@ -80,6 +80,9 @@ class Subscription:
     def __init__(self, consumer: EventConsumer, *, bootstrap_servers: str, topics: list[str], batch_size: int = 1,
                  pool: asyncpg.Pool | None = None, metrics: ServiceMetrics | None = None,
                  stall_seconds: float = 60.0, backoff_cap: float = 30.0, **client_options: Any) -> None:
+        forbidden = {"enable_auto_commit", "group_id", "auto_offset_reset", "isolation_level"} & client_options.keys()
+        if forbidden:
+            raise ValueError(f"the safe delivery settings cannot be overridden: {sorted(forbidden)}")
         kafka_records.install()
         self.consumer = consumer
         self.name = consumer.name

@@ -183,6 +183,7 @@ def harness() -> Iterator[Harness]:
               f"valid reports {len(h.valid)}; tried {dict(h.tried)}")
 
 
+@pytest.mark.timeout(max(300, EXAMPLES * 10))
 @settings(max_examples=EXAMPLES, deadline=None, derandomize=EXAMPLES == PROFILES["ci"],
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
                                  HealthCheck.function_scoped_fixture, HealthCheck.large_base_example])

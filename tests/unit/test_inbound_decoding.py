@@ -111,3 +111,10 @@ def test_unknown_headers_are_not_read_even_when_null_or_not_utf8():
 ])
 def test_unstorable_text_is_found_with_its_path(data, where):
     assert where in (unstorable_text(data) or "")
+
+
+def test_the_consumer_loop_keeps_its_delivery_settings():
+    from shared.subscription import Subscription
+
+    with pytest.raises(ValueError, match="enable_auto_commit"):
+        Subscription(consumer(), bootstrap_servers="x:9092", topics=["t"], enable_auto_commit=True)
