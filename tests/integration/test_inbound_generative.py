@@ -17,6 +17,7 @@ It prints the counts it tried (docs/reliability.md records a run).
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import os
 import threading
@@ -46,6 +47,7 @@ TOPICS = (INVITATIONS_EVENTS, COMMITMENTS_INBOUND, REALIZATION_INBOUND)
 TYPES = sorted(spec.type for spec in registry)
 CE = ("ce_specversion", "ce_id", "ce_source", "ce_type", "ce_time", "ce_subject", "ce_correlationid",
       "content-type", "CE_ID", "Ce_Type")
+_SERIAL = itertools.count()
 BROKER_LIMIT = 1_048_000  # a little under message.max.bytes (1,048,588) for the record framing
 
 json_leaf = st.one_of(st.none(), st.booleans(), st.integers(min_value=-(2**70), max_value=2**70),
@@ -77,7 +79,7 @@ def value_bytes(draw: Any) -> bytes | None:
         return b"[" * n + b"]" * n
     if kind == "big":
         return b'{"x": "' + b"y" * draw(st.integers(200_000, BROKER_LIMIT - 40_000)) + b'"}'
-    body = report_body(f"h-{uuid.uuid4().hex[:8]}")
+    body = report_body(f"h-{next(_SERIAL)}")
     if kind == "typed-mutated":
         field = draw(st.sampled_from(sorted(body)))
         body[field] = draw(json_any)
@@ -92,7 +94,8 @@ def hostile(draw: Any) -> tuple[str, RawRecord]:
     value = draw(value_bytes())
     headers: list[tuple[str, bytes | None]] = []
     if draw(st.booleans()):  # a plausible CloudEvent set to mutate
-        valid_value, valid_headers = event(draw(st.sampled_from(TYPES)), value or b"{}")
+        valid_value, valid_headers = event(draw(st.sampled_from(TYPES)), value or b"{}",
+                                           event_id=f"h-{next(_SERIAL)}")
         headers = list(valid_headers)
     for _ in range(draw(st.integers(0, 4))):
         name = draw(st.one_of(st.sampled_from(CE), st.text(st.characters(exclude_categories=("Cs",)),
@@ -109,14 +112,22 @@ def examples(draw: Any) -> list[tuple[str, RawRecord, str | None]]:
         topic, record = draw(hostile())
         out.append((topic, record, None))
     for _ in range(draw(st.integers(1, 3))):
-        report_id = f"v-{uuid.uuid4().hex[:12]}"
+        report_id = f"v-{next(_SERIAL)}"  # unique: every valid report is its own business effect
         region = draw(st.sampled_from(sorted(regions())))
-        value, headers = event(REPORT, report_body(report_id, region))
+        value, headers = event(REPORT, report_body(report_id, region), event_id=f"e-{report_id}")
         record = (region.encode(), value, headers)
         out.insert(draw(st.integers(0, len(out))), (REALIZATION_INBOUND, record, report_id))
         if draw(st.booleans()):  # the same event again: a duplicate
             out.append((REALIZATION_INBOUND, record, None))
     return out
+
+
+def _utf8(raw: bytes) -> bool:
+    try:
+        raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
 
 
 class Harness:
@@ -196,6 +207,9 @@ def test_every_record_is_applied_once_or_dead_lettered(harness: Harness, batch) 
         harness.tried["null_headers"] += sum(v is None for _, v in headers)
         harness.tried["duplicate_headers"] += len(headers) - len({k.lower() for k, _ in headers})
         harness.tried["big_values"] += len(value or b"") > 200_000
+        harness.tried["deep_values"] += (value or b"").startswith(b"[" * 33)
+        harness.tried["non_utf8_headers"] += sum(not _utf8(v) for _, v in headers if v is not None)
+        harness.tried["no_key"] += key is None
         if report_id:
             harness.valid.append(report_id)
     totals = harness.run(harness.wait_settled())
