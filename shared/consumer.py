@@ -178,6 +178,7 @@ class EventConsumer:
         self._max_attempts = max_attempts
         self._backoff_cap = backoff_cap
         self._topic_prefix = topic_prefix
+        self._accepted_on: dict[str, list[str]] = {}
         self._after_commit = after_commit  # fault-injection point for tests
         self._routes: dict[str, _Route[Any]] = {}
         self.counts: dict[str, int] = {}
@@ -271,10 +272,10 @@ class EventConsumer:
         return event, route, payload
 
     def _accepted(self, topic: str) -> list[str]:
-        cache = self.__dict__.setdefault("_accepted_cache", {})
-        if topic not in cache:
-            cache[topic] = self._registry.types_on(topic)
-        return cache[topic]
+        """The types documented for `topic` (a logical name): exactly what this consumer accepts there."""
+        if topic not in self._accepted_on:
+            self._accepted_on[topic] = self._registry.types_on(topic)
+        return self._accepted_on[topic]
 
     async def _handle(self, record: KafkaRecord, event: CloudEvent, route: _Route[Any] | None,
                       payload: Any) -> Outcome:
