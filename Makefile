@@ -18,7 +18,7 @@ PIP_COMPILE := $(LOCK_VENV)/bin/pip-compile --quiet --generate-hashes --allow-un
 
 include deploy/local/stack.mk
 
-.PHONY: help venv lock promtool contracts test test-secured cluster-faults test-unit test-integration demo up down services-up services-down services-status clean bench
+.PHONY: help venv lock tools promtool contracts test test-secured cluster-faults test-unit test-integration demo up down services-up services-down services-status clean bench
 
 help: ## list targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s $$'\t'
@@ -44,7 +44,10 @@ test-unit: venv ## unit tests only (no I/O; the promtool checks run when `make p
 promtool: ## fetch promtool (alert-rule checks) into .local/tools unless one is installed
 	@deploy/local/promtool.sh >/dev/null
 
-test: venv stack-up promtool ## all tests against the real local Kafka and PostgreSQL
+tools: ## OS test tools (kcat) when missing
+	@deploy/local/tools.sh
+
+test: venv tools stack-up promtool ## all tests against the real local Kafka and PostgreSQL
 	@$(PY) -m pytest tests -q -p no:cacheprovider
 
 test-secured: venv ## integration + security tests against the secured stack (SASL_SSL, SCRAM, ACLs)

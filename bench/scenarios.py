@@ -113,7 +113,7 @@ def framework_consumer(space: Space, pool: asyncpg.Pool, on_first: Callable[[], 
     outbox = Outbox(registry, source="/ntb/rakor/commitments", topic_prefix=space.prefix)
     producer = SafeProducer(BOOTSTRAP, client_id="bench-dlq")
     consumer = EventConsumer(name=f"bench-{space.run_id}", pool=pool, registry=registry, outbox=outbox,
-                             dead_letters=DeadLetterPublisher(producer))
+                             dead_letters=DeadLetterPublisher(producer, pool), topic_prefix=space.prefix)
 
     @consumer.handles(SubmitCommitment)
     async def submitted(cmd: SubmitCommitment, ctx: HandlerContext) -> None:
@@ -136,17 +136,16 @@ async def b1_framework(n: int, batch_size: int) -> dict[str, Any]:
     upsert_time = [0.0]
     consumer, producer = framework_consumer(space, pool, lambda: started or started.append(time.perf_counter()),
                                             upsert_time)
-    broker = make_broker(BOOTSTRAP, client_id="bench")
-    attach(consumer, broker, [space.topic_in], batch_size=batch_size)
-    await broker.start()
+    subscription = attach(consumer, BOOTSTRAP, [space.topic_in], batch_size=batch_size)
+    await subscription.start()
     try:
-        await wait_until(lambda: consumer.counts.get("processed", 0) >= n, "framework consumer")
+        await wait_until(lambda: consumer.counts.get("applied", 0) >= n, "framework consumer")
         elapsed = time.perf_counter() - started[0]
     finally:
-        await broker.stop()
+        await subscription.stop()
         await producer.stop()
     rss = memory.figures()  # before the verification, which is not the consumer's work
-    ok = await verify(pool, n) and consumer.counts == {"processed": n}
+    ok = await verify(pool, n) and consumer.counts == {"applied": n}
     pg = {"upsert_us_per_event": round(upsert_time[0] / n * 1e6, 1), "tables_mb": await tables_mb(pool)}
     await pool.close()
     await drop(space)
@@ -260,11 +259,10 @@ async def b2_framework(pings: int, batch_size: int) -> dict[str, Any]:
     space = new_space("b2")
     pool = await prepare(space)
     consumer, dlq_producer = framework_consumer(space, pool, lambda: None)
-    broker = make_broker(BOOTSTRAP, client_id="bench")
-    attach(consumer, broker, [space.topic_in], batch_size=batch_size)
+    subscription = attach(consumer, BOOTSTRAP, [space.topic_in], batch_size=batch_size)
     relay_producer = SafeProducer(BOOTSTRAP, client_id="bench-relay")
     relay = OutboxRelay(pool, relay_producer, schema=space.schema, poll_seconds=0.5)
-    await broker.start()
+    await subscription.start()
     relay_task = asyncio.create_task(relay.run())
     try:
         latencies = await ping_pong(space, pings)
@@ -272,7 +270,7 @@ async def b2_framework(pings: int, batch_size: int) -> dict[str, Any]:
         relay_task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await relay_task
-        await broker.stop()
+        await subscription.stop()
         await relay_producer.stop()
         await dlq_producer.stop()
         await pool.close()

@@ -2,17 +2,22 @@
 
 For each record:
 1. Decode the CloudEvent and validate its payload against the registered model. A
-   record that cannot be read (bad bytes, missing headers, unknown type, invalid
-   payload) is dead-lettered with the reason and the consumer moves on.
+   record that cannot be read (bad bytes or headers, a type not documented for the
+   topic it came on, an invalid payload, a Kafka key that is not the payload's key) is
+   dead-lettered with the reason and the consumer moves on. A type documented for the
+   topic that this consumer does not act on is applied as a no-op. Nothing is skipped:
+   every record ends applied, duplicate or dead_lettered, counted per topic in
+   `ntb_consumer_records_total`.
 2. In one PostgreSQL transaction: claim the event id in the inbox (a duplicate stops
    here), run the handler, write any follow-up events to the outbox.
 3. Return, and only then does the subscriber commit the offset.
 
 Transient failures (database or Kafka unreachable) retry with backoff for as long as
 it takes: the record is never skipped. A handler that rejects an event for good raises
-`PermanentError` and the event is dead-lettered. Any other exception is retried
-`max_attempts` times and then dead-lettered, loudly, so one poison event cannot stall
-its partition forever.
+`PermanentError` and the event is dead-lettered; so is one PostgreSQL refuses for its
+data (SQLSTATE classes 22 and 54, check and not-null violations): retrying cannot
+help. Any other exception is retried `max_attempts` times and then dead-lettered,
+loudly, so one poison event cannot stall its partition forever.
 """
 
 from __future__ import annotations
@@ -25,7 +30,6 @@ from typing import Any, Generic, TypeVar
 
 import asyncpg
 from aiokafka.errors import KafkaError
-from faststream.kafka.annotations import KafkaMessage
 from pydantic import ValidationError
 
 from . import inbox
@@ -33,7 +37,6 @@ from .contracts.registry import EventPayload, EventRegistry
 from .dead_letter import DeadLetterPublisher, KafkaRecord
 from .db import TRANSIENT_DB_ERRORS
 from .envelope import CloudEvent, EnvelopeError, decode
-from .kafka import subscriber_options
 from .logging import get_logger, message_context
 from .metrics import ServiceMetrics
 from .outbox import Outbox
@@ -48,6 +51,23 @@ class PermanentError(Exception):
 
 
 TRANSIENT: tuple[type[BaseException], ...] = (*TRANSIENT_DB_ERRORS, KafkaError)
+# PostgreSQL refuses the data itself: the same record fails the same way every time.
+PERMANENT_DB: tuple[type[BaseException], ...] = (
+    asyncpg.DataError,                   # class 22: out of range, bad encoding, NUL, invalid text
+    asyncpg.ProgramLimitExceededError,   # class 54: e.g. an index row over the btree limit
+    asyncpg.CheckViolationError,
+    asyncpg.NotNullViolationError,
+)
+
+
+def db_refusal(exc: BaseException) -> str:
+    """A dead letter's reason for a PostgreSQL refusal, naming the column or constraint when known."""
+    where = [f"{name} {value}" for name, value in (("column", getattr(exc, "column_name", None)),
+                                                   ("constraint", getattr(exc, "constraint_name", None)),
+                                                   ("table", getattr(exc, "table_name", None))) if value]
+    state = getattr(exc, "sqlstate", None)
+    detail = f" ({', '.join(where)})" if where else ""
+    return f"database refused the data: SQLSTATE {state} {type(exc).__name__}{detail}: {str(exc)[:300]}"
 
 
 Flush = Callable[[asyncpg.Connection, list[Any]], Awaitable[None]]
@@ -120,9 +140,12 @@ class HandlerContext:
 Handler = Callable[[P, HandlerContext], Awaitable[None]]
 
 
+APPLIED, DUPLICATE, DEAD_LETTERED = "applied", "duplicate", "dead_lettered"
+
+
 @dataclass(frozen=True, slots=True)
 class Outcome:
-    status: str  # processed | duplicate | dead_lettered | skipped
+    status: str  # applied | duplicate | dead_lettered: nothing else, nothing skipped
     reason: str | None = None
 
 
@@ -143,12 +166,10 @@ class EventConsumer:
         dead_letters: DeadLetterPublisher,
         max_attempts: int = 5,
         backoff_cap: float = 30.0,
-        on_unknown_type: str = "dead_letter",
+        topic_prefix: str = "",
         after_commit: Callable[[CloudEvent], Awaitable[None] | None] | None = None,
         metrics: ServiceMetrics | None = None,
     ) -> None:
-        if on_unknown_type not in ("dead_letter", "skip"):
-            raise ValueError("on_unknown_type must be 'dead_letter' or 'skip'")
         self.name = name
         self._pool = pool
         self._registry = registry
@@ -156,7 +177,8 @@ class EventConsumer:
         self._dead_letters = dead_letters
         self._max_attempts = max_attempts
         self._backoff_cap = backoff_cap
-        self._on_unknown = on_unknown_type
+        self._topic_prefix = topic_prefix
+        self._accepted_on: dict[str, list[str]] = {}
         self._after_commit = after_commit  # fault-injection point for tests
         self._routes: dict[str, _Route[Any]] = {}
         self.counts: dict[str, int] = {}
@@ -176,55 +198,89 @@ class EventConsumer:
     def event_types(self) -> list[str]:
         return list(self._routes)
 
+    def logical_topic(self, topic: str) -> str:
+        """The topic's name in the contracts (without the deployment's `topic_prefix`)."""
+        prefix = self._topic_prefix
+        return topic[len(prefix):] if prefix and topic.startswith(prefix) else topic
+
     async def process(self, record: KafkaRecord) -> Outcome:
         """Handle one Kafka record to completion. Raises only when cancelled."""
         started = time.perf_counter()
-        if self._metrics is not None:
-            self._metrics.consumed.labels(self.name, record.topic).inc()
+        self._count_consumed([record])
         with message_context(topic=record.topic, partition=record.partition, offset=record.offset,
                              consumer=self.name):
-            try:
-                event = decode(record.value, record.headers)
-            except EnvelopeError as exc:
-                return self._done(await self._dead_letter(record, f"undecodable: {exc}"), started)
+            checked = self._check(record)
+            if isinstance(checked, Outcome):
+                if checked.status == DEAD_LETTERED:
+                    checked = await self._dead_letter(record, checked.reason or "")
+                return self._done(record, checked, started)
+            event, route, payload = checked
             with message_context(event_id=event.id, event_type=event.type, correlation_id=event.correlation_id,
-                                 traceparent=event.traceparent):
-                payload, route, outcome = self._validate(event)
-                if outcome is not None:
-                    if outcome.status == "dead_lettered":
-                        outcome = await self._dead_letter(record, outcome.reason or "")
-                    return self._done(outcome, started)
-                with message_context(region_code=getattr(payload, "region_code", None)):
-                    return self._done(await self._handle(record, event, route, payload), started)
+                                 traceparent=event.traceparent, region_code=getattr(payload, "region_code", None)):
+                return self._done(record, await self._handle(record, event, route, payload), started)
 
-    def _done(self, outcome: Outcome, started: float) -> Outcome:
+    def _done(self, record: KafkaRecord, outcome: Outcome, started: float) -> Outcome:
         self.counts[outcome.status] = self.counts.get(outcome.status, 0) + 1
         if self._metrics is not None:
             self._metrics.handled.labels(self.name, outcome.status).inc()
+            self._metrics.records.labels(self.name, record.topic, outcome.status).inc()
             self._metrics.latency.labels(self.name).observe(time.perf_counter() - started)
         log.info(
-            "message dead-lettered" if outcome.status == "dead_lettered" else "message handled",
+            "message dead-lettered" if outcome.status == DEAD_LETTERED else "message handled",
             outcome=outcome.status,
             reason=outcome.reason,
             duration_ms=round((time.perf_counter() - started) * 1000, 2),
         )
         return outcome
 
-    def _validate(self, event: CloudEvent) -> tuple[Any, Any, Outcome | None]:
-        """The payload and route, or the outcome that ends processing here."""
+    def _count_consumed(self, records: list[KafkaRecord]) -> None:
+        if self._metrics is None:
+            return
+        per_topic: dict[str, int] = {}
+        for record in records:
+            per_topic[record.topic] = per_topic.get(record.topic, 0) + 1
+        for topic, count in per_topic.items():
+            self._metrics.consumed.labels(self.name, topic).inc(count)
+
+    def _check(self, record: KafkaRecord) -> tuple[CloudEvent, _Route[Any] | None, Any] | Outcome:
+        """The event, its route (None: a documented type this consumer does not act on) and payload,
+        or the outcome that ends processing here."""
+        try:
+            event = decode(record.value, record.headers)
+        except EnvelopeError as exc:
+            return Outcome(DEAD_LETTERED, f"undecodable: {exc}")
+        topic = self.logical_topic(record.topic)
+        accepted = self._accepted(topic)
+        if event.type not in accepted:
+            return Outcome(DEAD_LETTERED, f"type {event.type[:120]!r} is not accepted on {topic} "
+                                          f"(accepted: {', '.join(accepted) or 'none'})")
+        spec = self._registry.spec(event.type)
+        try:
+            payload = spec.model.model_validate(event.data_json())
+        except EnvelopeError as exc:
+            return Outcome(DEAD_LETTERED, f"undecodable: {exc}")
+        except ValidationError as exc:
+            return Outcome(DEAD_LETTERED, f"invalid {event.type} payload: {_summarize(exc)}")
+        expected = spec.key_of(payload).encode()
+        if record.key != expected:
+            shown = "no key" if record.key is None else f"key {record.key[:60]!r}"
+            return Outcome(DEAD_LETTERED, f"{shown} does not match the payload: a {event.type} record is keyed "
+                                          f"by {expected.decode()!r}")
         route = self._routes.get(event.type)
         if route is None:
-            if event.type in self._registry or self._on_unknown == "skip":
-                return None, None, Outcome("skipped", f"{self.name} does not handle {event.type}")
-            return None, None, Outcome("dead_lettered", f"unknown event type {event.type!r}")
-        try:
-            return route.model.model_validate(event.data_json()), route, None
-        except EnvelopeError as exc:
-            return None, None, Outcome("dead_lettered", f"undecodable: {exc}")
-        except ValidationError as exc:
-            return None, None, Outcome("dead_lettered", f"invalid {event.type} payload: {_summarize(exc)}")
+            return event, None, payload
+        return event, route, payload
 
-    async def _handle(self, record: KafkaRecord, event: CloudEvent, route: _Route[Any], payload: Any) -> Outcome:
+    def _accepted(self, topic: str) -> list[str]:
+        """The types documented for `topic` (a logical name): exactly what this consumer accepts there."""
+        if topic not in self._accepted_on:
+            self._accepted_on[topic] = self._registry.types_on(topic)
+        return self._accepted_on[topic]
+
+    async def _handle(self, record: KafkaRecord, event: CloudEvent, route: _Route[Any] | None,
+                      payload: Any) -> Outcome:
+        if route is None:
+            return Outcome(APPLIED, f"{event.type} is not acted on by {self.name}")
         delays = backoff_delays(cap=self._backoff_cap)
         failures = 0
         while True:
@@ -241,9 +297,11 @@ class EventConsumer:
                     result = self._after_commit(event)
                     if asyncio.iscoroutine(result):
                         await result
-                return Outcome("processed" if fresh else "duplicate")
+                return Outcome(APPLIED if fresh else DUPLICATE)
             except PermanentError as exc:
                 return await self._dead_letter(record, f"rejected: {exc}")
+            except PERMANENT_DB as exc:
+                return await self._dead_letter(record, db_refusal(exc))
             except TRANSIENT as exc:
                 self._count_failure("transient")
                 delay = next(delays)
@@ -259,44 +317,42 @@ class EventConsumer:
                     )
                 await asyncio.sleep(next(delays))
 
-    async def process_batch(self, records: list[KafkaRecord]) -> list[Outcome]:
+    async def process_batch(self, records: list[KafkaRecord],
+                            skips: dict[tuple[str, int, int], str] | None = None) -> list[Outcome]:
         """Handle a polled batch in ONE transaction; same guarantees as `process` per record.
 
         Undecodable/invalid records are dead-lettered first. The rest are claimed in the
         inbox with one statement and handled in order in one transaction. A handler's
-        `PermanentError` rolls the batch back and replays it with a savepoint per record,
-        so only the rejected record's effects are undone and it alone is dead-lettered.
-        Transient failures retry the whole batch; an unexpected error counts against the
-        record that raised it, which is dead-lettered after `max_attempts`. The offsets are
-        committed by the caller after this returns, i.e. after the commit.
+        `PermanentError` (or a PostgreSQL data refusal) rolls the batch back and replays it
+        with a savepoint per record, so only the rejected record's effects are undone and
+        it alone is dead-lettered. Transient failures retry the whole batch; an unexpected
+        error counts against the record that raised it, which is dead-lettered after
+        `max_attempts`. `skips` names records an operator moved the consumer past
+        ((topic, partition, offset) -> reason): they are dead-lettered with that reason.
+        The offsets are committed by the caller after this returns, i.e. after the commit.
         """
         started = time.perf_counter()
         outcomes: list[Outcome | None] = [None] * len(records)
         work: list[tuple[int, CloudEvent, _Route[Any], Any]] = []
-        if self._metrics is not None:
-            per_topic: dict[str, int] = {}
-            for record in records:
-                per_topic[record.topic] = per_topic.get(record.topic, 0) + 1
-            for topic, count in per_topic.items():
-                self._metrics.consumed.labels(self.name, topic).inc(count)
+        events: dict[int, CloudEvent] = {}
         for i, record in enumerate(records):
-            try:
-                event = decode(record.value, record.headers)
-            except EnvelopeError as exc:
-                outcomes[i] = await self._dead_letter(record, f"undecodable: {exc}")
+            skip = (skips or {}).get((record.topic, record.partition, record.offset))
+            checked = Outcome(DEAD_LETTERED, skip) if skip is not None else self._check(record)
+            if isinstance(checked, Outcome):
+                outcomes[i] = await self._dead_letter(record, checked.reason or "")
                 continue
-            payload, route, outcome = self._validate(event)
-            if outcome is not None:
-                if outcome.status == "dead_lettered":
-                    outcome = await self._dead_letter(record, outcome.reason or "")
-                outcomes[i] = outcome
+            event, route, payload = checked
+            events[i] = event
+            if route is None:
+                outcomes[i] = Outcome(APPLIED, f"{event.type} is not acted on by {self.name}")
                 continue
             work.append((i, event, route, payload))
         rejected = await self._handle_batch(records, work, outcomes)
         for i, reason in rejected.items():
             outcomes[i] = await self._dead_letter(records[i], reason)
-        events = {i: event for i, event, _, _ in work}
-        if len(records) == 1 or any(o is not None and o.status == "dead_lettered" for o in outcomes):
+        # Counted once the batch is done: a batch re-run (an operator's skip) is consumed once.
+        self._count_consumed(records)
+        if len(records) == 1 or any(o is not None and o.status == DEAD_LETTERED for o in outcomes):
             # Dead letters (and lone records) keep their own line, exactly as on the single path.
             done: list[Outcome] = []
             for i, (record, outcome) in enumerate(zip(records, outcomes, strict=True)):
@@ -306,7 +362,7 @@ class EventConsumer:
                                      consumer=self.name, event_id=getattr(event, "id", None),
                                      event_type=getattr(event, "type", None),
                                      correlation_id=getattr(event, "correlation_id", None)):
-                    done.append(self._done(outcome, started))
+                    done.append(self._done(record, outcome, started))
             return done
         return self._done_batch(records, [o for o in outcomes if o is not None], events, started)
 
@@ -323,6 +379,12 @@ class EventConsumer:
             self.counts[status] = self.counts.get(status, 0) + count
             if self._metrics is not None:
                 self._metrics.handled.labels(self.name, status).inc(count)
+        if self._metrics is not None:
+            per_topic: dict[tuple[str, str], int] = {}
+            for record, outcome in zip(records, outcomes, strict=True):
+                per_topic[(record.topic, outcome.status)] = per_topic.get((record.topic, outcome.status), 0) + 1
+            for (topic, status), count in per_topic.items():
+                self._metrics.records.labels(self.name, topic, status).inc(count)
         if self._metrics is not None:
             latency = self._metrics.latency.labels(self.name)
             for _ in outcomes:
@@ -367,6 +429,10 @@ class EventConsumer:
                                 scope.discard()
                                 rejected[i] = f"rejected: {exc}"
                                 continue
+                            except PERMANENT_DB as exc:
+                                scope.discard()
+                                rejected[i] = db_refusal(exc)
+                                continue
                             handled.append((i, event, fresh))
                     else:
                         fresh_ids = await inbox.claim_many(
@@ -385,13 +451,16 @@ class EventConsumer:
                         await scope.flush(conn)
                     current = -1  # a failing commit belongs to no single record
                 for i, event, fresh in handled:
-                    outcomes[i] = Outcome("processed" if fresh else "duplicate")
+                    outcomes[i] = Outcome(APPLIED if fresh else DUPLICATE)
                     if self._after_commit is not None:
                         result = self._after_commit(event)
                         if asyncio.iscoroutine(result):
                             await result
                 return rejected
-            except PermanentError:
+            except (PermanentError, *PERMANENT_DB):
+                if careful and current < 0:
+                    # Refused outside any one record (e.g. a deferred write in no savepoint): cannot be pinned.
+                    raise
                 careful = True  # replay at once, isolating each record
             except TRANSIENT as exc:
                 self._count_failure("transient")
@@ -431,7 +500,7 @@ class EventConsumer:
         while True:
             try:
                 await self._dead_letters.publish(record, reason=reason, consumer=self.name)
-                return Outcome("dead_lettered", reason)
+                return Outcome(DEAD_LETTERED, reason)
             except TRANSIENT as exc:
                 # The offset is not committed until the dead letter is safely stored.
                 delay = next(delays)
@@ -447,50 +516,14 @@ def _summarize(exc: ValidationError) -> str:
     return "; ".join(parts)
 
 
-def record_from_kafka(raw: Any) -> KafkaRecord:
-    """Adapt an aiokafka ConsumerRecord."""
-    return KafkaRecord(
-        topic=raw.topic,
-        partition=raw.partition,
-        offset=raw.offset,
-        key=raw.key,
-        value=raw.value,
-        headers=tuple((k, v) for k, v in (raw.headers or ())),
-    )
-
-
-def attach(consumer: EventConsumer, broker: Any, topics: list[str], *, batch_size: int = 1, **options: Any) -> Any:
-    """Subscribe the consumer on a FastStream broker with the safe delivery settings.
+def attach(consumer: EventConsumer, bootstrap_servers: str | list[str], topics: list[str], *, batch_size: int = 1,
+           **options: Any) -> Any:
+    """A `Subscription` (shared.subscription) feeding `consumer` from `topics`; start() it.
 
     `batch_size` > 1 polls up to that many records and handles them in one transaction
     (`EventConsumer.process_batch`); the offsets are committed once per batch, after it.
     """
-    if batch_size > 1:
-        subscriber = broker.subscriber(
-            *topics, decoder=_raw_body, batch=True, max_records=batch_size,
-            **subscriber_options(consumer.name, **options),
-        )
+    from .subscription import Subscription
 
-        @subscriber
-        async def on_batch(message: KafkaMessage) -> None:
-            await consumer.process_batch([record_from_kafka(r) for r in message.raw_message])
-
-        return subscriber
-
-    subscriber = broker.subscriber(
-        *topics, decoder=_raw_body, **subscriber_options(consumer.name, **options)
-    )
-
-    @subscriber
-    async def on_record(message: KafkaMessage) -> None:
-        # The raw record, not a FastStream-parsed body: decoding errors must become
-        # dead letters, not exceptions that rewind the partition forever.
-        await consumer.process(record_from_kafka(message.raw_message))
-
-    return subscriber
-
-
-async def _raw_body(message: Any) -> Any:
-    # FastStream would json-decode the value before our handler runs; a malformed value
-    # would then raise outside the dead-letter path and rewind the partition forever.
-    return message.body
+    return Subscription(consumer, bootstrap_servers=bootstrap_servers, topics=topics, batch_size=batch_size,
+                        **options)

@@ -4,11 +4,21 @@ Out: binary mode only (ce_* headers, `content-type: application/json`, the data 
 record value). In: binary mode and structured mode (`application/cloudevents+json`).
 Decoding never trusts the producer: every failure is an `EnvelopeError` with a reason
 that ends up in the dead letter.
+
+Headers arrive as the raw bytes the broker holds (shared.kafka_records). The headers this
+project reads (`ce_*` and `content-type`, any letter case) must each be sent once, be
+UTF-8 without control characters, and be at most `HEADER_MAX` characters; other headers
+are not read, only carried along into a dead letter. A header name that is not UTF-8 is
+refused whatever it is, since nobody can tell whether it was meant to be read.
+
+Values are parsed with bounds (`VALUE_MAX_BYTES`, `DEPTH_MAX`, `ITEMS_MAX`), as strict
+UTF-8 JSON: no NaN/Infinity, no key sent twice in one object.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -27,7 +37,15 @@ CAUSATION = "causationid"
 TRACEPARENT = "traceparent"
 REQUIRED = ("id", "source", "type", "specversion")
 
-Headers = Sequence[tuple[str, bytes]]
+Headers = Sequence[tuple[str, bytes | None]]
+
+# Limits on what the project reads from a record (docs/integration.md, "Limits").
+HEADER_MAX = 256            # characters in one ce_* / content-type header value
+ID_MAX = 200                # characters in ce_id and ce_source: they key the inbox's btree index
+VALUE_MAX_BYTES = 256 * 1024
+DEPTH_MAX = 32              # nesting of JSON arrays and objects
+ITEMS_MAX = 10_000          # JSON values in one record (arrays' items and objects' members)
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 
 
 class EnvelopeError(ValueError):
@@ -97,22 +115,119 @@ class CloudEvent:
         return [(k, v.encode()) for k, v in pairs]
 
     def data_json(self) -> Any:
-        try:
-            return json.loads(self.data)
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise EnvelopeError(f"data is not valid JSON: {exc}") from exc
+        return loads_bounded(self.data, what="data")
+
+
+def _no_constants(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number this system accepts")
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    result = dict(pairs)
+    if len(result) != len(pairs):
+        seen: set[str] = set()
+        twice = next(k for k, _ in pairs if k in seen or seen.add(k))  # type: ignore[func-returns-value]
+        raise ValueError(f"key {twice[:60]!r} appears twice in one object")
+    return result
+
+
+def _within_shape(value: bytes) -> bool:
+    """True when the bytes alone prove the JSON is within DEPTH_MAX and ITEMS_MAX (the usual case)."""
+    opens = value.count(b"[") + value.count(b"{")
+    return opens <= DEPTH_MAX and opens + value.count(b",") < ITEMS_MAX
+
+
+def check_json_shape(parsed: Any, *, what: str = "value") -> None:
+    """Refuse JSON nested deeper than DEPTH_MAX or holding more than ITEMS_MAX values (iteratively)."""
+    stack: list[tuple[Any, int]] = [(parsed, 1)]
+    items = 0
+    while stack:
+        node, depth = stack.pop()
+        items += 1
+        if items > ITEMS_MAX:
+            raise EnvelopeError(f"{what} holds more than {ITEMS_MAX} JSON values")
+        if isinstance(node, dict):
+            children: Any = node.values()
+        elif isinstance(node, list):
+            children = node
+        else:
+            continue
+        if depth > DEPTH_MAX:
+            raise EnvelopeError(f"{what} is nested deeper than {DEPTH_MAX} levels")
+        stack.extend((child, depth + 1) for child in children)
+
+
+# Built once: json.loads with hooks would build a decoder per call.
+_DECODER = json.JSONDecoder(parse_constant=_no_constants, object_pairs_hook=_unique_keys)
+
+
+def loads_bounded(value: bytes, *, what: str = "value") -> Any:
+    """Strict, bounded JSON: UTF-8 only, size/depth/items bounded, no NaN, no key twice."""
+    if len(value) > VALUE_MAX_BYTES:
+        raise EnvelopeError(f"{what} is {len(value):,} bytes; the limit is {VALUE_MAX_BYTES:,}")
+    try:
+        text = value.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise EnvelopeError(f"{what} is not UTF-8 (byte {exc.start})") from exc
+    try:
+        # The size is bounded above, and the C parser guards its recursion (RecursionError at
+        # about 1,000 levels, caught here), so parsing first is safe; the shape is checked after.
+        parsed = _DECODER.decode(text)
+    except RecursionError as exc:
+        raise EnvelopeError(f"{what} is nested deeper than {DEPTH_MAX} levels") from exc
+    except ValueError as exc:
+        raise EnvelopeError(f"{what} is not valid JSON: {str(exc)[:200]}") from exc
+    if not _within_shape(value):
+        check_json_shape(parsed, what=what)
+    return parsed
 
 
 def _headers_dict(headers: Headers | None) -> dict[str, str]:
+    """The headers this project reads, decoded; an unreadable one is an EnvelopeError naming it."""
     result: dict[str, str] = {}
     for key, raw in headers or ():
-        if raw is None:
-            continue
         try:
-            result[key.lower()] = raw.decode("utf-8")
+            key.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            name = key.encode("utf-8", "surrogateescape")
+            raise EnvelopeError(f"a header name is not UTF-8: {name[:60]!r}") from exc
+        name = key.lower()
+        if not (name.startswith("ce_") or name == "content-type"):
+            continue  # not read by this project; kept as sent in any dead letter
+        if name in result:
+            raise EnvelopeError(f"header {key!r} is sent more than once")
+        if raw is None:
+            raise EnvelopeError(f"header {key!r} is NULL (no value)")
+        try:
+            text = raw.decode("utf-8")
         except UnicodeDecodeError as exc:
-            raise EnvelopeError(f"header {key!r} is not UTF-8") from exc
+            raise EnvelopeError(f"header {key!r} is not UTF-8 (byte {exc.start})") from exc
+        if len(text) > HEADER_MAX:
+            raise EnvelopeError(f"header {key!r} is {len(text):,} characters; the limit is {HEADER_MAX}")
+        if _CONTROL.search(text):
+            raise EnvelopeError(f"header {key!r} contains a control character or line break")
+        result[name] = text
     return result
+
+
+def _check_text(attrs: dict[str, Any], mode: str) -> None:
+    for name in ("id", "source"):
+        if len(attrs[name]) > ID_MAX:
+            raise EnvelopeError(f"{mode} attribute {name!r} is {len(attrs[name]):,} characters; "
+                                f"the limit is {ID_MAX}")
+    for name, value in attrs.items():
+        if isinstance(value, str) and name != "data" and (
+                len(value) > HEADER_MAX or _CONTROL.search(value) or _unstorable(value)):
+            raise EnvelopeError(f"{mode} attribute {name!r} is over {HEADER_MAX} characters or holds a "
+                                f"control character")
+
+
+def _unstorable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
 
 
 def _parse_time(value: str | None) -> datetime:
@@ -120,11 +235,11 @@ def _parse_time(value: str | None) -> datetime:
         return datetime.now(UTC)
     try:
         parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError as exc:
-        raise EnvelopeError(f"time {value!r} is not RFC 3339") from exc
-    if parsed.tzinfo is None:
-        raise EnvelopeError(f"time {value!r} has no UTC offset")
-    return parsed
+        if parsed.tzinfo is None:
+            raise EnvelopeError(f"time {value[:60]!r} has no UTC offset")
+        return parsed.astimezone(UTC)
+    except (ValueError, OverflowError) as exc:
+        raise EnvelopeError(f"time {value[:60]!r} is not RFC 3339") from exc
 
 
 def _check_required(attrs: dict[str, Any], mode: str) -> None:
@@ -136,6 +251,10 @@ def _check_required(attrs: dict[str, Any], mode: str) -> None:
     for name in REQUIRED:
         if not isinstance(attrs[name], str):
             raise EnvelopeError(f"attribute {name!r} must be a string")
+    for name in ("time", "subject", CORRELATION, CAUSATION, "datacontenttype"):
+        if attrs.get(name) is not None and not isinstance(attrs[name], str):
+            raise EnvelopeError(f"attribute {name!r} must be a string")
+    _check_text(attrs, mode)
 
 
 def decode(value: bytes | None, headers: Headers | None) -> CloudEvent:
@@ -172,17 +291,14 @@ def _traceparent(value: Any) -> str | None:
 def _looks_structured(value: bytes) -> bool:
     # A producer that forgot the content-type header but sent a structured event.
     try:
-        body = json.loads(value)
-    except (ValueError, UnicodeDecodeError):
+        body = loads_bounded(value)
+    except EnvelopeError:
         return False
     return isinstance(body, dict) and "specversion" in body and "data" in body
 
 
 def _decode_structured(value: bytes) -> CloudEvent:
-    try:
-        body = json.loads(value)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise EnvelopeError(f"structured CloudEvent is not valid JSON: {exc}") from exc
+    body = loads_bounded(value, what="structured CloudEvent")
     if not isinstance(body, dict):
         raise EnvelopeError("structured CloudEvent must be a JSON object")
     _check_required(body, "structured-mode")

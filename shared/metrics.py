@@ -15,8 +15,21 @@ class ServiceMetrics:
         )
         self.handled = Counter(
             "ntb_messages_handled",
-            "Records handled, by outcome (processed, duplicate, skipped, dead_lettered)",
+            "Records handled, by outcome (applied, duplicate, dead_lettered)",
             ["consumer", "outcome"], registry=self.registry,
+        )
+        # Per consumed topic: consumed = applied + duplicate + dead_lettered, nothing else.
+        self.records = Counter(
+            "ntb_consumer_records", "Kafka records a consumer finished, by topic and outcome "
+            "(applied, duplicate, dead_lettered)", ["consumer", "topic", "outcome"], registry=self.registry,
+        )
+        self.lag = Gauge(
+            "ntb_consumer_lag", "Records on the partition after the consumer's committed offset",
+            ["consumer", "topic", "partition"], registry=self.registry,
+        )
+        self.stalled = Gauge(
+            "ntb_consumer_stalled", "1 while the consumer has lag on the partition and committed nothing for "
+            "consumer_stall_seconds", ["consumer", "topic", "partition"], registry=self.registry,
         )
         self.failures = Counter(
             "ntb_handler_failures", "Handler attempts that failed (transient: retried; error: counted toward DLQ)",

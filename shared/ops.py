@@ -1,8 +1,11 @@
 """`ntbctl`: the operators' command line.
 
-    ntbctl dlq list [--topic TOPIC.dlq] [--limit N]     dead letters with their reasons
-    ntbctl dlq show TOPIC.dlq PARTITION OFFSET          one dead letter, headers and value
+    ntbctl dlq list [--topic TOPIC.dlq] [--limit N]     dead letters, one line each, with their reasons
+    ntbctl dlq show TOPIC.dlq PARTITION OFFSET          one dead letter: every header as sent, key and value
     ntbctl dlq replay TOPIC.dlq PARTITION OFFSET        send it back to its original topic, unchanged
+    ntbctl consumer skip SCHEMA GROUP TOPIC PARTITION OFFSET --reason WHY
+                                                        move a stuck consumer past one record: it is
+                                                        dead-lettered with WHY (audited in consumer_skips)
     ntbctl lag                                          outbox lag and rows set aside, consumer lag per group
     ntbctl outbox list [--schema SCHEMA]                outbox rows Kafka refused, set aside, with the reason
     ntbctl outbox requeue SCHEMA ID                     put a set-aside row back for the relay (once its cause is fixed)
@@ -37,7 +40,9 @@ import httpx
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
+from . import kafka_records
 from .contracts.topics import DLQ_SUFFIX
+from .dead_letter import stored_body
 from .kafka import SafeProducer
 from .opsctl import CONFIG, OUT, SETTINGS, CommandError, captured, progress, run, tsv_rows
 from .kafka_security import bootstrap_list, client_options
@@ -68,6 +73,7 @@ async def _partitions(topic: str) -> list[int]:
 
 
 async def _read_all(topic: str, limit: int) -> list[Any]:
+    kafka_records.install()
     consumer = AIOKafkaConsumer(bootstrap_servers=_bootstrap(), enable_auto_commit=False, group_id=None, **client_options())
     await consumer.start()
     try:
@@ -91,6 +97,7 @@ async def _read_all(topic: str, limit: int) -> list[Any]:
 
 
 async def _one(topic: str, partition: int, offset: int) -> Any:
+    kafka_records.install()
     consumer = AIOKafkaConsumer(bootstrap_servers=_bootstrap(), enable_auto_commit=False, group_id=None, **client_options())
     await consumer.start()
     try:
@@ -114,7 +121,26 @@ async def _stop(consumer: AIOKafkaConsumer) -> None:
 
 
 def _headers(record: Any) -> dict[str, str]:
-    return {k: v.decode("utf-8", "replace") for k, v in (record.headers or ())}
+    """First value of each header, for reading our own dlq_* headers (NULL reads as empty)."""
+    found: dict[str, str] = {}
+    for k, v in record.headers or ():
+        found.setdefault(k, (v or b"").decode("utf-8", "replace"))
+    return found
+
+
+def _shown(raw: bytes | None) -> Any:
+    """A header value or key for `dlq show`: NULL is null, text is text, other bytes are hex."""
+    if raw is None:
+        return None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return {"hex": raw.hex()}
+    return text if text.isprintable() else {"text": text, "hex": raw.hex()}
+
+
+def _one_line(text: str) -> str:
+    return "".join(c if c.isprintable() and c != "\t" else " " for c in text)
 
 
 async def dlq_list(topic: str | None, limit: int) -> int:
@@ -129,20 +155,78 @@ async def dlq_list(topic: str | None, limit: int) -> int:
         for record in await _read_all(name, limit):
             h = _headers(record)
             total += 1
-            print(f"{name}\t{record.partition}\t{record.offset}\t{h.get('dlq_failed_at', '-')}\t"
-                  f"{h.get('dlq_consumer', '-')}\t{h.get('ce_type', '-')}\t{h.get('dlq_reason', '-')}")
+            fields = [name, str(record.partition), str(record.offset), h.get("dlq_failed_at", "-"),
+                      h.get("dlq_consumer", "-"), h.get("ce_type", "-"), h.get("dlq_reason", "-")]
+            print("\t".join(_one_line(f)[:2000] for f in fields))
     print(f"{total} dead letter(s)", file=sys.stderr)
     return 0
 
 
 async def dlq_show(topic: str, partition: int, offset: int) -> int:
+    """Every header in the order sent, duplicates kept; NULL prints as null, empty as "".
+
+    A dead letter whose body was kept in PostgreSQL (`dlq_body_ref`) shows the original
+    record from there (needs DATABASE_URL)."""
     record = await _one(topic, partition, offset)
-    print(json.dumps({"key": record.key.decode("utf-8", "replace") if record.key else None,
-                      "headers": _headers(record)}, indent=2, ensure_ascii=False))
+    headers = [[kafka_records.header_name_bytes(k).decode("utf-8", "backslashreplace"), _shown(v)]
+               for k, v in record.headers or ()]
+    shown: dict[str, Any] = {"key": _shown(record.key), "headers": headers}
+    value = record.value
+    ref = _headers(record).get("dlq_body_ref")
+    if ref:
+        original = await _stored(ref)
+        if original is None:
+            shown["original"] = f"kept in PostgreSQL as {ref}, not readable here (give --database-url or DATABASE_URL)"
+        else:
+            key, value, original_headers = original
+            shown["original"] = {"key": _shown(key), "headers": [
+                [name.decode("utf-8", "backslashreplace"), _shown(v)] for name, v in original_headers]}
+    print(json.dumps(shown, indent=2, ensure_ascii=False))
     try:
-        print(record.value.decode("utf-8"))
-    except (UnicodeDecodeError, AttributeError):
-        print((record.value or b"").hex())
+        print((value or b"").decode("utf-8"))
+    except UnicodeDecodeError:
+        print((value or b"").hex())
+    return 0
+
+
+async def _stored(ref: str) -> tuple[bytes | None, bytes | None, list[tuple[bytes, bytes | None]]] | None:
+    if _address("database_url") is None:
+        return None
+    schema, _, body_id = ref.partition(".dead_letter_bodies:")
+    conn = await asyncpg.connect(_dsn())
+    try:
+        row = await conn.fetchrow(f'SELECT * FROM "{schema}".dead_letter_bodies WHERE id = $1', int(body_id))
+    finally:
+        await conn.close()
+    return None if row is None else stored_body(row)
+
+
+async def consumer_skip(schema: str, group: str, topic: str, partition: int, offset: int, reason: str,
+                        by: str) -> int:
+    """Ask the running consumer `group` to dead-letter the record at topic[partition]@offset and move on.
+
+    Nothing is dropped: the consumer (any replica owning the partition) sends the record to
+    `<topic>.dlq` with the reason "moved past by an operator (BY): REASON" and marks the
+    request done; the row in `consumer_skips` is the audit trail."""
+    if not reason.strip():
+        print("a reason is required (--reason)", file=sys.stderr)
+        return 2
+    if _address("database_url") is None:
+        print("no PostgreSQL address (--database-url or DATABASE_URL): the request is written to the "
+              "service's database", file=sys.stderr)
+        return 2
+    conn = await asyncpg.connect(_dsn(), server_settings={"search_path": schema})
+    try:
+        if not await conn.fetchval("SELECT to_regclass('consumer_skips')"):
+            print(f"no consumer_skips table in schema {schema}", file=sys.stderr)
+            return 1
+        await conn.execute(
+            "INSERT INTO consumer_skips (consumer, topic, kafka_partition, kafka_offset, reason, requested_by) "
+            "VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING", group, topic, partition, offset, reason, by)
+    finally:
+        await conn.close()
+    print(f"requested: {group} dead-letters {topic}[{partition}]@{offset} and moves past it "
+          f"(watch `ntbctl dlq list --topic {topic}{DLQ_SUFFIX}`)")
     return 0
 
 
@@ -150,6 +234,12 @@ async def dlq_replay(topic: str, partition: int, offset: int) -> int:
     """Replay is safe to repeat: the event keeps its ce_id, so consumers' inboxes dedupe it."""
     record = await _one(topic, partition, offset)
     h = _headers(record)
+    if h.get("dlq_body_ref"):
+        # The record itself is not on the topic (too big to copy, or header names that are not
+        # UTF-8): replaying this dead letter would send an empty record.
+        print(f"{topic}[{partition}]@{offset} keeps its body in PostgreSQL ({h['dlq_body_ref']}); "
+              "see it with `ntbctl dlq show` and have the sender correct and resend it", file=sys.stderr)
+        return 1
     original = h.get("dlq_original_topic") or topic.removesuffix(DLQ_SUFFIX)
     headers = [(k, v) for k, v in (record.headers or ()) if not k.startswith("dlq_")]
     headers.append(("dlq_replayed_from", f"{topic}:{partition}:{offset}".encode()))
@@ -208,7 +298,41 @@ async def outbox_requeue(schema: str, row_id: int) -> int:
 
 
 async def lag() -> int:
-    conn = await asyncpg.connect(_dsn())
+    """Outbox lag needs PostgreSQL, consumer lag Kafka; says which address is missing instead of failing."""
+    status = 0
+    if _address("database_url") is None:
+        print("outbox lag: no PostgreSQL address (--database-url or DATABASE_URL, e.g. "
+              "postgresql://USER:PASSWORD@HOST:5432/ntb); skipped", file=sys.stderr)
+        status = 2
+    else:
+        try:
+            await _outbox_lag()
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            print(f"outbox lag: cannot read PostgreSQL: {type(exc).__name__}: {exc}", file=sys.stderr)
+            status = 1
+    if _address("bootstrap_servers") is None:
+        print("consumer lag: no Kafka address (--bootstrap-servers or KAFKA_BOOTSTRAP_SERVERS); skipped",
+              file=sys.stderr)
+        return 2
+    try:
+        await _consumer_lag()
+    except Exception as exc:  # noqa: BLE001 - an operator's tool reports, it does not trace back
+        print(f"consumer lag: cannot read Kafka at {','.join(_bootstrap())}: {type(exc).__name__}: {exc}",
+              file=sys.stderr)
+        status = status or 1
+    return status
+
+
+def _address(name: str) -> str | None:
+    """The address given by flag or environment; in development mode the local stack's default."""
+    given = CONFIG.optional(name)
+    if given is None and os.environ.get("NTB_ENV") == "development":
+        return CONFIG.get(name)
+    return given
+
+
+async def _outbox_lag() -> None:
+    conn = await asyncpg.connect(_dsn(), timeout=10)
     try:
         for schema in SERVICES:
             exists = await conn.fetchval("SELECT to_regclass($1)", f"{schema}.outbox")
@@ -223,6 +347,9 @@ async def lag() -> int:
             print(f"outbox\t{schema}\tunpublished={row['n']}\toldest={age}\tset_aside={dead}")
     finally:
         await conn.close()
+
+
+async def _consumer_lag() -> None:
     admin = AIOKafkaAdminClient(bootstrap_servers=_bootstrap(), **client_options())
     await admin.start()
     consumer = AIOKafkaConsumer(bootstrap_servers=_bootstrap(), group_id=None, **client_options())
@@ -240,7 +367,6 @@ async def lag() -> int:
     finally:
         await consumer.stop()
         await admin.close()
-    return 0
 
 
 async def audit(commitment_id: str, client: httpx.AsyncClient | None = None) -> int:
@@ -531,6 +657,16 @@ def parser() -> argparse.ArgumentParser:
         p.add_argument("topic")
         p.add_argument("partition", type=int)
         p.add_argument("offset", type=int)
+    cons = sub.add_parser("consumer", help="consumer groups").add_subparsers(
+        dest="action", required=True, parser_class=_Parser, metavar="ACTION")
+    skip = command(cons, "skip", "dead-letter one record a consumer is stuck on and move past it (audited)")
+    skip.add_argument("schema", help="the service's database schema (e.g. commitments)")
+    skip.add_argument("group", help="the consumer group (see `ntbctl lag`)")
+    skip.add_argument("topic")
+    skip.add_argument("partition", type=int)
+    skip.add_argument("offset", type=int)
+    skip.add_argument("--reason", required=True, help="why; goes into the dead letter and the audit row")
+    skip.add_argument("--by", default=os.environ.get("USER", "operator"), help="who asks (default: $USER)")
     command(sub, "lag", "outbox lag and rows set aside per service, consumer lag per group")
     ob = sub.add_parser("outbox", help="outbox rows Kafka refused").add_subparsers(
         dest="action", required=True, parser_class=_Parser, metavar="ACTION")
@@ -594,6 +730,9 @@ def _dispatch(args: argparse.Namespace) -> int:
             with captured(_dlq_show_json):
                 return asyncio.run(dlq_show(args.topic, args.partition, args.offset))
         return asyncio.run(dlq_replay(args.topic, args.partition, args.offset))
+    if args.command == "consumer":
+        return asyncio.run(consumer_skip(args.schema, args.group, args.topic, args.partition, args.offset,
+                                         args.reason, args.by))
     if args.command == "lag":
         with captured(_lag_json):
             return asyncio.run(lag())

@@ -27,6 +27,7 @@ from .db import create_pool
 from .http import api_router
 from .dead_letter import DeadLetterPublisher
 from . import topic_plan
+from .kafka_security import bootstrap_list
 from .kafka import SafeProducer, make_broker
 from .logging import get_logger
 from .metrics import ServiceMetrics
@@ -68,6 +69,7 @@ class Runtime:
         )
         self.dead_letters = DeadLetterPublisher(self.producer)
         self._consumers: list[tuple[EventConsumer, list[str], dict[str, Any]]] = []
+        self.subscriptions: list[Any] = []
         self._pool: asyncpg.Pool | None = None
         self.relay: OutboxRelay | None = None
         self._tasks: list[asyncio.Task[Any]] = []
@@ -125,10 +127,17 @@ class Runtime:
             backoff_cap=s.retry_backoff_max_seconds,
             metrics=self.metrics,
         )
+        self.dead_letters.pool = self._pool  # bodies too big for a dead-letter copy are kept there
+        # The broker is kept for /readyz's ping; records are read by our own loop (shared.subscription).
+        await self.broker.start()
         for lazy, topics_in, options in self._consumers:
             real = lazy.materialize()  # type: ignore[attr-defined]
-            attach(real, self.broker, topics_in, **options)
-        await self.broker.start()
+            subscription = attach(real, bootstrap_list(s.kafka_bootstrap_servers), topics_in, pool=self._pool,
+                                  metrics=self.metrics, stall_seconds=s.consumer_stall_seconds,
+                                  backoff_cap=s.retry_backoff_max_seconds,
+                                  **s.kafka_security.aiokafka_options(), **options)
+            await subscription.start()
+            self.subscriptions.append(subscription)
         self._tasks.append(asyncio.create_task(self.relay.run(), name="outbox-relay"))
         if self._timer_handlers:
             self.timers = TimerWheel(self._pool, self.outbox, clock=self.clock, poll_seconds=s.timer_poll_seconds,
@@ -154,6 +163,10 @@ class Runtime:
 
     async def stop(self) -> None:
         # Consumers first: in-flight handlers finish and commit, then nothing new arrives.
+        for subscription in self.subscriptions:
+            with contextlib.suppress(Exception):
+                await subscription.stop()
+        self.subscriptions = []
         with contextlib.suppress(Exception):
             await self.broker.stop()
         if self.timers is not None:
@@ -185,7 +198,7 @@ class Runtime:
         async def healthz() -> dict[str, str]:
             return {"status": "ok"}
 
-        @router.get("/readyz", summary="PostgreSQL and Kafka answer",
+        @router.get("/readyz", summary="PostgreSQL and Kafka answer; consumers' lag and stalls in the detail",
                     responses={503: {"description": "Not ready: `checks` says which dependency is unavailable"}})
         async def readyz(response: Response) -> dict[str, Any]:
             checks: dict[str, str] = {}
@@ -201,7 +214,13 @@ class Runtime:
                 checks["kafka"] = f"unavailable: {type(exc).__name__}"
             ready = all(v == "ok" for v in checks.values())
             response.status_code = 200 if ready else 503
-            return {"status": "ready" if ready else "not ready", "checks": checks}
+            # A stalled consumer does not make the service unready: every replica would hit the
+            # same record, so 503 would take the HTTP API down with it, and a restart does not
+            # help. It shows here, in ntb_consumer_stalled (the alert) and in a log line.
+            consumers = [sub.status() for sub in self.subscriptions]
+            stalled = any(c["stalled"] for c in consumers)
+            status = ("degraded" if stalled else "ready") if ready else "not ready"
+            return {"status": status, "checks": checks, "consumers": consumers}
 
         @router.get("/metrics", include_in_schema=False)
         async def metrics(request: Request) -> Response:
@@ -273,7 +292,6 @@ class _LazyConsumer:
         self._pending: list[tuple[Any, Any]] = []
         self.real: EventConsumer | None = None
         self.after_commit: Any = None
-        self.on_unknown_type = "dead_letter"
 
     def handles(self, model: Any) -> Any:
         def register(handler: Any) -> Any:
@@ -292,7 +310,7 @@ class _LazyConsumer:
             dead_letters=rt.dead_letters,
             max_attempts=rt.settings.consumer_max_attempts,
             backoff_cap=rt.settings.retry_backoff_max_seconds,
-            on_unknown_type=self.on_unknown_type,
+            topic_prefix=rt.settings.topic_prefix,
             after_commit=self.after_commit,
             metrics=rt.metrics,
         )

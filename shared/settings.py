@@ -95,6 +95,10 @@ class ServiceSettings(BaseSettings):
         default=5, ge=1, description="Attempts for an unexpected handler error before dead-lettering"
     )
     retry_backoff_max_seconds: float = Field(default=30.0, gt=0)
+    consumer_stall_seconds: float = Field(
+        default=60.0, gt=0, description="A partition with lag and no committed progress for this long is stalled "
+                                        "(ntb_consumer_stalled, /readyz detail, a log line naming the record)"
+    )
 
     @property
     def development(self) -> bool:

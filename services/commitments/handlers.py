@@ -54,10 +54,11 @@ class Handlers:
 
     async def realization_reported(self, report: RealizationReported, ctx: HandlerContext) -> None:
         try:
-            fresh = await ops.record_realization(ctx.conn, ctx.emit, report, self._settings.fiscal_year)
+            fresh = await ops.record_realization(ctx.conn, ctx.emit, report, self._settings.fiscal_year,
+                                                 sent_at=ctx.event.time)
         except ops.InvalidCommitment as exc:
             raise PermanentError(str(exc)) from exc
-        log.info("realization recorded" if fresh else "duplicate realization report ignored",
+        log.info("realization recorded" if fresh else "realization report seen before or superseded; no change",
                  report_id=report.report_id)
 
     async def deadline_reminder(self, timer: Timer, ctx: TimerContext) -> None:

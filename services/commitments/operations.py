@@ -276,22 +276,32 @@ async def review(conn: asyncpg.Connection, emit: Emit, *, commitment_id: uuid.UU
 # --- realization -------------------------------------------------------------------------
 
 async def record_realization(conn: asyncpg.Connection, emit: Emit, report: RealizationReported,
-                             fiscal_year: int) -> bool:
-    """Track a BPJS figure against the commitment; a known report_id changes nothing."""
+                             fiscal_year: int, *, sent_at: datetime) -> bool:
+    """Track a BPJS figure against the commitment; True when it replaced the figure in place.
+
+    A report_id applies once: seen before, it changes nothing (even if a correction has
+    since replaced it). Of the reports for one region, segment and month, the one with the
+    latest `reported_at` (else `sent_at`, the CloudEvent time; ties: the greater report_id)
+    is in place: a late older report is remembered and changes nothing.
+    """
     if report.fiscal_year != fiscal_year:
         raise InvalidCommitment(f"fiscal_year {report.fiscal_year} is not the year being tracked ({fiscal_year})")
     if report.period.year != report.fiscal_year or report.period.day != 1:
         raise InvalidCommitment(f"period {report.period} must be the first day of a month in {report.fiscal_year}")
     if report.workers_enrolled > calculator.MAX_WORKERS_PER_LINE:
         raise InvalidCommitment(f"workers_enrolled {report.workers_enrolled:,} is beyond any NTB figure")
-    if await store.realization_report_exists(conn, report.report_id):
+    reported_at = report.reported_at or sent_at
+    if not await store.claim_realization_report(conn, report_id=report.report_id, region_code=report.region_code,
+                                                fiscal_year=fiscal_year, segment=report.segment,
+                                                period=report.period, reported_at=reported_at):
         return False
     # Lock the region's commitment (if any) so its events keep their order.
     row = await store.lock_by_region(conn, report.region_code, fiscal_year)
-    await store.upsert_realization(conn, region_code=report.region_code, fiscal_year=fiscal_year,
-                                   segment=report.segment, period=report.period, report_id=report.report_id,
-                                   workers_enrolled=report.workers_enrolled,
-                                   contributions_paid_rp=report.contributions_paid_rp)
+    if not await store.upsert_realization(conn, region_code=report.region_code, fiscal_year=fiscal_year,
+                                          segment=report.segment, period=report.period, report_id=report.report_id,
+                                          reported_at=reported_at, workers_enrolled=report.workers_enrolled,
+                                          contributions_paid_rp=report.contributions_paid_rp):
+        return False
     workers, paid = (await store.realization_totals(conn, fiscal_year, report.region_code))[report.region_code]
     committed = row["total_workers"] if row is not None and S(row["status"]) in COMMITTED else 0
     await emit(RealizationRecorded(region_code=report.region_code, fiscal_year=fiscal_year,

@@ -98,20 +98,35 @@ async def audit_trail(conn: Conn, commitment_id: uuid.UUID) -> list[asyncpg.Reco
     return await conn.fetch("SELECT * FROM audit_log WHERE commitment_id = $1 ORDER BY id", commitment_id)
 
 
-async def realization_report_exists(conn: Conn, report_id: str) -> bool:
-    return bool(await conn.fetchval("SELECT 1 FROM realization WHERE report_id = $1", report_id))
+async def claim_realization_report(conn: asyncpg.Connection, *, report_id: str, region_code: str,
+                                   fiscal_year: int, segment: str, period: date, reported_at: datetime) -> bool:
+    """False when this report_id was seen before (whatever became of it): a report applies once."""
+    result = await conn.execute(
+        """INSERT INTO realization_reports (report_id, region_code, fiscal_year, segment, period, reported_at,
+                                            applied)
+           VALUES ($1, $2, $3, $4, $5, $6, false) ON CONFLICT (report_id) DO NOTHING""",
+        report_id, region_code, fiscal_year, segment, period, reported_at)
+    return result == "INSERT 0 1"
 
 
 async def upsert_realization(conn: asyncpg.Connection, *, region_code: str, fiscal_year: int, segment: str,
-                             period: date, report_id: str, workers_enrolled: int, contributions_paid_rp: int) -> None:
-    await conn.execute(
-        """INSERT INTO realization (region_code, fiscal_year, segment, period, report_id, workers_enrolled,
-                                    contributions_paid_rp)
-           VALUES ($1, $2, $3, $4, $5, $6, $7)
+                             period: date, report_id: str, reported_at: datetime, workers_enrolled: int,
+                             contributions_paid_rp: int) -> bool:
+    """Put the figure in place unless a newer report (reported_at, then report_id) already is; True if it was."""
+    applied = await conn.fetchval(
+        """INSERT INTO realization AS r (region_code, fiscal_year, segment, period, report_id, reported_at,
+                                         workers_enrolled, contributions_paid_rp)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
            ON CONFLICT (region_code, fiscal_year, segment, period) DO UPDATE
-              SET report_id = EXCLUDED.report_id, workers_enrolled = EXCLUDED.workers_enrolled,
-                  contributions_paid_rp = EXCLUDED.contributions_paid_rp, recorded_at = now()""",
-        region_code, fiscal_year, segment, period, report_id, workers_enrolled, contributions_paid_rp)
+              SET report_id = EXCLUDED.report_id, reported_at = EXCLUDED.reported_at,
+                  workers_enrolled = EXCLUDED.workers_enrolled,
+                  contributions_paid_rp = EXCLUDED.contributions_paid_rp, recorded_at = now()
+              WHERE (r.reported_at, r.report_id) < (EXCLUDED.reported_at, EXCLUDED.report_id)
+           RETURNING true""",
+        region_code, fiscal_year, segment, period, report_id, reported_at, workers_enrolled, contributions_paid_rp)
+    if applied:
+        await conn.execute("UPDATE realization_reports SET applied = true WHERE report_id = $1", report_id)
+    return bool(applied)
 
 
 async def realization_totals(conn: Conn, fiscal_year: int,

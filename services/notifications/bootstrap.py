@@ -112,9 +112,8 @@ def build(settings: NotificationsSettings, *, clock: Clock = system_clock) -> tu
     )
     # Batch path: up to 100 records per transaction and per offset commit (docs/performance.md, B1).
     consumer = runtime.consumer(inbound, batch_size=100)
-    # Types we do not know (a newer producer) are skipped with a log line; malformed
-    # records of known types still go to the dead-letter topic.
-    consumer.on_unknown_type = "skip"  # type: ignore[attr-defined]
+    # Each topic takes exactly the types documented for it: those it does not act on are
+    # applied as no-ops, anything else (and malformed records) goes to the dead-letter topic.
     router = Router(rules, renderer, settings, metrics=getattr(runtime, "metrics", None))
     for model in HANDLED:
         consumer.handles(model)(router.handle)

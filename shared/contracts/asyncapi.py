@@ -11,12 +11,16 @@ from __future__ import annotations
 import sys
 from typing import Any
 
+import yaml
 from faststream.kafka import KafkaBroker
 from faststream.specification import AsyncAPI
 
 from . import registry, topics
 
 INBOUND = {topics.COMMITMENTS_INBOUND, topics.REALIZATION_INBOUND}
+# Topics some service consumes: each has a dead-letter twin `<topic>.dlq`.
+CONSUMED = (topics.INVITATIONS_EVENTS, topics.COMMITMENTS_EVENTS, topics.COMMITMENTS_INBOUND,
+            topics.REALIZATION_INBOUND)
 
 DESCRIPTION = """\
 Events of the NTB Rakor system on BPJS Ketenagakerjaan budget commitments.
@@ -24,13 +28,62 @@ Events of the NTB Rakor system on BPJS Ketenagakerjaan budget commitments.
 Every record is a CloudEvents 1.0 event in Kafka binary mode: headers `ce_specversion` (1.0),
 `ce_id` (unique per `ce_source`), `ce_source`, `ce_type` (the message name below), `ce_time`
 (RFC 3339), optional `ce_subject`, `ce_correlationid` and `ce_causationid`, and
-`content-type: application/json`; the record value is the payload. Structured mode
-(`content-type: application/cloudevents+json`) is accepted on input. The Kafka key is the
-aggregate's natural key (region code such as `52.01` for commitments, meeting id for
-invitations) so one aggregate's events stay in order. Unreadable or invalid records go to
-`<topic>.dlq` with a `dlq_reason` header; redelivered events (same `ce_source` + `ce_id`)
-change nothing.
+`content-type: application/json`; the record value is the payload (see the `CloudEventHeaders`
+schema for the limits). Structured mode (`content-type: application/cloudevents+json`) is
+accepted on input. The Kafka key is required and must be the aggregate's natural key in its
+canonical form (the dotted region code such as `52.01` for commitments, the meeting id for
+invitations), so one aggregate's events stay in order; another key is refused. Each topic
+takes exactly the types listed for it. Unreadable or invalid records, types not documented
+for the topic and keys that do not match go to `<topic>.dlq` with a `dlq_reason` header;
+redelivered events (same `ce_source` + `ce_id`) change nothing. The outcome of an inbound
+command is the event published with `ce_causationid` = the command's `ce_id`, or a dead
+letter. See docs/integration.md.
 """
+
+_HEADER = {"type": "string", "maxLength": 256, "description": "UTF-8, no control characters, sent once"}
+CLOUDEVENT_HEADERS: dict[str, Any] = {
+    "title": "CloudEventHeaders",
+    "type": "object",
+    "description": "Kafka headers of a binary-mode CloudEvent. Header names are matched in any letter case; "
+                   "each header the project reads must be sent once, be UTF-8 without control characters and "
+                   "not be NULL. Other headers are not read and are carried into dead letters as sent.",
+    "required": ["ce_specversion", "ce_id", "ce_source", "ce_type"],
+    "properties": {
+        "ce_specversion": {**_HEADER, "const": "1.0"},
+        "ce_id": {**_HEADER, "maxLength": 200, "minLength": 1,
+                  "description": "Unique per ce_source; a second record with the same source and id changes "
+                                 "nothing. The outcome event carries it as ce_causationid."},
+        "ce_source": {**_HEADER, "maxLength": 200, "minLength": 1, "description": "The sending system"},
+        "ce_type": {**_HEADER, "minLength": 1, "description": "The message name; must be one this topic takes"},
+        "ce_time": {**_HEADER, "format": "date-time", "description": "RFC 3339 with a UTC offset"},
+        "ce_subject": _HEADER,
+        "ce_correlationid": {**_HEADER, "description": "Correlates a flow; absent: the event's own ce_id"},
+        "ce_causationid": {**_HEADER, "description": "ce_id of the event that caused this one"},
+        "content-type": {**_HEADER, "enum": ["application/json", "application/cloudevents+json"]},
+    },
+}
+DEAD_LETTER_HEADERS: dict[str, Any] = {
+    "title": "DeadLetterHeaders",
+    "type": "object",
+    "description": "A dead letter: the original key, value and headers (in order, duplicates and NULLs kept) "
+                   "plus these. When the copy would not fit under the broker's record limit, or a header name "
+                   "is not UTF-8, the value is empty, the original headers are left out and dlq_body_ref names "
+                   "the row in PostgreSQL that keeps the exact record (ntbctl dlq show prints it).",
+    "required": ["dlq_reason", "dlq_consumer", "dlq_original_topic", "dlq_original_partition",
+                 "dlq_original_offset", "dlq_failed_at"],
+    "properties": {
+        "dlq_reason": {"type": "string", "maxLength": 2000, "description": "Why, naming the header or field"},
+        "dlq_consumer": {"type": "string", "description": "The consumer group that refused it"},
+        "dlq_original_topic": {"type": "string"},
+        "dlq_original_partition": {"type": "string"},
+        "dlq_original_offset": {"type": "string"},
+        "dlq_failed_at": {"type": "string", "format": "date-time"},
+        "dlq_body_ref": {"type": "string", "description": "<schema>.dead_letter_bodies:<id> (body kept aside)"},
+        "dlq_original_bytes": {"type": "string", "description": "Size of the original record (body kept aside)"},
+        "dlq_original_headers": {"type": "string", "description": "How many headers it had (body kept aside)"},
+    },
+}
+
 
 
 def _documenting_handler(model: type) -> Any:
@@ -61,7 +114,34 @@ def document() -> str:
         description=DESCRIPTION,
         schema_version="3.0.0",
     )
-    return spec.to_specification().to_yaml()
+    doc = yaml.safe_load(spec.to_specification().to_yaml())
+    components = doc.setdefault("components", {})
+    schemas = components.setdefault("schemas", {})
+    schemas["CloudEventHeaders"] = CLOUDEVENT_HEADERS
+    schemas["DeadLetterHeaders"] = DEAD_LETTER_HEADERS
+    for message in components.get("messages", {}).values():
+        # The correlation id travels in the CloudEvents extension header, not FastStream's default.
+        message["correlationId"] = {"location": "$message.header#/ce_correlationid",
+                                    "description": "CloudEvents extension correlationid"}
+        message["headers"] = {"$ref": "#/components/schemas/CloudEventHeaders"}
+        message["contentType"] = "application/json"
+    for channel in doc.get("channels", {}).values():
+        topic = channel.get("address")
+        if topic:
+            channel["description"] = (channel.get("description", "") + f" Topic {topic} takes exactly: "
+                                      + ", ".join(registry.types_on(topic)) + ".").strip()
+    for topic in CONSUMED:
+        name = f"{topic}.dlq"
+        components["messages"][f"{name}:DeadLetter"] = {
+            "title": f"{name}:DeadLetter", "headers": {"$ref": "#/components/schemas/DeadLetterHeaders"},
+            "payload": {"description": "The original record value, byte for byte (empty when kept aside)"}}
+        doc["channels"][name] = {
+            "address": name, "description": f"Dead letters of {topic}: what a consumer could not apply, with why.",
+            "messages": {"DeadLetter": {"$ref": f"#/components/messages/{name}:DeadLetter"}},
+            "bindings": {"kafka": {"topic": name, "bindingVersion": "0.4.0"}}}
+        doc["operations"][name] = {"action": "send", "channel": {"$ref": f"#/channels/{name}"},
+                                   "messages": [{"$ref": f"#/channels/{name}/messages/DeadLetter"}]}
+    return yaml.safe_dump(doc, sort_keys=False, allow_unicode=True, width=100)
 
 
 if __name__ == "__main__":

@@ -9,9 +9,10 @@ import enum
 import uuid
 from datetime import date
 
-from pydantic import AwareDatetime, Field, NonNegativeInt, PositiveInt
+from pydantic import AwareDatetime, Field, StrictInt
 
 from ..regions import RegionCode
+from .bounds import Count, FiscalYear, Months, PositiveCount, Revision, Rupiah, SenderId
 from .registry import EventPayload, registry
 from .topics import COMMITMENTS_EVENTS, COMMITMENTS_INBOUND, REALIZATION_INBOUND
 
@@ -64,14 +65,14 @@ class CommitmentStatus(enum.StrEnum):
 class CommitmentLine(EventPayload):
     segment: Segment = Field(description="Who is covered")
     programmes: list[Programme] = Field(min_length=1, description="JKK+JKM at least; optionally JHT, JP (PPU)")
-    workers: PositiveInt = Field(description="Number of workers covered")
-    months: PositiveInt = Field(le=12, description="Months of contributions paid in the fiscal year")
-    unit_contribution_rp: NonNegativeInt | None = Field(
+    workers: PositiveCount = Field(description="Number of workers covered")
+    months: Months = Field(description="Months of contributions paid in the fiscal year")
+    unit_contribution_rp: Rupiah | None = Field(
         default=None, description="BPU: Rupiah per worker per month (Rp16.800 for JKK+JKM at the lowest base)"
     )
-    wage_rp: NonNegativeInt | None = Field(default=None, description="PPU: monthly wage in Rupiah")
-    jkk_risk_class: int | None = Field(default=None, ge=1, le=5, description="PPU: JKK risk class 1-5")
-    total_rp: NonNegativeInt = Field(description="Stated total in whole Rupiah")
+    wage_rp: Rupiah | None = Field(default=None, description="PPU: monthly wage in Rupiah")
+    jkk_risk_class: StrictInt | None = Field(default=None, ge=1, le=5, description="PPU: JKK risk class 1-5")
+    total_rp: Rupiah = Field(description="Stated total in whole Rupiah")
     funding_source: FundingSource = Field(description="Where the money comes from")
     implementing_office: str = Field(default="Disnaker", max_length=200, description="Office that carries it out")
 
@@ -80,22 +81,23 @@ class CommitmentBody(EventPayload):
     """What a regency commits; the same shape over HTTP and as an inbound event."""
 
     region_code: RegionCode = Field(description="Committing regency/city; the Kafka key")
-    fiscal_year: int = Field(description="Budget year (2026)")
+    fiscal_year: FiscalYear = Field(description="Budget year (2026)")
     budget_stage: BudgetStage = Field(description="APBD murni or APBD-Perubahan")
     signatory_name: str = Field(min_length=1, max_length=200, description="Sekda who signs")
     legal_basis: str = Field(default="", max_length=300, description="Perbup/Perwali number")
     beneficiary_verification: str = Field(default="NIK via Dukcapil", max_length=300,
                                           description="How beneficiaries are verified")
     lines: list[CommitmentLine] = Field(min_length=1, max_length=50, description="One line per segment")
-    total_workers: NonNegativeInt = Field(description="Stated sum of workers over the lines")
-    total_rp: NonNegativeInt = Field(description="Stated sum of Rupiah over the lines")
+    total_workers: Count = Field(description="Stated sum of workers over the lines")
+    total_rp: Rupiah = Field(description="Stated sum of Rupiah over the lines")
 
 
 @registry.event("ntb.commitments.commitment.submit.v1", topic=COMMITMENTS_INBOUND, key=_region_key)
 class SubmitCommitment(CommitmentBody):
     """Command from a regional system (e.g. via SPLP/SIPD): submit this commitment."""
 
-    submission_id: str = Field(min_length=1, max_length=100, description="Sender's id; resubmitting it is a no-op")
+    submission_id: SenderId = Field(description="Sender's id (1-100 printable ASCII, no spaces); resubmitting it "
+                                                "is a no-op")
 
 
 @registry.event("ntb.commitments.commitment.requested.v1", topic=COMMITMENTS_EVENTS, key=_region_key)
@@ -104,7 +106,7 @@ class CommitmentRequested(EventPayload):
 
     commitment_id: uuid.UUID = Field(description="The commitment record")
     region_code: RegionCode = Field(description="The regency/city asked; the Kafka key")
-    fiscal_year: int = Field(description="Budget year")
+    fiscal_year: FiscalYear = Field(description="Budget year")
     deadline: AwareDatetime = Field(description="Submission deadline (shown in WITA)")
     meeting_id: uuid.UUID | None = Field(default=None, description="The Rakor that led to it, if any")
 
@@ -114,7 +116,7 @@ class CommitmentSubmitted(CommitmentBody):
     """A regency submitted (or resubmitted) its commitment; totals agree with the calculator."""
 
     commitment_id: uuid.UUID = Field(description="The commitment record")
-    revision: PositiveInt = Field(description="1 for the first submission, +1 per resubmission")
+    revision: Revision = Field(description="1 for the first submission, +1 per resubmission")
     submitted_by: str = Field(description="Key id or external system that submitted")
     channel: str = Field(description="http or event")
 
@@ -122,11 +124,11 @@ class CommitmentSubmitted(CommitmentBody):
 class _Transition(EventPayload):
     commitment_id: uuid.UUID = Field(description="The commitment record")
     region_code: RegionCode = Field(description="The regency/city; the Kafka key")
-    fiscal_year: int = Field(description="Budget year")
+    fiscal_year: FiscalYear = Field(description="Budget year")
     actor: str = Field(description="Who acted (key id and role)")
     at: AwareDatetime = Field(description="When")
-    total_workers: NonNegativeInt = Field(description="Committed workers")
-    total_rp: NonNegativeInt = Field(description="Committed Rupiah")
+    total_workers: Count = Field(description="Committed workers")
+    total_rp: Rupiah = Field(description="Committed Rupiah")
 
 
 @registry.event("ntb.commitments.commitment.returned.v1", topic=COMMITMENTS_EVENTS, key=_region_key)
@@ -163,7 +165,7 @@ class DeadlineApproaching(EventPayload):
 
     commitment_id: uuid.UUID = Field(description="The commitment record")
     region_code: RegionCode = Field(description="The regency/city; the Kafka key")
-    fiscal_year: int = Field(description="Budget year")
+    fiscal_year: FiscalYear = Field(description="Budget year")
     deadline: AwareDatetime = Field(description="The deadline (shown in WITA)")
     status: CommitmentStatus = Field(description="Where the commitment stands")
 
@@ -174,7 +176,7 @@ class DeadlineExtended(EventPayload):
 
     commitment_id: uuid.UUID = Field(description="The commitment record")
     region_code: RegionCode = Field(description="The regency/city; the Kafka key")
-    fiscal_year: int = Field(description="Budget year")
+    fiscal_year: FiscalYear = Field(description="Budget year")
     previous_deadline: AwareDatetime = Field(description="The old deadline")
     deadline: AwareDatetime = Field(description="The new deadline (shown in WITA)")
     actor: str = Field(description="Who extended it")
@@ -186,7 +188,7 @@ class CommitmentOverdue(EventPayload):
 
     commitment_id: uuid.UUID = Field(description="The commitment record")
     region_code: RegionCode = Field(description="The regency/city; the Kafka key")
-    fiscal_year: int = Field(description="Budget year")
+    fiscal_year: FiscalYear = Field(description="Budget year")
     deadline: AwareDatetime = Field(description="The deadline missed (shown in WITA)")
     status: CommitmentStatus = Field(description="Where the commitment stands")
 
@@ -195,13 +197,17 @@ class CommitmentOverdue(EventPayload):
 class RealizationReported(EventPayload):
     """BPJS Ketenagakerjaan's systems report enrollment and payment for a region and segment."""
 
-    report_id: str = Field(min_length=1, max_length=100, description="Reporter's id for this figure")
+    report_id: SenderId = Field(description="Reporter's id for this figure (1-100 printable ASCII, no spaces); "
+                                            "a report_id applies once")
     region_code: RegionCode = Field(description="The regency/city; the Kafka key")
-    fiscal_year: int = Field(description="Budget year")
+    fiscal_year: FiscalYear = Field(description="Budget year")
     segment: Segment = Field(description="Segment the figures are for")
     period: date = Field(description="Month the figures are for (first day)")
-    workers_enrolled: NonNegativeInt = Field(description="Workers enrolled and active, cumulative to the period")
-    contributions_paid_rp: NonNegativeInt = Field(description="Contributions paid in the period, Rupiah")
+    workers_enrolled: Count = Field(description="Workers enrolled and active, cumulative to the period")
+    contributions_paid_rp: Rupiah = Field(description="Contributions paid in the period, Rupiah")
+    reported_at: AwareDatetime | None = Field(
+        default=None, description="When the sender produced this figure; of the reports for one region, segment "
+                                  "and month the latest wins (absent: the CloudEvent time)")
 
 
 @registry.event("ntb.commitments.realization.recorded.v1", topic=COMMITMENTS_EVENTS, key=_region_key)
@@ -209,10 +215,10 @@ class RealizationRecorded(EventPayload):
     """Realization tracked against a region's commitment."""
 
     region_code: RegionCode = Field(description="The regency/city; the Kafka key")
-    fiscal_year: int = Field(description="Budget year")
-    committed_workers: NonNegativeInt = Field(description="Workers committed")
-    realized_workers: NonNegativeInt = Field(description="Workers enrolled so far")
-    contributions_paid_rp: NonNegativeInt = Field(description="Contributions paid so far, Rupiah")
+    fiscal_year: FiscalYear = Field(description="Budget year")
+    committed_workers: Count = Field(description="Workers committed")
+    realized_workers: Count = Field(description="Workers enrolled so far")
+    contributions_paid_rp: Rupiah = Field(description="Contributions paid so far, Rupiah")
 
 
 @registry.event("ntb.commitments.commitment.drafted.v1", topic=COMMITMENTS_EVENTS, key=_region_key)

@@ -6,7 +6,35 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, model_validator
+
+
+def unstorable_text(value: Any, path: str = "") -> str | None:
+    """Where `value` holds text PostgreSQL cannot store (NUL, a lone surrogate), or None.
+
+    Walks everything sent, known fields and ignored ones alike (the nesting is already
+    bounded by shared.envelope's parser).
+    """
+    if isinstance(value, str):
+        if "\x00" in value:
+            return f"{path or 'payload'}: text contains a NUL character"
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return f"{path or 'payload'}: text contains a lone surrogate (not UTF-8)"
+        return None
+    if isinstance(value, dict):
+        for key, item in value.items():
+            where = f"{path}.{key}" if path else str(key)
+            found = unstorable_text(key, where + " (field name)") or unstorable_text(item, where)
+            if found:
+                return found
+    elif isinstance(value, (list, tuple)):
+        for i, item in enumerate(value):
+            found = unstorable_text(item, f"{path}.{i}" if path else str(i))
+            if found:
+                return found
+    return None
 
 
 class EventPayload(BaseModel):
@@ -14,10 +42,19 @@ class EventPayload(BaseModel):
 
     Unknown fields are ignored rather than rejected so a producer can add an optional
     field without breaking older consumers (backward-compatible evolution); a breaking
-    change gets a new `.vN` type instead.
+    change gets a new `.vN` type instead. No string anywhere in it may hold NUL or a lone
+    surrogate: PostgreSQL refuses both, and the refusal belongs at the edge, with the field.
     """
 
     model_config = ConfigDict(frozen=True, extra="ignore", str_strip_whitespace=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _storable_text(cls, data: Any) -> Any:
+        found = unstorable_text(data)
+        if found:
+            raise ValueError(found)
+        return data
 
 
 P = TypeVar("P", bound=EventPayload)
@@ -82,6 +119,13 @@ class EventRegistry:
 
     def __iter__(self) -> Iterator[EventSpec]:
         return iter(self._specs.values())
+
+    def types_on(self, topic: str) -> list[str]:
+        """The event types documented for a (logical) topic: exactly what a consumer of it accepts."""
+        from .topics import contract_of  # topic names only; imported here to keep the registry generic
+
+        topic = contract_of(topic)
+        return sorted(spec.type for spec in self._specs.values() if spec.topic == topic)
 
 
 registry = EventRegistry()

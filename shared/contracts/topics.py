@@ -39,3 +39,8 @@ def _regional() -> tuple[str, ...]:
 REGIONAL_INBOUND = _regional()
 # Every topic `ntbctl topics apply` provisions (each with its dead-letter twin).
 PROVISIONED = ALL + REGIONAL_INBOUND
+
+
+def contract_of(topic: str) -> str:
+    """The topic whose contract `topic` follows: a regional inbound topic takes what the inbound one takes."""
+    return COMMITMENTS_INBOUND if topic in REGIONAL_INBOUND else topic

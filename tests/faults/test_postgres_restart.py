@@ -54,7 +54,7 @@ async def test_postgres_crash_under_load_commits_no_offset_for_rolled_back_work(
     row = report("PostgreSQL crash + restart", sent=N, applied=applied, lost=N - applied,
                  duplicates=len(set(recorded)) - N, recovery_s=recovery, applied_at_crash=at_crash,
                  db_down_s=round(back - crashed, 1), transient_retries=int(failures.get("transient", 0)),
-                 processed=int(counts.get("processed", 0)), redelivered_noop=int(counts.get("duplicate", 0)),
+                 processed=int(counts.get("applied", 0)), redelivered_noop=int(counts.get("duplicate", 0)),
                  kafka_copies=len(recorded) - len(set(recorded)))
     assert row["lost"] == 0 and row["duplicates"] == 0
     assert inbox == N

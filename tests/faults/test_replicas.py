@@ -96,7 +96,7 @@ async def test_two_replicas_with_a_rebalance_and_a_kill_apply_each_report_once(
         # Replica 1 is killed while it consumes the last wave: once it has applied some of it, a burst
         # reaching every partition is sent and SIGKILL follows the burst's acks at once, before replica 1
         # can have applied (let alone committed) its share: records are in flight on its partitions.
-        before = (await first.handled()).get("processed", 0)
+        before = (await first.handled()).get("applied", 0)
         active = asyncio.Event()
         trickle = asyncio.create_task(stream.trickle(10, 0.1, until=active, cap=N - BURST))
         try:
@@ -128,8 +128,8 @@ async def test_two_replicas_with_a_rebalance_and_a_kill_apply_each_report_once(
                  duplicates=len(set(recorded)) - N, recovery_s=recovery, applied_at_join=at_join,
                  sent_at_join=sent_at_join, applied_at_kill=at_kill, sent_at_kill=sent_at_kill,
                  in_flight_at_kill=in_flight,
-                 replica1_processed=int(first_counts.get("processed", 0)),
-                 replica2_processed=int(second_counts.get("processed", 0)),
+                 replica1_processed=int(first_counts.get("applied", 0)),
+                 replica2_processed=int(second_counts.get("applied", 0)),
                  redelivered_noop=int(first_counts.get("duplicate", 0) + second_counts.get("duplicate", 0)),
                  kafka_copies=len(recorded) - len(set(recorded)))
     assert row["lost"] == 0 and row["duplicates"] == 0
@@ -138,11 +138,11 @@ async def test_two_replicas_with_a_rebalance_and_a_kill_apply_each_report_once(
 
 
 async def _has_processed(svc) -> bool:
-    return (await svc.handled()).get("processed", 0) > 0
+    return (await svc.handled()).get("applied", 0) > 0
 
 
 async def _processed_more_than(svc, count: float) -> bool:
-    return (await svc.handled()).get("processed", 0) > count
+    return (await svc.handled()).get("applied", 0) > count
 
 
 async def _settled(count, *, quiet: float, limit: float) -> int:

@@ -68,7 +68,7 @@ async def test_sigterm_under_load_commits_in_flight_work_and_restart_redelivers_
     row = report("SIGTERM under load", sent=N, applied=applied, lost=N - applied,
                  duplicates=len(set(recorded)) - N, recovery_s=recovery, applied_at_stop=at_stop,
                  shutdown_s=round(shutdown, 2), redelivered_after_restart=int(counts.get("duplicate", 0)),
-                 processed_after_restart=int(counts.get("processed", 0)),
+                 processed_after_restart=int(counts.get("applied", 0)),
                  kafka_copies=len(recorded) - len(set(recorded)))
     assert row["lost"] == 0 and row["duplicates"] == 0
     assert row["redelivered_after_restart"] == 0  # no redelivery storm: the restart starts where it stopped

@@ -165,6 +165,22 @@ async def published_events(db: asyncpg.Connection, schema: str, topic: str, even
     return [e for e in ordered if event_type is None or e["type"] == event_type]
 
 
+def canonical_key(value: bytes | None, headers: Any, fallback: bytes = b"k") -> bytes:
+    """The Kafka key the consumers expect for this record (the payload's key), else `fallback`.
+
+    Consumers refuse a record whose key is not its payload's key; test senders that do not
+    care about the key get the right one, and poison records keep the fallback."""
+    from shared.contracts import registry
+    from shared.envelope import decode
+
+    try:
+        event = decode(value, headers)
+        spec = registry.spec(event.type)
+        return spec.key_of(spec.model.model_validate(event.data_json())).encode()
+    except Exception:  # noqa: BLE001 - not a valid event: any key will do
+        return fallback
+
+
 async def eventually(check: Callable[[], Any], *, timeout: float = 30.0, interval: float = 0.2) -> Any:
     """Poll an async check until it returns a truthy value."""
     deadline = asyncio.get_running_loop().time() + timeout

@@ -69,7 +69,7 @@ async def test_batch_isolates_rejected_and_failing_records_and_dedupes(topic_pre
         await eventually(lambda: _async(sum(consumer.counts.values()) == len(records)), timeout=60)
         journal = [r["event_id"] for r in await db.fetch(f'SELECT event_id FROM "{schema}".event_journal')]
         assert sorted(journal) == sorted(e.id for e in good)
-        assert consumer.counts == {"processed": 6, "duplicate": 1, "dead_lettered": 3}
+        assert consumer.counts == {"applied": 6, "duplicate": 1, "dead_lettered": 3}
         dead = await read_topic(dlq(topic), expect=3)
         reasons = {dict(r.headers).get("ce_id", b"").decode(): dict(r.headers)["dlq_reason"].decode() for r in dead}
         assert reasons[rejected.id] == "rejected: meeting refused"
@@ -91,7 +91,7 @@ async def test_batch_redelivery_after_restart_changes_nothing(topic_prefix, sche
     rt = batch_runtime(topic_prefix, schema, reject=set(), fail=set())
     await rt.start()
     try:
-        await eventually(lambda: _async(rt.consumers[0].counts.get("processed", 0) == 20), timeout=60)
+        await eventually(lambda: _async(rt.consumers[0].counts.get("applied", 0) == 20), timeout=60)
     finally:
         await rt.stop()
     # Replaying the same events (e.g. an operator's replay, or a crash before the offset commit).

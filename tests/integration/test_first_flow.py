@@ -60,7 +60,7 @@ async def test_scheduled_meeting_reaches_notifications_exactly_once(topic_prefix
             metrics = (await client.get("/metrics")).text
             assert (await client.get("/healthz")).json() == {"status": "ok"}
         consumer = not_rt.consumers[0].name
-        assert f'ntb_messages_handled_total{{consumer="{consumer}",outcome="processed"}} 1.0' in metrics
+        assert f'ntb_messages_handled_total{{consumer="{consumer}",outcome="applied"}} 1.0' in metrics
         assert "ntb_handler_seconds_bucket" in metrics
 
         records = await read_topic(topic_prefix + INVITATIONS_EVENTS, expect=1)

@@ -18,7 +18,24 @@ def test_asyncapi_document_matches_the_event_registry():
     committed = yaml.safe_load((ROOT / "deploy/asyncapi/asyncapi.yaml").read_text())
     assert committed == yaml.safe_load(document()), "AsyncAPI drifted: run `make contracts`"
     assert committed["asyncapi"] == "3.0.0"
-    assert set(committed["channels"]) == {spec.type for spec in registry}
+    event_channels = {name for name in committed["channels"] if not name.endswith(".dlq")}
+    assert event_channels == {spec.type for spec in registry}
+
+
+def test_asyncapi_names_the_real_headers_and_the_dead_letter_topics():
+    """The correlation id is read from ce_correlationid (not FastStream's correlation_id); ce_* headers and the
+    dead-letter topics of every consumed topic are described."""
+    doc = yaml.safe_load(document())
+    for message in doc["components"]["messages"].values():
+        assert "correlation_id" not in json.dumps(message)
+    submit = doc["components"]["messages"]["ntb.commitments.commitment.submit.v1:SubscribeMessage"]
+    assert submit["correlationId"]["location"] == "$message.header#/ce_correlationid"
+    headers = doc["components"]["schemas"]["CloudEventHeaders"]
+    assert {"ce_id", "ce_source", "ce_type", "ce_specversion"} <= set(headers["required"])
+    assert headers["properties"]["ce_id"]["maxLength"] == 200
+    assert {"ntb.commitments.inbound.dlq", "ntb.bpjs.realization.dlq"} <= set(doc["channels"])
+    inbound = doc["channels"]["ntb.commitments.commitment.submit.v1"]["description"]
+    assert "takes exactly: ntb.commitments.commitment.submit.v1." in inbound
 
 
 @pytest.mark.parametrize("service", ["invitations", "commitments", "notifications"])

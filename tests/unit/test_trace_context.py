@@ -6,16 +6,16 @@ would refuse to send most of the hostile ones). NTB_FUZZ_EXAMPLES=5000 runs long
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
 
+import pytest
+import structlog
 from fastapi import Depends
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-import contextlib
-
-import structlog
 from structlog.testing import capture_logs
 
 from shared import http_telemetry
@@ -235,8 +235,11 @@ def test_ce_traceparent_round_trips_and_a_malformed_one_is_dropped_not_fatal():
     event = CloudEvent.new(source="/t", type="t.v1", data=b"{}", traceparent=VALID)
     assert ("ce_traceparent", VALID.encode()) in event.to_headers()
     assert decode(event.data, event.to_headers()).traceparent == VALID
-    bad = [(k, v) for k, v in event.to_headers() if k != "ce_traceparent"] + [("ce_traceparent", b"00-zz\r\n")]
-    assert decode(event.data, bad).traceparent is None
+    bad = [(k, v) for k, v in event.to_headers() if k != "ce_traceparent"] + [("ce_traceparent", b"00-zz")]
+    assert decode(event.data, bad).traceparent is None  # malformed but clean: dropped, tracing is advisory
+    hostile = bad[:-1] + [("ce_traceparent", b"00-zz\r\n")]
+    with pytest.raises(EnvelopeError, match="control character"):  # a line break in any ce_ header: refused
+        decode(event.data, hostile)
     structured = json.dumps({"specversion": "1.0", "id": "1", "source": "/s", "type": "t.v1", "data": {},
                              "traceparent": {"not": "a string"}}).encode()
     assert decode(structured, [("content-type", b"application/cloudevents+json")]).traceparent is None

@@ -18,7 +18,7 @@ from shared.contracts import registry
 from shared.contracts.registry import EventPayload
 from shared.envelope import CloudEvent
 
-from ..conftest import BOOTSTRAP, http_client, issue_key, read_topic, service_settings
+from ..conftest import BOOTSTRAP, canonical_key, http_client, issue_key, read_topic, service_settings
 from shared.kafka_security import client_options
 
 
@@ -97,7 +97,9 @@ async def publish(topic: str, payloads: list[EventPayload | CloudEvent]) -> list
     try:
         for item in payloads:
             if isinstance(item, CloudEvent):
-                event, key = item, json.loads(item.data).get("region_code", "k")
+                event = item
+                key = canonical_key(item.data, item.to_headers(), fallback=str(
+                    json.loads(item.data).get("region_code", "k")).encode()).decode()
             else:
                 spec = registry.spec_for(item)
                 event = CloudEvent.new(source="/sipd/test", type=spec.type, data=item.model_dump_json().encode())

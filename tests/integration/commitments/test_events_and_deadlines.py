@@ -90,7 +90,7 @@ async def test_submission_arrives_as_an_event_from_another_system(topic_prefix, 
         assert any("fiscal_year 2025" in r for r in reasons)
         assert any("no commitment request is open for region 52.06" in r for r in reasons)
         await eventually(lambda: _handled(svc, 5), timeout=20)
-        assert svc.runtime.consumers[0].counts == {"processed": 2, "dead_lettered": 3}
+        assert svc.runtime.consumers[0].counts == {"applied": 2, "dead_lettered": 3}
         assert await _count(db, schema, "submissions") == 1
         sub = await db.fetchrow(f'SELECT * FROM "{schema}".submissions')
         assert sub["channel"] == "event" and sub["submitted_by"] == "/sipd/test"
@@ -162,7 +162,7 @@ async def test_realization_is_tracked_against_the_commitment(topic_prefix, schem
             report("r-2025", 12, 10, 10, fiscal_year=2025, period=date(2025, 12, 1)),
         ])
         await eventually(lambda: _handled(svc, 5), timeout=20)
-        assert svc.runtime.consumers[0].counts == {"processed": 4, "dead_lettered": 1}
+        assert svc.runtime.consumers[0].counts == {"applied": 4, "dead_lettered": 1}
         summary = (await svc.client.get("/summary", headers=await svc.auth(Role.OPERATOR))).json()
         sumbawa = next(r for r in summary["regions"] if r["region_code"] == "52.04")
         assert sumbawa["realized_workers"] == 6_400  # latest month per segment

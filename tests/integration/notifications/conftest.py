@@ -30,7 +30,7 @@ from shared.contracts import registry
 from shared.contracts.registry import EventPayload
 from shared.envelope import CloudEvent
 
-from ..conftest import BOOTSTRAP, service_settings
+from ..conftest import BOOTSTRAP, canonical_key, service_settings
 from shared.kafka_security import client_options
 
 WEBHOOK_SECRET = "rahasia-uji-webhook"
@@ -158,12 +158,14 @@ def event_of(payload: EventPayload, *, event_id: str | None = None) -> CloudEven
                           id=event_id or str(uuid.uuid4()), correlation_id=f"corr-{uuid.uuid4().hex[:8]}")
 
 
-async def publish(topic: str, events: list[CloudEvent | tuple[bytes, list]], key: bytes = b"k") -> None:
+async def publish(topic: str, events: list[CloudEvent | tuple[bytes, list]], key: bytes | None = None) -> None:
+    """Publish in order; each record keyed by its payload's key unless `key` is given."""
     producer = AIOKafkaProducer(bootstrap_servers=BOOTSTRAP, enable_idempotence=True, acks="all", **client_options())
     await producer.start()
     try:
         for item in events:
             value, headers = (item.data, item.to_headers()) if isinstance(item, CloudEvent) else item
-            await producer.send_and_wait(topic, value=value, key=key, headers=headers)
+            await producer.send_and_wait(topic, value=value, key=key or canonical_key(value, headers),
+                                         headers=headers)
     finally:
         await producer.stop()

@@ -55,7 +55,7 @@ async def test_sender_killed_after_send_before_mark_resends_same_message_id(topi
         # SMTP cannot deduplicate: the copy exists, but with the same Message-ID mail clients collapse it.
         ids = {m["Message-ID"] for m in smtp_server.messages}
         assert len(smtp_server.messages) == 2 and ids == {f"<{row['delivery_id']}@notifications.ntb-rakor>"}
-        assert rt.consumers[0].counts.get("processed", 0) == 0  # the event itself is not handled again
+        assert rt.consumers[0].counts.get("applied", 0) == 0  # the event itself is not handled again
     finally:
         await rt.stop()
 

@@ -9,6 +9,7 @@ import pytest
 
 from services.notifications.bootstrap import build
 from services.notifications.signing import verify
+from shared.contracts.commitments import CommitmentDrafted
 from shared.contracts.topics import COMMITMENTS_EVENTS, INVITATIONS_EVENTS, NOTIFICATIONS_EVENTS, dlq
 from shared.envelope import CloudEvent
 
@@ -98,8 +99,10 @@ async def test_invalid_address_and_template_error_fail_without_sending(
         await rt.stop()
 
 
-async def test_unknown_type_is_skipped_and_malformed_goes_to_the_dlq(topic_prefix, schema_for, db, smtp_server):
-    """An unknown type is skipped (no DLQ); an invalid payload of a known type is dead-lettered; the next is handled."""
+async def test_unknown_type_and_malformed_go_to_the_dlq_and_an_unhandled_documented_type_is_a_no_op(
+        topic_prefix, schema_for, db, smtp_server):
+    """Nothing is skipped: a type not documented for the topic and an invalid payload are dead-lettered; a type
+    documented for the topic that notifications does not act on (drafted) is applied as a no-op."""
     schema = schema_for("not")
     rt, _ = build(notif_settings(topic_prefix, schema, smtp_server.port))
     await rt.start()
@@ -107,15 +110,18 @@ async def test_unknown_type_is_skipped_and_malformed_goes_to_the_dlq(topic_prefi
         unknown = CloudEvent.new(source="/test", type="ntb.commitments.something.new.v1", data=b"{}")
         malformed = CloudEvent.new(source="/test", type="ntb.commitments.commitment.overdue.v1",
                                    data=b'{"region_code": "99.99"}')
+        drafted = event_of(CommitmentDrafted(**factories.transition("52.03")))
         good = event_of(factories.overdue("52.03"))
         topic = topic_prefix + COMMITMENTS_EVENTS
-        await publish(topic, [unknown, malformed, good])
+        await publish(topic, [unknown, malformed, drafted, good], key=b"52.03")
         consumer = rt.consumers[0]
-        await eventually(lambda: _value(sum(consumer.counts.values()) == 3))
-        assert consumer.counts == {"skipped": 1, "dead_lettered": 1, "processed": 1}
-        dead = await read_topic(dlq(topic), expect=1, timeout=10)
-        assert [r.value for r in dead] == [malformed.data]
-        assert "invalid ntb.commitments.commitment.overdue.v1 payload" in dict(dead[0].headers)["dlq_reason"].decode()
+        await eventually(lambda: _value(sum(consumer.counts.values()) == 4))
+        assert consumer.counts == {"dead_lettered": 2, "applied": 2}
+        dead = await read_topic(dlq(topic), expect=2, timeout=10)
+        assert [r.value for r in dead] == [unknown.data, malformed.data]
+        reasons = [dict(r.headers)["dlq_reason"].decode() for r in dead]
+        assert "type 'ntb.commitments.something.new.v1' is not accepted on ntb.commitments.events" in reasons[0]
+        assert "invalid ntb.commitments.commitment.overdue.v1 payload" in reasons[1]
         journal = await db.fetch(f'SELECT event_id FROM "{schema}".event_journal')
         assert [r["event_id"] for r in journal] == [good.id]
         assert await db.fetchval(f'SELECT count(*) FROM "{schema}".deliveries') == 2  # Sekda + province

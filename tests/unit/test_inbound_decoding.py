@@ -1,0 +1,120 @@
+"""Reading a record never fails in a way the consumer cannot turn into a dead letter.
+
+Property: for arbitrary bytes and headers, `EventConsumer._check` returns either a checked
+event or a dead-letter outcome with a reason; it never raises (an exception there would
+rewind the partition forever), and the shape check bounds what the JSON parser may recurse.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from hypothesis import given, settings, strategies as st
+
+from shared.consumer import DEAD_LETTERED, EventConsumer, Outcome
+from shared.contracts import registry
+from shared.contracts.registry import unstorable_text
+from shared.dead_letter import KafkaRecord, record_size
+from shared.envelope import DEPTH_MAX, EnvelopeError, decode, loads_bounded
+
+TOPICS = ["ntb.invitations.events", "ntb.commitments.events", "ntb.commitments.inbound", "ntb.bpjs.realization"]
+TYPES = sorted(spec.type for spec in registry)
+NAMES = ["ce_specversion", "ce_id", "ce_source", "ce_type", "ce_time", "content-type", "CE_ID", "x-other"]
+
+header_values = st.one_of(st.none(), st.binary(max_size=30), st.sampled_from(
+    [b"1.0", b"application/json", b"application/cloudevents+json", b"/src", b"2026-01-01T00:00:00Z", b""]
+    + [t.encode() for t in TYPES]))
+header_names = st.one_of(st.sampled_from(NAMES), st.text(max_size=8),
+                         st.binary(min_size=1, max_size=6).map(lambda b: b.decode("utf-8", "surrogateescape")))
+values = st.one_of(st.none(), st.binary(max_size=300),
+                   st.recursive(st.one_of(st.none(), st.booleans(), st.integers(), st.floats(), st.text(max_size=10)),
+                                lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner,
+                                                                                             max_size=3),
+                                max_leaves=10).map(lambda v: json.dumps(v).encode()),
+                   st.integers(1, 3000).map(lambda n: b"[" * n + b"]" * n))
+
+
+def consumer() -> EventConsumer:
+    return EventConsumer(name="c", pool=None, registry=registry, outbox=None, dead_letters=None)  # type: ignore[arg-type]
+
+
+@settings(max_examples=400, deadline=None)
+@given(topic=st.sampled_from(TOPICS), key=st.one_of(st.none(), st.binary(max_size=12)), value=values,
+       headers=st.lists(st.tuples(header_names, header_values), max_size=8))
+def test_any_record_is_checked_or_refused_with_a_reason(topic, key, value, headers):
+    record = KafkaRecord(topic, 0, 0, key, value, tuple(headers))
+    result = consumer()._check(record)
+    if isinstance(result, Outcome):
+        assert result.status == DEAD_LETTERED and result.reason
+    else:
+        event, _, payload = result
+        assert event.type in registry.types_on(topic)
+        assert record.key == registry.spec(event.type).key_of(payload).encode()
+    assert record_size(record) >= 0  # a dead letter can always be sized (header names as sent)
+
+
+@given(st.binary(max_size=2000))
+def test_loads_bounded_raises_only_envelope_errors(raw):
+    try:
+        loads_bounded(raw)
+    except EnvelopeError:
+        pass
+
+
+@pytest.mark.parametrize("depth", [DEPTH_MAX, DEPTH_MAX + 1, 1000, 100_000])
+def test_depth_is_bounded_before_parsing(depth):
+    raw = b"[" * depth + b"]" * depth
+    if depth <= DEPTH_MAX:
+        assert loads_bounded(raw) is not None
+    else:
+        with pytest.raises(EnvelopeError, match="nested deeper than 32"):
+            loads_bounded(raw)
+
+
+def test_brackets_inside_strings_do_not_count():
+    assert loads_bounded(json.dumps({"x": "[" * 5000 + '\\"{'}).encode())["x"].startswith("[[")
+
+
+@pytest.mark.parametrize("raw,reason", [
+    (b'{"a": NaN}', "NaN is not a JSON number"), (b'{"a": 1, "a": 2}', "key 'a' appears twice"),
+    (b"\xff", "not UTF-8"), (b"\xfe\xff\x00{", "not UTF-8"),
+])
+def test_strict_json(raw, reason):
+    with pytest.raises(EnvelopeError, match=reason):
+        loads_bounded(raw)
+
+
+@pytest.mark.parametrize("headers,reason", [
+    ([("ce_id", None)], "header 'ce_id' is NULL"),
+    ([("ce_type", b"\xff")], "header 'ce_type' is not UTF-8"),
+    ([("ce_id", b"a"), ("Ce_Id", b"b")], "header 'Ce_Id' is sent more than once"),
+    ([("ce_id", b"a\nb")], "control character"),
+    ([("ce_id", b"i" * 300)], "300 characters; the limit is 256"),
+    ([("x-\udcff", b"1")], "a header name is not UTF-8: b'x-\\\\xff'"),
+])
+def test_unreadable_headers_are_refused_naming_them(headers, reason):
+    base = [("ce_specversion", b"1.0"), ("ce_source", b"/s"), ("ce_type", b"t.v1"), ("ce_id", b"1")]
+    names = {k.lower() for k, _ in headers}
+    with pytest.raises(EnvelopeError, match=reason.replace("(", r"\(")):
+        decode(b"{}", [h for h in base if h[0] not in names] + headers)
+
+
+def test_unknown_headers_are_not_read_even_when_null_or_not_utf8():
+    base = [("ce_specversion", b"1.0"), ("ce_source", b"/s"), ("ce_type", b"t.v1"), ("ce_id", b"1")]
+    assert decode(b"{}", base + [("x-null", None), ("x-bytes", b"\xff"), ("x-null", None)]).id == "1"
+
+
+@pytest.mark.parametrize("data,where", [
+    ({"a": "x\x00"}, "a: text contains a NUL"), ({"a": [{"b": "\ud800"}]}, "a.0.b: text contains a lone surrogate"),
+    ({"k\x00": 1}, "k\x00 (field name)"),
+])
+def test_unstorable_text_is_found_with_its_path(data, where):
+    assert where in (unstorable_text(data) or "")
+
+
+def test_the_consumer_loop_keeps_its_delivery_settings():
+    from shared.subscription import Subscription
+
+    with pytest.raises(ValueError, match="enable_auto_commit"):
+        Subscription(consumer(), bootstrap_servers="x:9092", topics=["t"], enable_auto_commit=True)
