@@ -112,7 +112,7 @@ async def read_topic(topic: str, *, expect: int, timeout: float = 30.0) -> list[
     consumer = AIOKafkaConsumer(
         topic, bootstrap_servers=BOOTSTRAP, auto_offset_reset="earliest", enable_auto_commit=False,
         group_id=None,
-**client_options(),
+        **client_options(),
     )
     await consumer.start()
     records: list[Any] = []
