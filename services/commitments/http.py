@@ -8,8 +8,8 @@ from datetime import datetime
 from typing import Any
 
 import asyncpg
-from fastapi import Depends, Header, HTTPException, Request, Response, status
-from pydantic import BaseModel, ConfigDict, Field, StrictInt
+from fastapi import APIRouter, Depends, Header, HTTPException, Request, Response, status
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationError
 
 from shared.auth import Principal, Role, require
 from shared.contracts.commitments import (BudgetStage, CommitmentBody, CommitmentStatus, FundingSource, Programme,
@@ -65,7 +65,12 @@ class CommitmentIn(_Strict):
         if self.region_code is not None and self.region_code != region_code:
             raise HTTPException(status.HTTP_403_FORBIDDEN,
                                 f"body names region {self.region_code} but the request is for {region_code}")
-        return CommitmentBody.model_validate(self.model_dump() | {"region_code": region_code})
+        try:
+            return CommitmentBody.model_validate(self.model_dump() | {"region_code": region_code})
+        except ValidationError as exc:  # e.g. text PostgreSQL cannot store (NUL): the contract refuses it
+            raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY,
+                                [{"loc": ["body", *e["loc"]], "msg": e["msg"], "type": e["type"]}
+                                 for e in exc.errors(include_url=False, include_input=False)]) from exc
 
 
 class OpenRequestsIn(_Strict):
