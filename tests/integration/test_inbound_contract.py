@@ -406,5 +406,5 @@ async def test_http_draft_with_text_postgres_cannot_store_is_a_422_not_a_500(top
         response = await svc.client.put("/commitments/52.05/draft", json=body,
                                         headers=await svc.auth(Role.REGION_OPERATOR, "52.05"))
         assert response.status_code == 422, response.text
-        assert "text contains a NUL character" in response.text and "implementing_office" in response.text
+        assert "NUL" in response.text  # refused by the strict JSON layer before any handler
         assert await db.fetchval(f'SELECT status FROM "{schema}".commitments') == "requested"
