@@ -57,6 +57,7 @@ INVITATIONS_RULES: dict[tuple[str, str], set[Role]] = {
     ("POST", "/meetings/{meeting_id}/conclude"): {Role.ORGANIZER},
     # The signed RSVP token is the only credential: no API key role may answer for an invitee.
     ("POST", "/rsvp/{token}"): set(),
+    ("POST", "/undangan/{token}"): set(),  # the RSVP page: the same token, the same rule
 }
 NOTIFICATIONS_RULES: dict[tuple[str, str], set[Role]] = {
     ("POST", "/recipients"): {Role.OPERATOR},
@@ -262,6 +263,11 @@ async def test_invitations_write_routes_are_organizer_only_and_rsvp_needs_its_to
                 r = await client.post(f"/rsvp/{forged}", json={"response": "accepted"}, headers=caller.headers)
                 tally.calls += 1
                 assert r.status_code == 403, (caller.label, r.status_code, r.text)
+                tally.refused += 1
+                r = await client.post(f"/undangan/{forged}", content="response=accepted",
+                                      headers={**caller.headers, "content-type": "application/x-www-form-urlencoded"})
+                tally.calls += 1
+                assert r.status_code == 403 and "Tautan tidak sah" in r.text, (caller.label, r.status_code)
                 tally.refused += 1
             assert changed(before, await fingerprint(db, schema)) == []
         _check_rules_cover(app, INVITATIONS_RULES, tally)
