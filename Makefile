@@ -11,7 +11,7 @@ STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha256sum | cut -c1-12)
 
 include deploy/local/stack.mk
 
-.PHONY: help venv contracts test test-unit test-integration demo up down services-up services-down services-status clean bench
+.PHONY: help venv browser screenshots contracts test test-unit test-integration demo up down services-up services-down services-status clean bench
 
 help: ## list targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s $$'\t'
@@ -27,7 +27,15 @@ venv: $(STAMP) ## create the virtualenv and install dependencies
 test-unit: venv ## unit tests only (no I/O)
 	@$(PY) -m pytest tests/unit -q
 
-test: venv stack-up ## all tests against the real local Kafka and PostgreSQL
+# Browser tests drive Debian's Chromium through Playwright's executable_path (Playwright's own
+# browser download is not used: it needs a host outside the package registries).
+browser: ## install Debian's chromium for the browser tests when it is missing
+	@command -v chromium >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
+
+screenshots: venv browser stack-up ## refresh docs/screenshots/ from the browser journeys
+	@NTB_ENV=development NTB_SCREENSHOT_DIR=docs/screenshots $(PY) -m pytest tests -q -p no:cacheprovider -k browser
+
+test: venv browser stack-up ## all tests against the real local Kafka and PostgreSQL
 	@$(PY) -m pytest tests -q -p no:cacheprovider
 
 bench: venv stack-up ## benchmarks beside raw baselines (SCALE=smoke|default|growth, ONLY=B1,B3); see docs/performance.md

@@ -127,7 +127,9 @@ def mailbox() -> list[Mail]:
     return list(_mail_cache.values())
 
 
-RSVP_LINK = re.compile(r"(https?://\S+/rsvp/[A-Za-z0-9._~-]+)")
+# The mailed link opens the RSVP page (/undangan/<token>); the demo answers as a system would,
+# through the JSON API at /rsvp/<token> with the same token.
+RSVP_LINK = re.compile(r"(https?://\S+?)/(?:undangan|rsvp)/([A-Za-z0-9._~-]+)")
 
 
 def invitation_links(addresses: set[str]) -> dict[str, str]:
@@ -137,7 +139,7 @@ def invitation_links(addresses: set[str]) -> dict[str, str]:
         if mail.subject.startswith("Undangan:") and mail.rcpt in addresses:
             match = RSVP_LINK.search(mail.text)
             if match:
-                links[mail.rcpt] = match[1]
+                links[mail.rcpt] = f"{match[1]}/rsvp/{match[2]}"
     return links
 
 
@@ -346,6 +348,10 @@ def main() -> int:
     first = next((m for m in mailbox() if m.subject.startswith("Undangan:")), None)
     if first is not None:
         print(f"  e.g. the first invitation: {first.path}")
+        page = RSVP_LINK.search(first.text)
+        if page:
+            print(f"The RSVP page that invitation links to (in a browser): {page[1]}/undangan/{page[2]}")
+            print("  The demo stops its services when it ends; `make up` starts them and leaves them running.")
     print(f"Logs (JSON lines): {LOG_DIR}/{{invitations,commitments,notifications}}{LOG_SUFFIX}.log")
     print(f"Follow the commitment {traced} submitted over Kafka, from its finance system to the BPJS staff email:")
     print(f"  .venv/bin/ntbctl logs {correlation[traced]} --dir {LOG_DIR}")
