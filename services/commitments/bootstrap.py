@@ -12,7 +12,7 @@ from shared.http import create_app
 from shared.runtime import Runtime
 from shared.timers import Clock, system_clock
 
-from . import http
+from . import http, http_pages
 from .handlers import Handlers
 from .operations import OVERDUE, REMINDER
 from .settings import CommitmentsSettings
@@ -40,4 +40,6 @@ def build(settings: CommitmentsSettings, *, clock: Clock = system_clock) -> tupl
                      "deadlines, realization and the provincial summary.")
     app.state.runtime = runtime
     app.include_router(http.router())
+    app.state.staff = http_pages.staff_directory(settings.staff_file)
+    app.include_router(http_pages.router())
     return runtime, app

@@ -45,6 +45,10 @@ COMMITMENTS_RULES: dict[tuple[str, str], set[Role]] = {
     ("POST", "/commitments/{commitment_id}/return"): {Role.DISNAKERTRANS_REVIEWER, Role.BPJS_REVIEWER},
     ("POST", "/commitments/{commitment_id}/withdraw"): {Role.REGION_OPERATOR, Role.ORGANIZER},
     ("POST", "/commitments/{commitment_id}/deadline"): {Role.ORGANIZER},
+    # Staff pages: a mailed single-use link or a session is the credential; no API key signs anyone in.
+    ("POST", "/masuk"): set(),
+    ("POST", "/masuk/{token}"): set(),
+    ("POST", "/keluar"): set(),
 }
 INVITATIONS_RULES: dict[tuple[str, str], set[Role]] = {
     ("POST", "/directory/import"): {Role.ORGANIZER},
@@ -192,6 +196,15 @@ async def test_commitments_write_routes_refuse_every_caller_but_the_allowed_role
             # Every refused call left no audit record: one per successful step (+ 4 opened requests).
             audits = await db.fetchval(f'SELECT count(*) FROM "{schema}".audit_log')
             assert audits == tally.allowed - 1 + 4
+            # No API key of any role opens a session or the dashboard: the pages know only sessions.
+            for caller in who:
+                r = await client.post(f"/masuk/{'A' * 43}", content="csrf=1.x", headers={
+                    **caller.headers, "content-type": "application/x-www-form-urlencoded"})
+                assert r.status_code in (400, 410) and "set-cookie" not in r.headers, (caller.label, r.status_code)
+                r = await client.get("/dasbor", headers=caller.headers)
+                assert r.status_code == 303 and r.headers["location"] == "/masuk", caller.label
+                tally.calls += 2
+                tally.refused += 2
         _check_rules_cover(app, COMMITMENTS_RULES, tally)
     finally:
         await rt.stop()
