@@ -10,6 +10,8 @@ must succeed (2xx). A region operator's key acts only for its own region, in bot
 
 from __future__ import annotations
 
+import uuid
+
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import timedelta
@@ -49,6 +51,7 @@ COMMITMENTS_RULES: dict[tuple[str, str], set[Role]] = {
     ("POST", "/masuk"): set(),
     ("POST", "/masuk/{token}"): set(),
     ("POST", "/keluar"): set(),
+    ("POST", "/tinjauan/{commitment_id}"): set(),
 }
 INVITATIONS_RULES: dict[tuple[str, str], set[Role]] = {
     ("POST", "/directory/import"): {Role.ORGANIZER},
@@ -202,6 +205,9 @@ async def test_commitments_write_routes_refuse_every_caller_but_the_allowed_role
                     **caller.headers, "content-type": "application/x-www-form-urlencoded"})
                 assert r.status_code in (400, 410) and "set-cookie" not in r.headers, (caller.label, r.status_code)
                 r = await client.get("/dasbor", headers=caller.headers)
+                assert r.status_code == 303 and r.headers["location"] == "/masuk", caller.label
+                r = await client.post(f"/tinjauan/{uuid.uuid4()}", content="action=verify", headers={
+                    **caller.headers, "content-type": "application/x-www-form-urlencoded"})
                 assert r.status_code == 303 and r.headers["location"] == "/masuk", caller.label
                 tally.calls += 2
                 tally.refused += 2
