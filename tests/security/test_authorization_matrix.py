@@ -52,6 +52,7 @@ COMMITMENTS_RULES: dict[tuple[str, str], set[Role]] = {
     ("POST", "/masuk/{token}"): set(),
     ("POST", "/keluar"): set(),
     ("POST", "/tinjauan/{commitment_id}"): set(),
+    ("POST", "/komitmen"): set(),
 }
 INVITATIONS_RULES: dict[tuple[str, str], set[Role]] = {
     ("POST", "/directory/import"): {Role.ORGANIZER},
