@@ -53,7 +53,8 @@ def _time_only(value: datetime | str) -> str:
     return format_wita(_moment(value)).split(" pukul ")[1].removesuffix(" WITA")
 
 
-def make_environment(override_dir: str | None = None) -> jinja2.Environment:
+def make_environment(override_dir: str | None = None, *,
+                     pages_base_url: str = "http://127.0.0.1:8002") -> jinja2.Environment:
     """Templates shipped with the service; an operator's folder, if set, overrides them by name."""
     loaders: list[jinja2.BaseLoader] = [jinja2.PackageLoader("services.notifications", "templates")]
     if override_dir:
@@ -86,6 +87,10 @@ def make_environment(override_dir: str | None = None) -> jinja2.Environment:
         tautan=lambda v: (safe_uri(str(v)) if v else None) or "#",
     )
     env.globals["kop"] = dict(LETTERHEAD)
+    # Where the reader acts: a reviewer on the commitment, a region on its own page (sign-in first).
+    base = pages_base_url.rstrip("/")
+    env.globals["halaman_tinjauan"] = lambda commitment_id: f"{base}/tinjauan/{commitment_id}"
+    env.globals["halaman_komitmen"] = f"{base}/komitmen"
     return env
 
 

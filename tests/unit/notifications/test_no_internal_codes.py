@@ -91,3 +91,17 @@ def test_facts_are_right():
     declined = [e for t, e in CASES if t == "invitation_responded" and e.response == "declined"][0]
     out = renderer.render("invitation_responded", ctx | {"event": declined})
     assert "Kepala BPKAD Dompu, Kabupaten Dompu, menyatakan tidak dapat hadir dalam" in out.text
+
+
+def test_notices_link_to_the_page_where_their_reader_acts():
+    renderer = Renderer(make_environment(pages_base_url="https://rakor.ntbprov.go.id"))
+    ctx = {"recipient": ME, "region": "Kabupaten Dompu", "event_type": "x", "event_time": NOW}
+    submitted = EVENTS["commitment_submitted"]
+    out = renderer.render("commitment_submitted", ctx | {"event": submitted})
+    link = f"https://rakor.ntbprov.go.id/tinjauan/{submitted.commitment_id}"
+    assert link in out.text and f'href="{link}"' in out.html
+    for template in ("commitment_returned", "commitment_requested", "deadline_approaching", "deadline_extended"):
+        out = renderer.render(template, ctx | {"event": EVENTS[template]})
+        assert "https://rakor.ntbprov.go.id/komitmen" in out.text, template
+    out = renderer.render("invitation_issued", ctx | {"event": EVENTS["invitation_issued"]})
+    assert EVENTS["invitation_issued"].rsvp_url in out.text
