@@ -59,7 +59,7 @@ def verify(secret: bytes, cookie: str | None, now: float | None = None) -> tuple
         role, expires = Role(data["r"]), int(data["e"])
         principal = Principal(key_id=str(data["s"]), name=str(data["n"]), role=role,
                               region_code=data["g"] if data["g"] is None else str(data["g"]))
-    except (ValueError, KeyError, TypeError):
+    except (ValueError, KeyError, TypeError, RecursionError):  # signed by us, yet not a session
         return None
     if (time.time() if now is None else now) >= expires:
         return None
