@@ -352,12 +352,13 @@ def main() -> int:
         if page:
             print(f"The RSVP page that invitation links to (in a browser): {page[1]}/undangan/{page[2]}")
             print("  The demo stops its services when it ends; `make up` starts them and leaves them running.")
-    pages = os.environ.get("COMMITMENTS_PUBLIC_BASE_URL", "http://127.0.0.1:8002")
-    print(f"The province dashboard: {pages}/dasbor (sign in at {pages}/masuk with an address of "
-          "services/commitments/data/staff.yaml; the link arrives in the mail folder above)")
     print(f"Logs (JSON lines): {LOG_DIR}/{{invitations,commitments,notifications}}{LOG_SUFFIX}.log")
     print(f"Follow the commitment {traced} submitted over Kafka, from its finance system to the BPJS staff email:")
     print(f"  .venv/bin/ntbctl logs {correlation[traced]} --dir {LOG_DIR}")
+    pages = os.environ.get("COMMITMENTS_PUBLIC_BASE_URL", "http://127.0.0.1:8002")
+    print(f"The province dashboard: {pages}/dasbor (sign in at {pages}/masuk with an address of "
+          "services/commitments/data/staff.yaml; the link is mailed via COMMITMENTS_SMTP_HOST/PORT). "
+          "`make up` keeps the services running to open it.")
     say("demo " + ("succeeded" if ok else "FAILED"))
     return 0 if ok else 1
 
