@@ -39,6 +39,7 @@ SECURITY_HEADERS = {
     "X-Frame-Options": "DENY",
 }
 
+_DIGITS = re.compile(r"[0-9]{1,12}")
 _CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff\ufffe\uffff]")
 
 
@@ -104,13 +105,20 @@ def csrf_token(secret: bytes, subject: str, now: float | None = None) -> str:
 def check_csrf(secret: bytes, subject: str, token: str | None, now: float | None = None) -> None:
     """Raises FormError unless `token` was made by `csrf_token` for `subject` in the last few hours."""
     issued_text, _, mac = (token or "").partition(".")
-    if not issued_text.isdigit() or len(issued_text) > 12:
+    if not _DIGITS.fullmatch(issued_text):  # ASCII digits only: str.isdigit() admits "²", which int() refuses
         raise FormError("Formulir kedaluwarsa atau tidak berasal dari halaman ini; muat ulang halaman.")
     issued = int(issued_text)
     moment = time.time() if now is None else now
     if not (0 <= moment - issued <= CSRF_LIFETIME_SECONDS) or not hmac.compare_digest(
             mac.encode(), _mac(secret, subject, issued).encode()):
         raise FormError("Formulir kedaluwarsa atau tidak berasal dari halaman ini; muat ulang halaman.")
+
+
+def whole_number(text: str | None, max_digits: int = 9) -> int | None:
+    """An ASCII decimal of at most `max_digits` digits, or None (no "²", no "+1", no " 1")."""
+    if text is None or not re.fullmatch(rf"[0-9]{{1,{max_digits}}}", text):
+        return None
+    return int(text)
 
 
 def wants_html(request: Request) -> bool:

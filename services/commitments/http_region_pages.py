@@ -44,10 +44,10 @@ class FormProblem(ValueError):
 
 
 def _int(form: dict[str, str], name: str, label: str, low: int, high: int) -> int:
-    text = form.get(name, "").replace(".", "").strip()
-    if not text.isdigit() or len(text) > 12 or not low <= int(text) <= high:
+    value = web.whole_number(form.get(name, "").replace(".", "").strip(), max_digits=12)
+    if value is None or not low <= value <= high:
         raise FormProblem(f"{label}: isikan bilangan bulat {low} sampai {calculator.rupiah(high)[2:]}.")
-    return int(text)
+    return value
 
 
 def body_of(form: dict[str, str], region_code: str, fiscal_year: int) -> tuple[CommitmentBody, list[Any]]:
@@ -131,7 +131,7 @@ def router() -> Any:
         action = form.get("action")
         if action == "hitung":
             return await _page(request, region, form=form, figures=figures, body=body)
-        version = int(form["version"]) if form.get("version", "").isdigit() and len(form["version"]) < 10 else None
+        version = web.whole_number(form.get("version"))
         actor = ops.Actor(principal.key_id, principal.role)
         try:
             async with rt.pool.acquire() as conn, conn.transaction():

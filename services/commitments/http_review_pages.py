@@ -86,7 +86,7 @@ def router() -> Any:
         if len(reasons) > 20 or any(len(r) > 1000 for r in reasons) or len(form.get("note", "")) > 2000:
             return await _detail(request, principal, commitment_id, status_code=422,
                                  error="Alasan paling banyak 20 baris, masing-masing 1.000 karakter.")
-        version = int(form["version"]) if form.get("version", "").isdigit() and len(form["version"]) < 10 else None
+        version = web.whole_number(form.get("version"))
         rt = _rt(request)
         details: dict[str, Any] = {"reasons": reasons} if name == "return" else {"note": form.get("note", "")}
         try:

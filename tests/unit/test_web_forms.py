@@ -94,3 +94,9 @@ def test_browsers_get_html_and_api_clients_json():
     assert web.wants_html(req("text/html,application/xhtml+xml,*/*;q=0.8"))
     assert not web.wants_html(req("application/json"))
     assert not web.wants_html(req("*/*"))
+
+
+def test_whole_numbers_are_ascii_digits_only():
+    assert web.whole_number("12") == 12 and web.whole_number("0") == 0
+    for text in ("²", "١٢", "+1", " 1", "1 ", "", None, "1" * 10, "-1", "1.0"):
+        assert web.whole_number(text) is None, text
