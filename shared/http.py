@@ -218,7 +218,7 @@ class StrictRoute(APIRoute):
         for code in codes:
             documented.setdefault(code, {"description": ERROR_DESCRIPTIONS[code]})
         for code, entry in documented.items():
-            if isinstance(code, int) and code >= 400:
+            if isinstance(code, int) and 400 <= code < 500:
                 entry.setdefault("model", ErrorBody)
         self.responses = dict(sorted(documented.items(), key=lambda item: str(item[0])))
         self.response_fields = {

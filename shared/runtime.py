@@ -165,7 +165,8 @@ class Runtime:
         async def healthz() -> dict[str, str]:
             return {"status": "ok"}
 
-        @router.get("/readyz", summary="PostgreSQL and Kafka answer")
+        @router.get("/readyz", summary="PostgreSQL and Kafka answer",
+                    responses={503: {"description": "Not ready: `checks` says which dependency is unavailable"}})
         async def readyz(response: Response) -> dict[str, Any]:
             checks: dict[str, str] = {}
             try:

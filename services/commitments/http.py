@@ -11,11 +11,11 @@ import asyncpg
 from fastapi import Depends, Header, HTTPException, Request, Response, status
 from pydantic import BaseModel, ConfigDict, Field, StrictInt
 
-from shared.http import api_router, body_limit, error
 from shared.auth import Principal, Role, require
 from shared.contracts.commitments import (BudgetStage, CommitmentBody, CommitmentStatus, FundingSource, Programme,
                                           Segment)
 from shared.contracts.text import line, paragraph
+from shared.http import api_router, body_limit, error
 from shared.logging import get_logger
 from shared.regions import RegionCode, regions
 from shared.wita import as_wita

@@ -14,10 +14,10 @@ from typing import Any
 from fastapi import Depends, Header, HTTPException, Request, status
 from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
-from shared.http import api_router, body_limit, error
 from shared.auth import Principal, Role, require
 from shared.contracts.invitations import MeetingScheduled
 from shared.contracts.text import WebUrl, line, paragraph
+from shared.http import api_router, body_limit, error
 from shared.logging import get_logger
 from shared.regions import regions
 from shared.wita import as_wita

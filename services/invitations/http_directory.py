@@ -7,8 +7,8 @@ from datetime import datetime
 from fastapi import Depends, HTTPException, Query, Request, status
 from pydantic import BaseModel, Field
 
-from shared.http import api_router, body_limit, error
 from shared.auth import Principal
+from shared.http import api_router, body_limit
 from shared.logging import get_logger
 from shared.regions import normalize_region_code
 

@@ -1,7 +1,8 @@
 from datetime import timedelta
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, TypeAdapter, field_validator
 
+from shared.contracts.text import WebUrl
 from shared.settings import ServiceSettings, service_config
 
 from .domain import DelegationPolicy, parse_lead
@@ -58,6 +59,8 @@ class InvitationsSettings(ServiceSettings):
     @field_validator("public_base_url")
     @classmethod
     def _no_trailing_slash(cls, url: str) -> str:
+        # RSVP links are WebUrl in the events: a base that could not make one is refused at start-up.
+        TypeAdapter(WebUrl).validate_python(url)
         return url.rstrip("/")
 
     def fill_development_defaults(self) -> None:

@@ -10,10 +10,10 @@ from urllib.parse import urlsplit
 from fastapi import Depends, HTTPException, Path, Query, Request, status
 from pydantic import BaseModel, ConfigDict, EmailStr, Field, StrictBool
 
-from shared.http import api_router, body_limit, error
 from shared.auth import Principal, Role, require
 from shared.contracts.notifications import Channel, DeliveryStatus
 from shared.contracts.text import WebUrl, line
+from shared.http import api_router, body_limit, error
 from shared.logging import get_logger, mask_email, redact_text
 from shared.regions import RegionCode
 
