@@ -18,7 +18,7 @@ PIP_COMPILE := $(LOCK_VENV)/bin/pip-compile --quiet --generate-hashes --allow-un
 
 include deploy/local/stack.mk
 
-.PHONY: help venv lock tools promtool contracts test test-secured cluster-faults test-unit test-integration demo up down services-up services-down services-status clean bench
+.PHONY: help venv lock tools promtool browser screenshots contracts test test-secured cluster-faults test-unit test-integration demo up down services-up services-down services-status clean bench
 
 help: ## list targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s $$'\t'
@@ -41,13 +41,21 @@ lock: ## re-resolve requirements/*.lock from pyproject.toml (keeps other pins; U
 test-unit: venv ## unit tests only (no I/O; the promtool checks run when `make promtool` has fetched it)
 	@$(PY) -m pytest tests/unit -q
 
+# Browser tests drive Debian's Chromium through Playwright's executable_path (Playwright's own
+# browser download is not used: it needs a host outside the package registries).
+browser: ## install Debian's chromium for the browser tests when it is missing
+	@command -v chromium >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
+
+screenshots: venv browser stack-up ## refresh docs/screenshots/ from the browser journeys
+	@NTB_ENV=development NTB_SCREENSHOT_DIR=docs/screenshots $(PY) -m pytest tests -q -p no:cacheprovider -k browser
+
 promtool: ## fetch promtool (alert-rule checks) into .local/tools unless one is installed
 	@deploy/local/promtool.sh >/dev/null
 
 tools: ## OS test tools (kcat) when missing
 	@deploy/local/tools.sh
 
-test: venv tools stack-up promtool ## all tests against the real local Kafka and PostgreSQL
+test: venv tools browser stack-up promtool ## all tests against the real local Kafka and PostgreSQL
 	@$(PY) -m pytest tests -q -p no:cacheprovider
 
 test-secured: venv ## integration + security tests against the secured stack (SASL_SSL, SCRAM, ACLs)

@@ -128,7 +128,9 @@ def mailbox() -> list[Mail]:
     return list(_mail_cache.values())
 
 
-RSVP_LINK = re.compile(r"(https?://\S+/rsvp/[A-Za-z0-9._~-]+)")
+# The mailed link opens the RSVP page (/undangan/<token>); the demo answers as a system would,
+# through the JSON API at /rsvp/<token> with the same token.
+RSVP_LINK = re.compile(r"(https?://\S+?)/(?:undangan|rsvp)/([A-Za-z0-9._~-]+)")
 
 
 def invitation_links(addresses: set[str]) -> dict[str, str]:
@@ -138,7 +140,7 @@ def invitation_links(addresses: set[str]) -> dict[str, str]:
         if mail.subject.startswith("Undangan:") and mail.rcpt in addresses:
             match = RSVP_LINK.search(mail.text)
             if match:
-                links[mail.rcpt] = match[1]
+                links[mail.rcpt] = f"{match[1]}/rsvp/{match[2]}"
     return links
 
 
@@ -347,9 +349,17 @@ def main() -> int:
     first = next((m for m in mailbox() if m.subject.startswith("Undangan:")), None)
     if first is not None:
         print(f"  e.g. the first invitation: {first.path}")
+        page = RSVP_LINK.search(first.text)
+        if page:
+            print(f"The RSVP page that invitation links to (in a browser): {page[1]}/undangan/{page[2]}")
+            print("  The demo stops its services when it ends; `make up` starts them and leaves them running.")
     print(f"Logs (JSON lines): {LOG_DIR}/{{invitations,commitments,notifications}}{LOG_SUFFIX}.log")
     print(f"Follow the commitment {traced} submitted over Kafka, from its finance system to the BPJS staff email:")
     print(f"  .venv/bin/ntbctl logs {correlation[traced]} --dir {LOG_DIR}")
+    pages = os.environ.get("COMMITMENTS_PUBLIC_BASE_URL", "http://127.0.0.1:8002")
+    print(f"The province dashboard: {pages}/dasbor (sign in at {pages}/masuk with an address of "
+          "services/commitments/data/staff.yaml; the link is mailed via COMMITMENTS_SMTP_HOST/PORT). "
+          "`make up` keeps the services running to open it.")
     say("demo " + ("succeeded" if ok else "FAILED"))
     return 0 if ok else 1
 

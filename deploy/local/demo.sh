@@ -51,6 +51,10 @@ export INVITATIONS_TIMER_POLL_SECONDS=0.5 COMMITMENTS_TIMER_POLL_SECONDS=0.5 NOT
 # Mail goes to the local sink; webhooks are signed with a demo-only secret.
 export NOTIFICATIONS_SMTP_HOST=127.0.0.1
 export NOTIFICATIONS_SMTP_PORT="$LOCAL_SMTP_PORT"
+# Staff pages: sign-in links go to the same sink; notices link to the commitments pages.
+export COMMITMENTS_SMTP_PORT="$LOCAL_SMTP_PORT"
+export COMMITMENTS_PUBLIC_BASE_URL="http://127.0.0.1:$LOCAL_COMMITMENTS_HTTP_PORT"
+export NOTIFICATIONS_PAGES_BASE_URL="http://127.0.0.1:$LOCAL_COMMITMENTS_HTTP_PORT"
 export NOTIFICATIONS_SMTP_STARTTLS=false
 export NOTIFICATIONS_SMTP_TIMEOUT_SECONDS=10
 export NOTIFICATIONS_WEBHOOK_SECRET="demo-only-webhook-secret-$RUN_ID"

@@ -1,9 +1,13 @@
 from datetime import datetime, timedelta
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 
 from shared.settings import ServiceSettings, service_config
 from shared.wita import as_wita
+
+
+# DEVELOPMENT ONLY (NTB_ENV=development); production refuses it (shared.settings).
+DEV_SESSION_SECRET = "dev-only-session-secret-do-not-use-in-production"
 
 
 class CommitmentsSettings(ServiceSettings):
@@ -21,6 +25,24 @@ class CommitmentsSettings(ServiceSettings):
     deadline_reminder_leads: list[timedelta] = Field(
         default_factory=lambda: [timedelta(days=7), timedelta(days=1)],
         description='Reminders this long before the deadline, ISO 8601 durations (JSON list, e.g. ["P7D","PT1M"])')
+
+    # Staff pages: sign-in by a link mailed to the address in the staff directory.
+    session_secret: SecretStr | None = Field(
+        default=None, description="HMAC key of session cookies and sign-in forms; required (32+) unless development")
+    session_hours: float = Field(default=8.0, gt=0, le=24, description="How long a session lasts")
+    sign_in_link_minutes: float = Field(default=15.0, gt=0, le=60, description="How long a mailed link works")
+    public_base_url: str = Field(default="http://127.0.0.1:8002", description="Base of the links mailed to staff")
+    staff_file: str | None = Field(default=None, description="Staff directory YAML (default: data/staff.yaml)")
+    smtp_host: str = Field(default="127.0.0.1", description="SMTP relay for sign-in links (sent directly, not via Kafka)")
+    smtp_port: int = Field(default=1025, ge=1, le=65535)
+    smtp_from: str = "Sistem Rakor NTB <rakor@ntbprov.go.id>"
+
+    def fill_development_defaults(self) -> None:
+        if self.session_secret is None:
+            self.session_secret = SecretStr(DEV_SESSION_SECRET)
+
+    def secrets_to_check(self) -> list[tuple[str, SecretStr | None, int]]:
+        return [*super().secrets_to_check(), ("COMMITMENTS_SESSION_SECRET", self.session_secret, 32)]
 
     @field_validator("deadline")
     @classmethod

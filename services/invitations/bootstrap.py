@@ -10,7 +10,7 @@ from shared.http import create_app
 from shared.runtime import Runtime
 from shared.timers import Clock, Timer, TimerContext, system_clock
 
-from . import commands, http, http_directory, http_rsvp
+from . import commands, http, http_directory, http_pages, http_rsvp
 from .settings import InvitationsSettings
 
 
@@ -34,4 +34,5 @@ def build(settings: InvitationsSettings, *, clock: Clock = system_clock) -> tupl
     app.include_router(http.router())
     app.include_router(http_directory.router())
     app.include_router(http_rsvp.router())
+    app.include_router(http_pages.router())
     return runtime, app

@@ -83,13 +83,14 @@ async def issue_invitations(conn: asyncpg.Connection, deps: Deps, meeting_id: uu
     meeting = await _meeting(conn, meeting_id)
     domain.ensure_can_issue(meeting["status"], meeting["starts_at"], now)
     invitees = await store.list_invitees(conn)
+    deadline = domain.rsvp_deadline(meeting["starts_at"], now, deps.settings.rsvp_closes_before)
     if not invitees:
         raise domain.Conflict("the invitee directory is empty; import it first (POST /directory/import)")
     issued = 0
     for invitee in invitees:
         row = await store.insert_invitation(
             conn, invitation_id=uuid.uuid4(), meeting_id=meeting_id, region_code=invitee["region_code"],
-            role=invitee["role"], person=dict(invitee), rsvp_expires_at=meeting["starts_at"], now=now)
+            role=invitee["role"], person=dict(invitee), rsvp_expires_at=deadline, now=now)
         if row is not None:
             issued += 1
             await _announce(conn, deps, meeting, row, now)
@@ -103,7 +104,8 @@ async def reschedule(conn: asyncpg.Connection, deps: Deps, meeting_id: uuid.UUID
     start, end = domain.reschedule(meeting["status"], starts_at, ends_at, now)
     if (start, end) == (meeting["starts_at"], meeting["ends_at"]):
         return meeting  # a retried request: nothing moves, nothing is announced
-    moved = await store.move_meeting(conn, meeting_id, start, end)
+    moved = await store.move_meeting(conn, meeting_id, start, end,
+                                     domain.rsvp_deadline(start, now, deps.settings.rsvp_closes_before))
     # Reminders follow the meeting: leads now in the past are dropped, the rest re-armed.
     await timers.cancel(conn, REMINDER, f"{meeting_id}:")
     for invitation in await store.invitations_of(conn, meeting_id):
@@ -149,6 +151,8 @@ async def answer(conn: asyncpg.Connection, deps: Deps, invitation_id: uuid.UUID,
                if invitation["response"] else None)
     new = domain.Answer(response, reason if response == "declined" else "", _delegate_key(delegate))
     count, last_at = await store.delegations_of(conn, invitation_id)
+    if meeting["status"] == "scheduled" and invitation["status"] == "active":
+        domain.ensure_before_deadline(invitation["rsvp_expires_at"], now)
     if not domain.decide_answer(
             meeting_status=meeting["status"], starts_at=meeting["starts_at"], now=now,
             invitation_status=invitation["status"], role=invitation["role"], current=current, new=new,
@@ -164,7 +168,7 @@ async def answer(conn: asyncpg.Connection, deps: Deps, invitation_id: uuid.UUID,
     if delegate is not None:
         delegate_row = await store.insert_invitation(
             conn, invitation_id=uuid.uuid4(), meeting_id=meeting["meeting_id"], region_code=invitation["region_code"],
-            role="delegate", person=delegate.model_dump(), rsvp_expires_at=meeting["starts_at"], now=now,
+            role="delegate", person=delegate.model_dump(), rsvp_expires_at=invitation["rsvp_expires_at"], now=now,
             delegated_from=invitation_id)
     delegate_id = delegate_row["invitation_id"] if delegate_row is not None else None
     await store.record_answer(

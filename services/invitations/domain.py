@@ -84,6 +84,18 @@ def ensure_scheduled(status: str) -> None:
         raise Conflict("the meeting has already been concluded")
 
 
+def rsvp_deadline(starts_at: datetime, now: datetime, closes_before: timedelta) -> datetime:
+    """When answers close: `closes_before` ahead of the start, so the organizer knows who comes
+    before the day; a meeting called at shorter notice takes answers until it starts."""
+    deadline = starts_at - closes_before
+    return deadline if deadline > now else starts_at
+
+
+def ensure_before_deadline(deadline: datetime, now: datetime) -> None:
+    if now >= deadline:
+        raise Conflict("the RSVP deadline has passed; answers can no longer be changed")
+
+
 def reschedule(status: str, starts_at: datetime, ends_at: datetime, now: datetime) -> tuple[datetime, datetime]:
     ensure_scheduled(status)
     start, end = as_wita(starts_at), as_wita(ends_at)

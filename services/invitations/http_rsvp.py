@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
 from fastapi import HTTPException, Path, Request, status
 from pydantic import BaseModel, ConfigDict, EmailStr, Field, model_validator
@@ -15,7 +15,7 @@ from shared.http import api_router, body_limit, error
 from shared.logging import get_logger
 from shared.wita import as_wita
 
-from . import commands, store, tokens
+from . import commands, http_pages, store, tokens
 from .http import ERRORS, MeetingView, deps, domain_errors, runtime
 
 log = get_logger(__name__)
@@ -97,7 +97,9 @@ def router() -> APIRouter:
 
     @api.get("/{token}", response_model=InvitationView, summary="The invitation and its current answer",
              responses={k: v for k, v in TOKEN_ERRORS.items() if k != 409}, openapi_extra=dict(CREDENTIAL))
-    async def show(request: Request, token: str = TOKEN) -> InvitationView:
+    async def show(request: Request, token: str = TOKEN) -> Any:
+        if (page := http_pages.redirect_browser(request, token)) is not None:
+            return page  # a browser opening a link mailed before the page existed
         return await _view(runtime(request).pool, await _verified(request, token))
 
     @api.post("/{token}", response_model=InvitationView,

@@ -31,4 +31,5 @@ def contact(person: Mapping[str, Any]) -> Contact:
 
 
 def rsvp_url(base_url: str, token: str) -> str:
-    return f"{base_url}/rsvp/{token}"
+    """The link mailed to invitees: the RSVP page (the JSON API is at /rsvp/{token})."""
+    return f"{base_url}/undangan/{token}"

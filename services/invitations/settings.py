@@ -30,6 +30,10 @@ class InvitationsSettings(ServiceSettings):
         description="ISO 8601 durations before the start at which invitees are reminded, e.g. P3D, PT2M",
     )
 
+    rsvp_closes_before: timedelta = Field(
+        default=timedelta(hours=12), ge=timedelta(0),
+        description="Answers close this long before the start (until the start for a meeting called at shorter notice)")
+
     delegation_max: int = Field(default=3, ge=1, le=20,
                                 description="Delegates one invitation may name over its life (withdrawn ones count)")
     delegation_min_interval: timedelta = Field(default=timedelta(minutes=10), ge=timedelta(0),

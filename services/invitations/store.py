@@ -45,9 +45,10 @@ async def lock_meeting(conn: asyncpg.Connection, meeting_id: uuid.UUID) -> async
 
 
 async def move_meeting(conn: asyncpg.Connection, meeting_id: uuid.UUID, starts_at: datetime,
-                       ends_at: datetime) -> asyncpg.Record:
-    # RSVP links expire at the start: links sent from now on (reminders) carry the new expiry.
-    await conn.execute("UPDATE invitations SET rsvp_expires_at = $2 WHERE meeting_id = $1", meeting_id, starts_at)
+                       ends_at: datetime, rsvp_deadline: datetime) -> asyncpg.Record:
+    # The RSVP deadline moves with the meeting: links sent from now on (reminders) carry the new
+    # expiry, and the RSVP page judges links already mailed by it.
+    await conn.execute("UPDATE invitations SET rsvp_expires_at = $2 WHERE meeting_id = $1", meeting_id, rsvp_deadline)
     return await conn.fetchrow(
         """UPDATE meetings SET starts_at = $2, ends_at = $3, sequence = sequence + 1
            WHERE meeting_id = $1 RETURNING *""", meeting_id, starts_at, ends_at)

@@ -36,6 +36,18 @@ def issue(secret: bytes, invitation_id: uuid.UUID, expires_at: datetime) -> str:
 
 def verify(secret: bytes, token: str, now: datetime) -> tuple[uuid.UUID, datetime]:
     """The invitation id and expiry of a genuine, unexpired token."""
+    invitation_id, expires_at = verify_signature(secret, token)
+    if now >= expires_at:
+        raise ExpiredToken(f"RSVP link expired at {expires_at.isoformat()}")
+    return invitation_id, expires_at
+
+
+def verify_signature(secret: bytes, token: str) -> tuple[uuid.UUID, datetime]:
+    """The invitation id and the expiry written in a genuine token, expired or not.
+
+    The RSVP page uses this: a meeting moved later keeps the links already mailed working, so
+    the page judges the deadline from the invitation's current one, not the one in the link.
+    """
     if len(token) > MAX_TOKEN_LENGTH:
         raise InvalidToken("RSVP token is malformed")
     parts = token.split(".")
@@ -53,6 +65,4 @@ def verify(secret: bytes, token: str, now: datetime) -> tuple[uuid.UUID, datetim
         raise InvalidToken("RSVP token is malformed")
     if not hmac.compare_digest(signature.encode(), _sign(secret, invitation_id, expires).encode()):
         raise InvalidToken("RSVP token signature is invalid (tampered, or not issued by this service)")
-    if now >= expires_at:
-        raise ExpiredToken(f"RSVP link expired at {expires_at.isoformat()}")
     return invitation_id, expires_at

@@ -104,7 +104,7 @@ def default_channels(settings: NotificationsSettings, client: httpx.AsyncClient)
 def build(settings: NotificationsSettings, *, clock: Clock = system_clock) -> tuple[Runtime, FastAPI]:
     rules = domain.parse_rules(_data(settings.routing_file, "routing.yaml"))
     seed = list(_data(settings.recipients_file, "recipients.yaml").get("recipients") or [])
-    renderer = Renderer(make_environment(settings.template_dir))
+    renderer = Renderer(make_environment(settings.template_dir, pages_base_url=settings.pages_base_url))
     inbound = [topics.INVITATIONS_EVENTS, topics.COMMITMENTS_EVENTS]
     runtime = NotificationsRuntime(
         settings, channels_factory=default_channels, seed=seed, migration_sets=migration_sets(),

@@ -144,7 +144,7 @@ class Router:
             try:
                 rendered = self._renderer.render(target.rule.template, {
                     "event": payload, "recipient": person, "region": region_name(region_code),
-                    "event_type": ctx.event.type,
+                    "event_type": ctx.event.type, "event_time": ctx.event.time,
                 })
                 row.update(subject=rendered.subject, text_body=rendered.text, html_body=rendered.html)
                 if channel is Channel.EMAIL and ctx.event.type in CALENDAR_TYPES and person.invitation_id:

@@ -77,6 +77,21 @@ def _multipart(subtype: str, boundary: str, parts: list[bytes]) -> tuple[str, by
     return f'multipart/{subtype}; boundary="{boundary}"', body
 
 
+CALENDAR_FILENAMES = {"REQUEST": "undangan-rapat.ics", "CANCEL": "pembatalan-rapat.ics"}
+
+
+def calendar_method(ics: str) -> str:
+    """The METHOD of an iCalendar object (REQUEST when absent, as RFC 5546 assumes for an invitation)."""
+    for raw in ics.split("\n"):
+        line = raw.rstrip("\r")
+        if line.upper().startswith("METHOD:"):
+            value = line[7:].strip().upper()
+            return value if value.isalpha() and len(value) <= 20 else "REQUEST"
+        if line.upper().startswith("BEGIN:VEVENT"):
+            break
+    return "REQUEST"
+
+
 def notice(*, message_id: str, date: datetime, sender: str, recipient_name: str, address: str, subject: str,
            text: str, html: str, ics: str | None, notification_id: str, boundary_seed: str,
            trace_headers: tuple[tuple[str, str], ...] = ()) -> bytes:
@@ -88,8 +103,12 @@ def notice(*, message_id: str, date: datetime, sender: str, recipient_name: str,
         _part('text/html; charset="utf-8"', "quoted-printable", _qp(html)),
     ])
     if ics:
-        calendar = _part('text/calendar; charset="utf-8"; method="REQUEST"', "base64", _base64(ics.encode("utf-8")),
-                         'Content-Disposition: attachment; filename="undangan.ics"\r\n')
+        # RFC 6047: the part's method= is the calendar's own METHOD (CANCEL for a cancellation), and
+        # the file name tells a person what the attachment is before they open it.
+        method = calendar_method(ics)
+        filename = CALENDAR_FILENAMES.get(method, "jadwal-rapat.ics")
+        calendar = _part(f'text/calendar; charset="utf-8"; method="{method}"', "base64", _base64(ics.encode("utf-8")),
+                         f'Content-Disposition: attachment; filename="{filename}"\r\n')
         alternative = f"Content-Type: {content_type}\r\n\r\n".encode("ascii") + body
         content_type, body = _multipart("mixed", f"=_mix_{boundary_seed}", [alternative, calendar])
     headers = [

@@ -14,10 +14,18 @@ from typing import Any
 
 import jinja2
 
+from shared import labels
+
 from .ics import safe_uri
+from .letterhead import LETTERHEAD, letter_number
 from .formatting import format_date, format_number, format_rupiah, format_wita, format_wita_range
 
-RESPONSES = {"accepted": "menerima (hadir)", "declined": "menolak (tidak hadir)", "delegated": "mewakilkan"}
+# What an invitee's answer says, as a verb phrase ("X menyatakan akan hadir dalam <rapat>").
+STATEMENTS = {"accepted": "menyatakan akan hadir dalam", "declined": "menyatakan tidak dapat hadir dalam",
+              "delegated": "menugaskan perwakilan untuk menghadiri"}
+# Letters: the templates of a meeting's letters carry a letter number and a subject line.
+LETTER_SUBJECTS = {"invitation_issued": "Undangan Rapat Koordinasi", "meeting_rescheduled": "Perubahan Jadwal Rapat",
+                   "meeting_cancelled": "Pembatalan Rapat", "reminder_due": "Pengingat Rapat Koordinasi"}
 
 
 class TemplateFailure(Exception):
@@ -45,7 +53,8 @@ def _time_only(value: datetime | str) -> str:
     return format_wita(_moment(value)).split(" pukul ")[1].removesuffix(" WITA")
 
 
-def make_environment(override_dir: str | None = None) -> jinja2.Environment:
+def make_environment(override_dir: str | None = None, *,
+                     pages_base_url: str = "http://127.0.0.1:8002") -> jinja2.Environment:
     """Templates shipped with the service; an operator's folder, if set, overrides them by name."""
     loaders: list[jinja2.BaseLoader] = [jinja2.PackageLoader("services.notifications", "templates")]
     if override_dir:
@@ -67,11 +76,34 @@ def make_environment(override_dir: str | None = None) -> jinja2.Environment:
         jam=_time_only,
         # A meeting's time span: one date when it ends the same day in WITA, both otherwise.
         rentang=lambda start, end: format_wita_range(_moment(start), _moment(end)),
-        jawaban=lambda v: RESPONSES.get(str(v), str(v)),
+        jawaban=lambda v: labels.label(labels.RSVP, v),
+        pernyataan=lambda v: STATEMENTS.get(str(getattr(v, "value", v)), "menjawab undangan"),
+        status_komitmen=lambda v: labels.label(labels.COMMITMENT_STATUS, v),
+        segmen=lambda v: labels.label(labels.SEGMENT, v),
+        program=lambda v: labels.label(labels.PROGRAMME, v),
+        dana=lambda v: labels.label(labels.FUNDING_SOURCE, v),
+        tahap=lambda v: labels.label(labels.BUDGET_STAGE, v),
         # href values: only http(s) links, whatever a template or an old event holds ("#" otherwise).
         tautan=lambda v: (safe_uri(str(v)) if v else None) or "#",
     )
+    env.globals["kop"] = dict(LETTERHEAD)
+    # Where the reader acts: a reviewer on the commitment, a region on its own page (sign-in first).
+    base = pages_base_url.rstrip("/")
+    env.globals["halaman_tinjauan"] = lambda commitment_id: f"{base}/tinjauan/{commitment_id}"
+    env.globals["halaman_komitmen"] = f"{base}/komitmen"
     return env
+
+
+def letter_context(template: str, context: Mapping[str, Any]) -> dict[str, Any]:
+    """The letter's date (when its event happened, in WITA) and, for a meeting's letters, its number."""
+    moment = context.get("event_time") or datetime.now().astimezone()
+    extra: dict[str, Any] = {"tanggal_surat": _moment(moment)}
+    event = context.get("event")
+    meeting = getattr(event, "meeting", None)
+    if template in LETTER_SUBJECTS and meeting is not None:
+        extra["nomor_surat"] = letter_number(meeting.meeting_id, _moment(moment))
+        extra["perihal"] = LETTER_SUBJECTS[template]
+    return extra
 
 
 class Renderer:
@@ -80,6 +112,7 @@ class Renderer:
 
     def render(self, template: str, context: Mapping[str, Any]) -> Rendered:
         """Subject and plain text from `<template>.txt.j2`, HTML from `<template>.html.j2`."""
+        context = {**letter_context(template, context), **context}
         try:
             text_tmpl = self._env.get_template(f"{template}.txt.j2")
             ctx = text_tmpl.new_context(dict(context))

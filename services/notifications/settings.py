@@ -41,6 +41,9 @@ class NotificationsSettings(ServiceSettings):
     )
 
     digest_time: time = Field(default=time(17, 0), description="Daily digest time, WITA")
+    pages_base_url: str = Field(
+        default="http://127.0.0.1:8002",
+        description="Base of the commitments service's staff pages that notices link to (/tinjauan, /komitmen)")
     template_dir: str | None = Field(default=None, description="Folder whose templates override the shipped ones")
     routing_file: str | None = Field(default=None, description="Routing rules; default: the shipped routing.yaml")
     recipients_file: str | None = Field(default=None, description="Directory seed; default: the shipped file")

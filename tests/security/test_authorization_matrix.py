@@ -10,6 +10,8 @@ must succeed (2xx). A region operator's key acts only for its own region, in bot
 
 from __future__ import annotations
 
+import uuid
+
 from collections.abc import Awaitable, Callable
 import uuid
 from dataclasses import dataclass
@@ -47,6 +49,12 @@ COMMITMENTS_RULES: dict[tuple[str, str], set[Role]] = {
     ("POST", "/commitments/{commitment_id}/return"): {Role.DISNAKERTRANS_REVIEWER, Role.BPJS_REVIEWER},
     ("POST", "/commitments/{commitment_id}/withdraw"): {Role.REGION_OPERATOR, Role.ORGANIZER},
     ("POST", "/commitments/{commitment_id}/deadline"): {Role.ORGANIZER},
+    # Staff pages: a mailed single-use link or a session is the credential; no API key signs anyone in.
+    ("POST", "/masuk"): set(),
+    ("POST", "/masuk/{token}"): set(),
+    ("POST", "/keluar"): set(),
+    ("POST", "/tinjauan/{commitment_id}"): set(),
+    ("POST", "/komitmen"): set(),
 }
 INVITATIONS_RULES: dict[tuple[str, str], set[Role]] = {
     ("POST", "/directory/import"): {Role.ORGANIZER},
@@ -59,6 +67,7 @@ INVITATIONS_RULES: dict[tuple[str, str], set[Role]] = {
     ("POST", "/meetings/{meeting_id}/conclude"): {Role.ORGANIZER},
     # The signed RSVP token is the only credential: no API key role may answer for an invitee.
     ("POST", "/rsvp/{token}"): set(),
+    ("POST", "/undangan/{token}"): set(),  # the RSVP page: the same token, the same rule
 }
 NOTIFICATIONS_RULES: dict[tuple[str, str], set[Role]] = {
     ("POST", "/recipients"): {Role.OPERATOR},
@@ -195,6 +204,18 @@ async def test_commitments_write_routes_refuse_every_caller_but_the_allowed_role
             # Every refused call left no audit record: one per successful step (+ 4 opened requests).
             audits = await db.fetchval(f'SELECT count(*) FROM "{schema}".audit_log')
             assert audits == tally.allowed - 1 + 4
+            # No API key of any role opens a session or the dashboard: the pages know only sessions.
+            for caller in who:
+                r = await client.post(f"/masuk/{'A' * 43}", content="csrf=1.x", headers={
+                    **caller.headers, "content-type": "application/x-www-form-urlencoded"})
+                assert r.status_code in (400, 410) and "set-cookie" not in r.headers, (caller.label, r.status_code)
+                r = await client.get("/dasbor", headers=caller.headers)
+                assert r.status_code == 303 and r.headers["location"] == "/masuk", caller.label
+                r = await client.post(f"/tinjauan/{uuid.uuid4()}", content="action=verify", headers={
+                    **caller.headers, "content-type": "application/x-www-form-urlencoded"})
+                assert r.status_code == 303 and r.headers["location"] == "/masuk", caller.label
+                tally.calls += 2
+                tally.refused += 2
         _check_rules_cover(app, COMMITMENTS_RULES, tally)
     finally:
         await rt.stop()
@@ -266,6 +287,11 @@ async def test_invitations_write_routes_are_organizer_only_and_rsvp_needs_its_to
                 r = await client.post(f"/rsvp/{forged}", json={"response": "accepted"}, headers=caller.headers)
                 tally.calls += 1
                 assert r.status_code == 403, (caller.label, r.status_code, r.text)
+                tally.refused += 1
+                r = await client.post(f"/undangan/{forged}", content="response=accepted",
+                                      headers={**caller.headers, "content-type": "application/x-www-form-urlencoded"})
+                tally.calls += 1
+                assert r.status_code == 403 and "Tautan tidak sah" in r.text, (caller.label, r.status_code)
                 tally.refused += 1
             assert changed(before, await fingerprint(db, schema)) == []
         _check_rules_cover(app, INVITATIONS_RULES, tally)

@@ -23,7 +23,8 @@ def _compose() -> dict:
 # What an operator would put in .env: generated values, as `secrets.token_urlsafe(32)` gives.
 OPERATOR_ENV = {"POSTGRES_PASSWORD": "Qm3v9TzR2kLp8WxY", "INVITATIONS_RSVP_SECRET": "h7Kq2mZp9Xr4Tv8Ns1Lw6Jb3Yc5Df0Ga",
                 "NOTIFICATIONS_SMTP_USERNAME": "notifikasi", "NOTIFICATIONS_SMTP_PASSWORD": "Wf4Rk8Tz2Hq6Np",
-                "NOTIFICATIONS_WEBHOOK_SECRET": "Zx9Cv2Bn7Mq4Lk8Jh3Gf6Ds1Ap5Ow0Ie"}
+                "NOTIFICATIONS_WEBHOOK_SECRET": "Zx9Cv2Bn7Mq4Lk8Jh3Gf6Ds1Ap5Ow0Ie",
+                "COMMITMENTS_SESSION_SECRET": "Pd4Hs8Kw2Nx6Qb9Tm3Vr7Yc1Lf5Zg0Je"}
 _VARIABLE = re.compile(r"\$\{([A-Z_]+)(?::([?-])([^}]*))?\}")
 
 

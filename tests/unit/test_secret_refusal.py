@@ -28,13 +28,15 @@ GOOD = {
     "NOTIFICATIONS_SMTP_PASSWORD": "Wf4Rk8Tz2Hq6Np",
     "NOTIFICATIONS_WEBHOOK_SECRET": "Zx9Cv2Bn7Mq4Lk8Jh3Gf6Ds1Ap5Ow0Ie",
     "DATABASE_URL": GOOD_DB,
+    "COMMITMENTS_SESSION_SECRET": "Pd4Hs8Kw2Nx6Qb9Tm3Vr7Yc1Lf5Zg0Je",
 }
 FIELD = {"INVITATIONS_RSVP_SECRET": "rsvp_secret", "NOTIFICATIONS_SMTP_USERNAME": "smtp_username",
          "NOTIFICATIONS_SMTP_PASSWORD": "smtp_password", "NOTIFICATIONS_WEBHOOK_SECRET": "webhook_secret",
-         "DATABASE_URL": "database_url"}
+         "DATABASE_URL": "database_url", "COMMITMENTS_SESSION_SECRET": "session_secret"}
 SERVICE_OF = {"INVITATIONS_RSVP_SECRET": InvitationsSettings, "NOTIFICATIONS_SMTP_USERNAME": NotificationsSettings,
               "NOTIFICATIONS_SMTP_PASSWORD": NotificationsSettings,
-              "NOTIFICATIONS_WEBHOOK_SECRET": NotificationsSettings, "DATABASE_URL": CommitmentsSettings}
+              "NOTIFICATIONS_WEBHOOK_SECRET": NotificationsSettings, "DATABASE_URL": CommitmentsSettings,
+              "COMMITMENTS_SESSION_SECRET": CommitmentsSettings}
 BAD_VALUES = {
     "missing": None,
     "empty": "",

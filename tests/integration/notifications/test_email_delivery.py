@@ -110,7 +110,8 @@ async def test_smtp_550_fails_for_good_with_reason_and_event(topic_prefix, schem
             event = event_of(factories.overdue("52.72"))
             await publish(topic_prefix + COMMITMENTS_EVENTS, [event], key=b"52.72")
             table = f'"{schema}".deliveries'
-            await eventually(lambda: db.fetchval(f"SELECT count(*) = 2 FROM {table} WHERE status <> 'pending'"))
+            # Sekda, Kepala BPKAD and the province's escalation desk.
+            await eventually(lambda: db.fetchval(f"SELECT count(*) = 3 FROM {table} WHERE status <> 'pending'"))
             failed = await db.fetchrow(f"SELECT * FROM {table} WHERE recipient_id = 'sekda-5272'")
             assert failed["status"] == "failed" and failed["attempts"] == 1
             assert "550" in failed["reason"] and "Mailbox unavailable" in failed["reason"]
@@ -131,7 +132,7 @@ async def test_smtp_550_fails_for_good_with_reason_and_event(topic_prefix, schem
             assert (await client.get("/deliveries")).status_code == 401
             metrics = (await client.get("/metrics")).text
             assert 'ntb_deliveries_total{channel="email",status="failed"} 1.0' in metrics
-            assert 'ntb_deliveries_total{channel="email",status="sent"} 1.0' in metrics
+            assert 'ntb_deliveries_total{channel="email",status="sent"} 2.0' in metrics  # BPKAD and the province
 
         records = await read_topic(topic_prefix + NOTIFICATIONS_EVENTS, expect=2)
         failures = [json.loads(r.value) for r in records

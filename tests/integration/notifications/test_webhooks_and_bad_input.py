@@ -82,19 +82,20 @@ async def test_invalid_address_and_template_error_fail_without_sending(
         invalid, broken = event_of(factories.deadline("52.05")), event_of(factories.returned("52.01"))
         await publish(topic_prefix + COMMITMENTS_EVENTS, [invalid, broken])
         table = f'"{schema}".deliveries'
-        await eventually(lambda: db.fetchval(f"SELECT count(*) = 4 FROM {table} WHERE status <> 'pending'"))
+        await eventually(lambda: db.fetchval(f"SELECT count(*) = 6 FROM {table} WHERE status <> 'pending'"))
         rows = {r["recipient_id"]: r for r in await db.fetch(f"SELECT * FROM {table}")}
         assert rows["sekda-5205"]["status"] == "failed" and rows["sekda-5205"]["reason"].startswith("invalid address")
         assert rows["disnaker-5205"]["status"] == "sent"
-        for rid in ("sekda-5201", "disnaker-5201"):
+        for rid in ("sekda-5201", "disnaker-5201", "bpkad-5201"):
             assert rows[rid]["status"] == "failed" and rows[rid]["attempts"] == 0
             assert "template error" in rows[rid]["reason"] and "reviewer_name" in rows[rid]["reason"]
             assert rows[rid]["subject"] is None
-        assert [m["X-Envelope-To"] for m in smtp_server.messages] == ["disnaker@dompukab.go.id"]
-        records = await read_topic(topic_prefix + NOTIFICATIONS_EVENTS, expect=4)
+        assert sorted(m["X-Envelope-To"] for m in smtp_server.messages) == ["bpkad@dompukab.go.id",
+                                                                             "disnaker@dompukab.go.id"]
+        records = await read_topic(topic_prefix + NOTIFICATIONS_EVENTS, expect=7)
         failed = sorted(json.loads(r.value)["recipient_id"] for r in records
                         if dict(r.headers)["ce_type"] == b"ntb.notifications.delivery.failed.v1")
-        assert failed == ["disnaker-5201", "sekda-5201", "sekda-5205"]
+        assert failed == ["bpkad-5201", "disnaker-5201", "sekda-5201", "sekda-5205"]
     finally:
         await rt.stop()
 
@@ -124,7 +125,7 @@ async def test_unknown_type_and_malformed_go_to_the_dlq_and_an_unhandled_documen
         assert "invalid ntb.commitments.commitment.overdue.v1 payload" in reasons[1]
         journal = await db.fetch(f'SELECT event_id FROM "{schema}".event_journal')
         assert [r["event_id"] for r in journal] == [good.id]
-        assert await db.fetchval(f'SELECT count(*) FROM "{schema}".deliveries') == 2  # Sekda + province
+        assert await db.fetchval(f'SELECT count(*) FROM "{schema}".deliveries') == 3  # Sekda, BPKAD, province
     finally:
         await rt.stop()
 

@@ -33,7 +33,7 @@ def test_shipped_routing_covers_the_issue():
     submitted = domain.rules_for(rules, "ntb.commitments.commitment.submitted.v1")
     assert {r.roles for r in submitted} == {("disnakertrans_reviewer", "bpjs_staff"), ("provincial_staff",)}
     overdue = [r for r in domain.rules_for(rules, "ntb.commitments.commitment.overdue.v1") if not r.digest][0]
-    assert overdue.mandatory and overdue.region_roles == ("sekda",) and overdue.roles == ("province_escalation",)
+    assert overdue.mandatory and overdue.region_roles == ("sekda", "kepala_bpkad") and overdue.roles == ("province_escalation",)
     assert domain.rules_for(rules, "ntb.invitations.invitation.issued.v1")[0].invitee
 
 

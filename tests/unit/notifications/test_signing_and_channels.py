@@ -58,8 +58,17 @@ def test_email_carries_a_stable_message_id_and_the_ics():
     parts = [p.get_content_type() for p in msg.walk()]
     assert "text/plain" in parts and "text/html" in parts and "text/calendar" in parts
     calendar = next(p for p in msg.walk() if p.get_content_type() == "text/calendar")
-    assert calendar.get_param("method") == "REQUEST" and calendar.get_filename() == "undangan.ics"
+    assert calendar.get_param("method") == "REQUEST" and calendar.get_filename() == "undangan-rapat.ics"
     assert calendar.get_content() == "BEGIN:VCALENDAR\r\nEND:VCALENDAR\r\n"  # CRLF kept byte for byte
+
+
+def test_a_cancellation_says_method_cancel_in_its_mime_part():
+    """RFC 6047: the part's method= matches the calendar's METHOD; the file name says it is a cancellation."""
+    ics = "BEGIN:VCALENDAR\r\nMETHOD:CANCEL\r\nBEGIN:VEVENT\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n"
+    msg = email.message_from_bytes(build_email(row(ics=ics), sender="N <n@ntbprov.go.id>", domain="d.x"),
+                                   policy=email.policy.default)
+    calendar = next(p for p in msg.walk() if p.get_content_type() == "text/calendar")
+    assert calendar.get_param("method") == "CANCEL" and calendar.get_filename() == "pembatalan-rapat.ics"
 
 
 def test_webhook_body_is_deterministic():

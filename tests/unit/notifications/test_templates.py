@@ -9,7 +9,8 @@ from services.notifications.bootstrap import _data
 from services.notifications.domain import Recipient, parse_rules
 from services.notifications.rendering import Renderer, TemplateFailure, make_environment
 from shared.contracts.commitments import (CommitmentAcknowledged, CommitmentOverdue, CommitmentRequested,
-                                          CommitmentReturned, CommitmentSubmitted, DeadlineApproaching)
+                                          CommitmentReturned, CommitmentSubmitted, CommitmentWithdrawn,
+                                          DeadlineApproaching, DeadlineExtended)
 from shared.contracts.common import Contact, MeetingInfo
 from shared.contracts.invitations import (InvitationIssued, InvitationResponded, MeetingCancelled,
                                          MeetingRescheduled, ReminderDue)
@@ -45,6 +46,9 @@ EVENTS = {
     "commitment_acknowledged": CommitmentAcknowledged(**TRANSITION),
     "deadline_approaching": DeadlineApproaching(commitment_id=uuid.uuid4(), region_code="52.05", fiscal_year=2026,
                                                 deadline=NOW, status="requested"),
+    "commitment_withdrawn": CommitmentWithdrawn(**TRANSITION, reason="Menunggu penetapan APBD Perubahan"),
+    "deadline_extended": DeadlineExtended(commitment_id=uuid.uuid4(), region_code="52.05", fiscal_year=2026,
+                                          previous_deadline=NOW, deadline=NOW + timedelta(days=7), actor="k"),
     "commitment_overdue": CommitmentOverdue(commitment_id=uuid.uuid4(), region_code="52.05", fiscal_year=2026,
                                             deadline=NOW, status="requested"),
 }
@@ -67,7 +71,7 @@ def test_each_template_renders_subject_text_and_html(renderer, template):
         assert "&lt;NTB&gt;" in out.html and "<NTB>" in out.text
     else:
         assert "Kabupaten Dompu" in out.text
-    if template in ("commitment_submitted", "commitment_returned", "commitment_acknowledged"):
+    if template in ("commitment_submitted", "commitment_returned", "commitment_acknowledged", "commitment_withdrawn"):
         assert "Rp3.024.000.000" in out.text and "Rp3.024.000.000" in out.html
 
 

@@ -1,0 +1,215 @@
+"""Staff pages of the commitments service: sign-in by a mailed link, and the province dashboard.
+
+Sign-in: a person gives their e-mail; if it is in the staff directory (data/staff.yaml: the same
+roles, and the region of a region operator, as the API keys), a random single-use link valid for
+`sign_in_link_minutes` is mailed to that address. The page answers the same either way, so it
+tells nobody who is in the directory. The link is mailed by this service directly over SMTP, not
+through Kafka and the notifications service: the link is a bearer credential, and an event would
+keep it in clear in a topic every consumer can read, for the topic's whole retention. Only the
+token's SHA-256 is stored. Opening the link shows a button (a mail scanner that fetches links
+does not use it up); pressing it consumes the link once and sets the session cookie (`shared.web_session`).
+The dashboard admits the roles `GET /summary` admits, as API keys do.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from datetime import datetime, timedelta
+from email.message import EmailMessage
+from email.utils import format_datetime, make_msgid
+from pathlib import Path
+from typing import Any
+
+import aiosmtplib
+import yaml
+from fastapi import Request
+from fastapi.responses import HTMLResponse, RedirectResponse
+
+from shared import labels, web, web_session
+from shared.auth import Principal, Role
+from shared.http import api_router
+from shared.logging import get_logger
+from shared.wita import as_wita
+
+from . import charts, store
+from .summary import summary as build_summary
+
+log = get_logger(__name__)
+
+PAGES = web.environment("services.commitments")
+DASHBOARD_ROLES = tuple(Role)  # those of GET /summary
+ROLE_LABELS = {"organizer": "Penyelenggara Rakor", "region_operator": "Operator daerah",
+               "disnakertrans_reviewer": "Verifikator Disnakertrans", "bpjs_reviewer": "BPJS Ketenagakerjaan",
+               "operator": "Operator sistem"}
+STATUS_LABELS = {**labels.COMMITMENT_STATUS, "not_requested": "belum diminta"}
+
+
+def staff_directory(path: str | None = None) -> dict[str, dict[str, Any]]:
+    file = Path(path) if path else Path(__file__).parent / "data" / "staff.yaml"
+    entries = yaml.safe_load(file.read_text(encoding="utf-8"))["staff"]
+    directory = {}
+    for entry in entries:
+        role = Role(entry["role"])
+        region = entry.get("region_code")
+        if (role is Role.REGION_OPERATOR) != bool(region):
+            raise ValueError(f"staff entry {entry['email']}: a region operator, and only one, has a region")
+        directory[entry["email"].strip().lower()] = {"name": entry["name"], "role": role, "region_code": region}
+    return directory
+
+
+def _hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def _rt(request: Request) -> Any:
+    return request.app.state.runtime
+
+
+def _secret(request: Request) -> bytes:
+    return _rt(request).settings.session_secret.get_secret_value().encode()
+
+
+def _now(request: Request) -> datetime:
+    return _rt(request).clock()
+
+
+def _message(title: str, text: str, status_code: int = 200) -> HTMLResponse:
+    return web.render(PAGES, "message.html.j2", status_code=status_code, title=title, text=text)
+
+
+async def _mail_link(settings: Any, address: str, name: str, link: str, expires_at: datetime) -> None:
+    msg = EmailMessage()
+    msg["From"], msg["To"] = settings.smtp_from, address
+    msg["Subject"] = "Tautan masuk Sistem Rakor NTB"
+    msg["Date"], msg["Message-ID"] = format_datetime(datetime.now().astimezone()), make_msgid(domain="rakor.ntbprov.go.id")
+    msg["Auto-Submitted"] = "auto-generated"
+    msg.set_content(
+        f"PEMERINTAH PROVINSI NUSA TENGGARA BARAT\n\nYth. {name}\n\nDengan hormat,\n\n"
+        f"Untuk masuk ke Sistem Rakor Perluasan Kepesertaan BPJS Ketenagakerjaan, buka tautan berikut:\n{link}\n\n"
+        f"Tautan ini hanya dapat dipakai satu kali dan berlaku sampai {web.format_wita(expires_at)}. "
+        "Bila Bapak/Ibu tidak meminta tautan ini, abaikan surel ini.\n\n"
+        "Narahubung: Sekretariat Rakor, Biro Pemerintahan Setda Provinsi NTB, telepon (0370) 625 270\n")
+    await aiosmtplib.send(msg, hostname=settings.smtp_host, port=settings.smtp_port, timeout=30, start_tls=False)
+
+
+def signed_in(request: Request) -> Principal | None:
+    found = web_session.from_request(request, _secret(request))
+    return found[0] if found else None
+
+
+def router() -> Any:
+    pages = api_router(include_in_schema=False)
+
+    @pages.get("/masuk", response_class=HTMLResponse)
+    async def sign_in_form(request: Request) -> HTMLResponse:
+        return web.render(PAGES, "sign_in.html.j2", sent=False, error="",
+                          csrf=web.csrf_token(_secret(request), "masuk"))
+
+    @pages.post("/masuk", response_class=HTMLResponse)
+    async def request_link(request: Request) -> HTMLResponse:
+        rt = _rt(request)
+        try:
+            form = await web.read_form(request, ("email",))
+            web.check_csrf(_secret(request), "masuk", form.get(web.CSRF_FIELD))
+        except web.FormError as exc:
+            return web.render(PAGES, "sign_in.html.j2", status_code=400, sent=False, error=str(exc),
+                              csrf=web.csrf_token(_secret(request), "masuk"))
+        email = form.get("email", "").strip().lower()
+        person = request.app.state.staff.get(email) if len(email) <= 254 else None
+        if person is not None:
+            token = secrets.token_urlsafe(32)
+            now = _now(request)
+            expires = now + timedelta(minutes=rt.settings.sign_in_link_minutes)
+            await rt.pool.execute("INSERT INTO sign_in_links (token_hash, email, created_at, expires_at) "
+                                  "VALUES ($1, $2, $3, $4)", _hash(token), email, now, expires)
+            try:
+                await _mail_link(rt.settings, email, person["name"], f"{rt.settings.public_base_url}/masuk/{token}",
+                                 expires)
+                log.info("sign-in link mailed", principal=web_session.subject_of(email))
+            except (aiosmtplib.SMTPException, OSError) as exc:
+                log.warning("sign-in link could not be mailed", principal=web_session.subject_of(email),
+                            error=type(exc).__name__)
+        # The same answer whether or not the address is known: the page reveals nobody.
+        return web.render(PAGES, "sign_in.html.j2", sent=True, error="", csrf=web.csrf_token(_secret(request), "masuk"))
+
+    @pages.get("/masuk/{token}", response_class=HTMLResponse)
+    async def confirm(request: Request, token: str) -> HTMLResponse:
+        row = await _rt(request).pool.fetchrow("SELECT * FROM sign_in_links WHERE token_hash = $1", _hash(token[:100]))
+        if row is None or row["used_at"] is not None or _now(request) >= row["expires_at"]:
+            return _message("Tautan masuk tidak berlaku", "Tautan ini sudah dipakai, kedaluwarsa, atau tidak "
+                            "dikenal. Mintalah tautan baru di halaman Masuk.", 410)
+        return web.render(PAGES, "confirm.html.j2", token=token,
+                          csrf=web.csrf_token(_secret(request), "tautan:" + _hash(token)))
+
+    @pages.post("/masuk/{token}", response_class=HTMLResponse)
+    async def consume(request: Request, token: str) -> Any:
+        rt = _rt(request)
+        try:
+            form = await web.read_form(request, ())
+            web.check_csrf(_secret(request), "tautan:" + _hash(token[:100]), form.get(web.CSRF_FIELD))
+        except web.FormError as exc:
+            return _message("Belum dapat masuk", str(exc), 400)
+        email = await rt.pool.fetchval(
+            "UPDATE sign_in_links SET used_at = $2 WHERE token_hash = $1 AND used_at IS NULL AND expires_at > $2 "
+            "RETURNING email", _hash(token[:100]), _now(request))
+        person = request.app.state.staff.get(email) if email else None
+        if person is None:
+            return _message("Tautan masuk tidak berlaku", "Tautan ini sudah dipakai, kedaluwarsa, atau tidak "
+                            "dikenal. Mintalah tautan baru di halaman Masuk.", 410)
+        lifetime = rt.settings.session_hours * 3600
+        cookie = web_session.issue(_secret(request), email=email, name=person["name"], role=person["role"],
+                                   region_code=person["region_code"], lifetime_seconds=lifetime)
+        response = RedirectResponse("/dasbor", status_code=303)
+        web_session.set_cookie(response, cookie, lifetime_seconds=lifetime, development=rt.settings.development)
+        log.info("signed in", principal=web_session.subject_of(email), role=person["role"].value)
+        return response
+
+    @pages.post("/keluar", response_class=HTMLResponse)
+    async def sign_out(request: Request) -> Any:
+        found = web_session.from_request(request, _secret(request))
+        try:
+            form = await web.read_form(request, ())
+            web.check_csrf(_secret(request), found[0].key_id if found else "", form.get(web.CSRF_FIELD))
+        except web.FormError as exc:
+            return _message("Belum keluar", str(exc), 400)
+        response = RedirectResponse("/masuk", status_code=303)
+        web_session.clear_cookie(response, development=_rt(request).settings.development)
+        return response
+
+    @pages.get("/dasbor", response_class=HTMLResponse)
+    async def dashboard(request: Request) -> Any:
+        principal = signed_in(request)
+        if principal is None:
+            return RedirectResponse("/masuk", status_code=303)
+        if principal.role not in DASHBOARD_ROLES:
+            return _message("Tidak berwenang", "Peran Anda tidak dapat membuka dasbor ini.", 403)
+        rt = _rt(request)
+        fy = rt.settings.fiscal_year
+        data = build_summary(fy, await store.list_all(rt.pool, fy), await store.realization_totals(rt.pool, fy))
+        moments = [(r["submitted_at"], r["region_name"]) for r in await _submissions(rt.pool, fy)]
+        now = _now(request)
+        start = min([m for m, _ in moments] + [now - timedelta(days=30)])
+        coverage = data["province"]["coverage"]
+        return web.render(
+            PAGES, "dashboard.html.j2", data=data, principal=principal, now=now,
+            role_label=ROLE_LABELS.get(principal.role.value, "-"), status_labels=STATUS_LABELS,
+            bars=charts.bars(data["regions"]),
+            gauge_committed=charts.gauge(coverage["with_commitments_percent"], coverage["target_percent"],
+                                         "Cakupan dengan komitmen"),
+            gauge_realized=charts.gauge(coverage["with_realization_percent"], coverage["target_percent"],
+                                        "Cakupan terealisasi"),
+            timeline=charts.timeline(moments, start, now), submissions=len(moments),
+            csrf=web.csrf_token(_secret(request), principal.key_id))
+
+    return pages
+
+
+async def _submissions(pool: Any, fiscal_year: int) -> list[Any]:
+    from shared.regions import regions
+
+    rows = await pool.fetch("SELECT s.submitted_at, c.region_code FROM submissions s JOIN commitments c "
+                            "USING (commitment_id) WHERE c.fiscal_year = $1 ORDER BY s.submitted_at", fiscal_year)
+    names = {code: r.name for code, r in regions().items()}
+    return [{"submitted_at": as_wita(r["submitted_at"]), "region_name": names.get(r["region_code"], "-")}
+            for r in rows]

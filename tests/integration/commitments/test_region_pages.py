@@ -1,0 +1,70 @@
+"""The regency's page on the real stack: fill lines, see the calculator's figures, save a draft, submit,
+see why it was returned, resubmit; through the same operations as the JSON API."""
+
+from __future__ import annotations
+
+import re
+from urllib.parse import urlencode
+
+import pytest
+
+from shared.auth import Role
+
+from .helpers import running
+from .test_review_pages import FORM, act, session
+
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("cleanup_schemas")]
+
+LINE = {"budget_stage": "murni", "signatory_name": "Sekretaris Daerah Kabupaten Dompu",
+        "legal_basis": "Perbup Dompu No. 7 Tahun 2025", "l0_segment": "pekerja_rentan_bpu", "l0_workers": "15000",
+        "l0_months": "12", "l0_funding": "apbd_kabupaten_kota"}
+
+
+async def post(client, who, **fields):
+    page = await client.get("/komitmen", headers=who)
+    csrf = re.search(r'name="csrf" value="([^"]+)"', page.text).group(1)
+    version = re.search(r'name="version" value="(\d+)"', page.text).group(1)
+    return await client.post("/komitmen", content=urlencode({"csrf": csrf, "version": version} | fields),
+                             headers=FORM | who)
+
+
+async def test_draft_submit_return_resubmit_from_the_region_page(topic_prefix, schema_for, db):
+    async with running(topic_prefix, schema_for("com")) as svc:
+        client = svc.client
+        dompu = (await svc.open("52.05"))["52.05"]
+        operator = session(Role.REGION_OPERATOR, "52.05")
+        page = await client.get("/komitmen", headers=operator)
+        assert 'data-testid="status">belum disampaikan<' in page.text and "Kabupaten Dompu" in page.text
+
+        # "Hitung" shows the calculator's figures and saves nothing.
+        r = await post(client, operator, action="hitung", **LINE)
+        assert r.status_code == 200 and "Rp16.800" in r.text and "Rp3.024.000.000" in r.text
+        assert (await svc.client.get("/commitments/52.05", headers=await svc.auth(Role.ORGANIZER))).json()[
+            "status"] == "requested"
+        r = await post(client, operator, action="hitung", **LINE | {"l0_workers": "banyak"})
+        assert r.status_code == 422 and "jumlah pekerja" in r.text
+
+        r = await post(client, operator, action="konsep", **LINE)
+        assert r.status_code == 303
+        page = await client.get(r.headers["location"], headers=operator)
+        assert "Konsep tersimpan" in page.text and 'value="15000"' in page.text
+        r = await post(client, operator, action="sampaikan", **LINE)
+        assert r.status_code == 303
+        page = await client.get("/komitmen", headers=operator)
+        assert "telah disampaikan, menunggu verifikasi" in page.text and "Rp3.024.000.000" in page.text
+
+        disnaker = session(Role.DISNAKERTRANS_REVIEWER)
+        r = await act(client, f"/tinjauan/{dompu}", disnaker, action="return",
+                      reasons="Lampirkan Perbup yang ditandatangani\nJumlah bulan 11, bukan 12")
+        assert r.status_code == 303
+        page = await client.get("/komitmen", headers=operator)
+        assert 'data-testid="alasan"' in page.text and "Lampirkan Perbup yang ditandatangani" in page.text
+        r = await post(client, operator, action="sampaikan", **LINE | {"l0_months": "11"})
+        assert r.status_code == 303
+        state = (await svc.client.get("/commitments/52.05", headers=await svc.auth(Role.ORGANIZER))).json()
+        assert state["status"] == "submitted" and state["revision"] == 2 and state["total_rp"] == 15000 * 11 * 16800
+
+        # Reviewers are sent to their queue; without a session, to sign in.
+        assert (await client.get("/komitmen", headers=disnaker)).headers["location"] == "/tinjauan"
+        r = await client.post("/komitmen", content=urlencode(LINE | {"action": "konsep"}), headers=FORM)
+        assert r.status_code == 303 and r.headers["location"] == "/masuk"
