@@ -115,6 +115,17 @@ class KafkaSecurity(BaseSettings):
         return kind(self.sasl_username, self.sasl_password.get_secret_value(), ssl_context=context,
                     use_ssl=self.uses_tls)
 
+    def librdkafka_options(self) -> dict[str, Any]:
+        """The same security in librdkafka's words (confluent-kafka clients: tests, ACL tooling)."""
+        config: dict[str, Any] = {"security.protocol": self.security_protocol}
+        if self.uses_tls and self.ssl_cafile:
+            config["ssl.ca.location"] = str(self.ssl_cafile)
+        if self.uses_sasl:
+            assert self.sasl_password is not None
+            config.update({"sasl.mechanism": self.sasl_mechanism, "sasl.username": self.sasl_username,
+                           "sasl.password": self.sasl_password.get_secret_value()})
+        return config
+
     def describe(self) -> dict[str, Any]:
         """What may be logged: protocol, mechanism and principal, never a secret."""
         return {"security_protocol": self.security_protocol,

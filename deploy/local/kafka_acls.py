@@ -22,14 +22,7 @@ from shared.kafka_security import KafkaSecurity
 
 def librdkafka_config(security: KafkaSecurity, bootstrap: str) -> dict[str, Any]:
     """The same security, in librdkafka's words (tests log in as other principals with it)."""
-    config: dict[str, Any] = {"bootstrap.servers": bootstrap, "security.protocol": security.security_protocol}
-    if security.uses_tls and security.ssl_cafile:
-        config["ssl.ca.location"] = str(security.ssl_cafile)
-    if security.uses_sasl:
-        assert security.sasl_password is not None
-        config.update({"sasl.mechanism": security.sasl_mechanism, "sasl.username": security.sasl_username,
-                       "sasl.password": security.sasl_password.get_secret_value()})
-    return config
+    return {"bootstrap.servers": bootstrap, **security.librdkafka_options()}
 
 
 def apply(prefix: str = "", *, bootstrap: str | None = None, security: KafkaSecurity | None = None) -> int:

@@ -13,6 +13,7 @@ import httpx
 from confluent_kafka import Producer
 
 from shared.envelope import CloudEvent
+from shared.kafka_security import from_env
 
 from .conftest import BOOTSTRAP
 
@@ -25,7 +26,7 @@ REPORT = "ntb.bpjs.realization.reported.v1"
 def produce(topic: str, records: list[RawRecord], *, partition: int | None = None) -> None:
     """Publish in order with librdkafka and wait for every ack (raises on any delivery error)."""
     producer = Producer({"bootstrap.servers": BOOTSTRAP, "enable.idempotence": True, "acks": "all",
-                         "message.max.bytes": 1_048_576 + 4096, "linger.ms": 5})
+                         "message.max.bytes": 1_048_576 + 4096, "linger.ms": 5, **from_env().librdkafka_options()})
     errors: list[Any] = []
 
     def delivered(err: Any, _msg: Any) -> None:
