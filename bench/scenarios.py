@@ -136,7 +136,7 @@ async def b1_framework(n: int, batch_size: int) -> dict[str, Any]:
     upsert_time = [0.0]
     consumer, producer = framework_consumer(space, pool, lambda: started or started.append(time.perf_counter()),
                                             upsert_time)
-    subscription = attach(consumer, BOOTSTRAP, [space.topic_in], batch_size=batch_size)
+    subscription = attach(consumer, BOOTSTRAP, [space.topic_in], batch_size=batch_size, **client_options())
     await subscription.start()
     try:
         await wait_until(lambda: consumer.counts.get("applied", 0) >= n, "framework consumer")
@@ -259,7 +259,7 @@ async def b2_framework(pings: int, batch_size: int) -> dict[str, Any]:
     space = new_space("b2")
     pool = await prepare(space)
     consumer, dlq_producer = framework_consumer(space, pool, lambda: None)
-    subscription = attach(consumer, BOOTSTRAP, [space.topic_in], batch_size=batch_size)
+    subscription = attach(consumer, BOOTSTRAP, [space.topic_in], batch_size=batch_size, **client_options())
     relay_producer = SafeProducer(BOOTSTRAP, client_id="bench-relay")
     relay = OutboxRelay(pool, relay_producer, schema=space.schema, poll_seconds=0.5)
     await subscription.start()

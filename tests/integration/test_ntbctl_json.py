@@ -11,6 +11,7 @@ import pytest
 from aiokafka import AIOKafkaProducer
 
 from shared.dead_letter import KafkaRecord, dead_letter_headers
+from shared.kafka_security import client_options
 
 from .conftest import BOOTSTRAP, DSN, ROOT
 
@@ -26,7 +27,7 @@ def ntbctl(*args: str) -> subprocess.CompletedProcess:
 async def test_dead_letters_and_lag_as_json(topic_prefix):
     topic = topic_prefix + "ntb.commitments.inbound"
     original = KafkaRecord(topic, 0, 9, b"52.04", b'{"x": 1}', (("ce_id", b"e-9"), ("ce_type", b"t.v1")))
-    producer = AIOKafkaProducer(bootstrap_servers=BOOTSTRAP, enable_idempotence=True, acks="all")
+    producer = AIOKafkaProducer(bootstrap_servers=BOOTSTRAP, enable_idempotence=True, acks="all", **client_options())
     await producer.start()
     try:
         meta = await producer.send_and_wait(topic + ".dlq", value=original.value, key=original.key,
