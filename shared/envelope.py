@@ -12,7 +12,7 @@ are not read, only carried along into a dead letter. A header name that is not U
 refused whatever it is, since nobody can tell whether it was meant to be read.
 
 Values are parsed with bounds (`VALUE_MAX_BYTES`, `DEPTH_MAX`, `ITEMS_MAX`), as strict
-UTF-8 JSON: no NaN/Infinity, no key sent twice in one object.
+UTF-8 JSON by shared.strict_json: no NaN/Infinity/1e999, no key sent twice in one object.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from . import strict_json
 from .tracecontext import parse_traceparent
 
 SPECVERSION = "1.0"
@@ -118,68 +119,16 @@ class CloudEvent:
         return loads_bounded(self.data, what="data")
 
 
-def _no_constants(name: str) -> Any:
-    raise ValueError(f"{name} is not a JSON number this system accepts")
-
-
-def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    result = dict(pairs)
-    if len(result) != len(pairs):
-        seen: set[str] = set()
-        twice = next(k for k, _ in pairs if k in seen or seen.add(k))  # type: ignore[func-returns-value]
-        raise ValueError(f"key {twice[:60]!r} appears twice in one object")
-    return result
-
-
-def _within_shape(value: bytes) -> bool:
-    """True when the bytes alone prove the JSON is within DEPTH_MAX and ITEMS_MAX (the usual case)."""
-    opens = value.count(b"[") + value.count(b"{")
-    return opens <= DEPTH_MAX and opens + value.count(b",") < ITEMS_MAX
-
-
-def check_json_shape(parsed: Any, *, what: str = "value") -> None:
-    """Refuse JSON nested deeper than DEPTH_MAX or holding more than ITEMS_MAX values (iteratively)."""
-    stack: list[tuple[Any, int]] = [(parsed, 1)]
-    items = 0
-    while stack:
-        node, depth = stack.pop()
-        items += 1
-        if items > ITEMS_MAX:
-            raise EnvelopeError(f"{what} holds more than {ITEMS_MAX} JSON values")
-        if isinstance(node, dict):
-            children: Any = node.values()
-        elif isinstance(node, list):
-            children = node
-        else:
-            continue
-        if depth > DEPTH_MAX:
-            raise EnvelopeError(f"{what} is nested deeper than {DEPTH_MAX} levels")
-        stack.extend((child, depth + 1) for child in children)
-
-
-# Built once: json.loads with hooks would build a decoder per call.
-_DECODER = json.JSONDecoder(parse_constant=_no_constants, object_pairs_hook=_unique_keys)
+# Record values are read by the one strict JSON parser, with the Kafka edge's bounds.
+_LIMITS = strict_json.Limits(max_bytes=VALUE_MAX_BYTES, max_depth=DEPTH_MAX, max_items=ITEMS_MAX)
 
 
 def loads_bounded(value: bytes, *, what: str = "value") -> Any:
-    """Strict, bounded JSON: UTF-8 only, size/depth/items bounded, no NaN, no key twice."""
-    if len(value) > VALUE_MAX_BYTES:
-        raise EnvelopeError(f"{what} is {len(value):,} bytes; the limit is {VALUE_MAX_BYTES:,}")
+    """Strict, bounded JSON (shared.strict_json): UTF-8, size/depth/items bounded, no NaN, no key twice."""
     try:
-        text = value.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise EnvelopeError(f"{what} is not UTF-8 (byte {exc.start})") from exc
-    try:
-        # The size is bounded above, and the C parser guards its recursion (RecursionError at
-        # about 1,000 levels, caught here), so parsing first is safe; the shape is checked after.
-        parsed = _DECODER.decode(text)
-    except RecursionError as exc:
-        raise EnvelopeError(f"{what} is nested deeper than {DEPTH_MAX} levels") from exc
-    except ValueError as exc:
-        raise EnvelopeError(f"{what} is not valid JSON: {str(exc)[:200]}") from exc
-    if not _within_shape(value):
-        check_json_shape(parsed, what=what)
-    return parsed
+        return strict_json.loads(value, _LIMITS, what=what)
+    except strict_json.JsonRefused as exc:
+        raise EnvelopeError(str(exc)) from None
 
 
 def _headers_dict(headers: Headers | None) -> dict[str, str]:

@@ -5,7 +5,7 @@ One layer for every route, so no route can forget it:
     answers 413 itself, Content-Length given or chunked;
   * `StrictRoute` (every route of `create_app` apps and of `api_router()` routers) holds each
     route to its own body limit (`body_limit(n)`), requires a JSON content type for a body, and
-    parses it with `strict_json`: UTF-8 only, no NaN/Infinity/1e999, no lone surrogates, no
+    parses it with shared.strict_json: UTF-8 only, no NaN/Infinity/1e999, no lone surrogates, no
     control characters other than tab and line breaks, no duplicated keys, bounded depth and
     integer size. A refusal is a 4xx with the reason and nothing runs;
   * the validation error handler never echoes the input (FastAPI's default returns it and cannot
@@ -17,8 +17,6 @@ One layer for every route, so no route can forget it:
 from __future__ import annotations
 
 import json
-import math
-import re
 from collections.abc import Callable, Coroutine
 from typing import Any
 
@@ -30,6 +28,7 @@ from fastapi.routing import APIRoute
 from fastapi.utils import create_model_field
 from pydantic import BaseModel, Field
 
+from . import strict_json
 from .http_telemetry import instrument
 
 MAX_BODY_BYTES = 256 * 1024  # the app's cap; routes choose a lower one with `body_limit`
@@ -39,7 +38,6 @@ MAX_INT_DIGITS = 30  # far above any amount or count; int("9" * 5000) alone cost
 _BODY_LIMIT_KEY = "x-max-body-bytes"
 # Never meaningful in a request: NUL and other C0 controls except tab/LF/CR, DEL, C1 controls,
 # lone surrogates and the two non-characters. Field types narrow further (shared.contracts.text).
-_FORBIDDEN_IN_JSON_TEXT = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff\ufffe\uffff]")
 
 
 # ---- error bodies (documented in every operation) ---------------------------------------------------
@@ -95,68 +93,17 @@ class InvalidJSON(ValueError):
     """The body is not strict JSON; the message says why without quoting it."""
 
 
-def _refuse_constant(name: str) -> Any:
-    raise InvalidJSON(f"{name} is not a JSON number")
+# Bodies are read by the one strict JSON parser, with the HTTP edge's bounds and its text rule.
+_LIMITS = strict_json.Limits(max_bytes=MAX_BODY_BYTES, max_depth=MAX_JSON_DEPTH, max_int_digits=MAX_INT_DIGITS,
+                             forbidden_text=strict_json.CONTROL_TEXT)
 
 
-def _finite(text: str) -> float:
-    value = float(text)
-    if not math.isfinite(value):
-        raise InvalidJSON("a number is out of range (not finite)")
-    return value
-
-
-def _bounded_int(text: str) -> int:
-    if len(text.lstrip("-")) > MAX_INT_DIGITS:
-        raise InvalidJSON(f"an integer has more than {MAX_INT_DIGITS} digits")
-    return int(text)
-
-
-def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    result = dict(pairs)
-    if len(result) != len(pairs):
-        seen: set[str] = set()
-        dup = next(k for k, _ in pairs if k in seen or seen.add(k))  # type: ignore[func-returns-value]
-        raise InvalidJSON(f"the key {_printable(dup, 40)!r} appears more than once in an object")
-    return result
-
-
-def _check(value: Any, depth: int) -> None:
-    if depth > MAX_JSON_DEPTH:
-        raise InvalidJSON(f"nested deeper than {MAX_JSON_DEPTH} levels")
-    if isinstance(value, str):
-        if _FORBIDDEN_IN_JSON_TEXT.search(value):
-            raise InvalidJSON("a string contains a control character (such as NUL), a lone surrogate or a non-character")
-    elif isinstance(value, dict):
-        for key, item in value.items():
-            _check(key, depth + 1)
-            _check(item, depth + 1)
-    elif isinstance(value, list):
-        for item in value:
-            _check(item, depth + 1)
-
-
-def strict_json(raw: bytes) -> Any:
+def strict_json_body(raw: bytes) -> Any:
     """The parsed body, or InvalidJSON with the reason."""
     try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError:
-        raise InvalidJSON("the body is not UTF-8") from None
-    if text.startswith("\ufeff"):
-        raise InvalidJSON("the body starts with a byte order mark")
-    try:
-        value = json.loads(text, object_pairs_hook=_no_duplicates, parse_constant=_refuse_constant,
-                           parse_float=_finite, parse_int=_bounded_int)
-    except InvalidJSON:
-        raise
-    except RecursionError:
-        raise InvalidJSON(f"nested deeper than {MAX_JSON_DEPTH} levels") from None
-    except json.JSONDecodeError as exc:
-        raise InvalidJSON(f"not JSON: {exc.msg} at character {exc.pos}") from None
-    except ValueError as exc:  # e.g. int() refusing a huge literal
-        raise InvalidJSON(f"not JSON: {_printable(str(exc), 80)}") from None
-    _check(value, 0)
-    return value
+        return strict_json.loads(raw, _LIMITS, what="the body")
+    except strict_json.JsonRefused as exc:
+        raise InvalidJSON(str(exc)) from None
 
 
 def _invalid_json(reason: str) -> HTTPException:
@@ -240,7 +187,8 @@ class StrictRoute(APIRoute):
             names = [name for name, _ in request.query_params.multi_items()]
             for name in names:
                 if name not in known_query:
-                    raise HTTPException(422, [{"loc": ["query", _printable(name, 60)], "type": "extra_forbidden",
+                    raise HTTPException(422, [{"loc": ["query", strict_json.printable(name, 60)],
+                                               "type": "extra_forbidden",
                                                "msg": "this operation takes no such query parameter"}])
                 if names.count(name) > 1:
                     raise HTTPException(422, [{"loc": ["query", name], "type": "duplicate",
@@ -254,7 +202,7 @@ class StrictRoute(APIRoute):
                 if not _is_json(request.headers.get("content-type")):
                     raise HTTPException(415, "send the body as application/json")
                 try:
-                    request._json = strict_json(raw)  # Starlette's Request.json() returns this cached value
+                    request._json = strict_json_body(raw)  # Starlette's Request.json() returns this cached value
                 except InvalidJSON as exc:
                     raise _invalid_json(str(exc)) from None
             return await handler(request)
@@ -325,17 +273,11 @@ def _replay(messages: list[dict], receive: Any) -> Callable[[], Coroutine[Any, A
 # ---- error handlers ----------------------------------------------------------------------------------
 
 
-def _printable(text: str, limit: int) -> str:
-    """Text safe to put in a JSON answer or a log: no surrogates or controls, bounded."""
-    safe = text.encode("utf-8", "backslashreplace").decode("utf-8")
-    safe = "".join(c if c.isprintable() else f"\\x{ord(c):02x}" for c in safe)
-    return safe if len(safe) <= limit else safe[:limit] + "..."
-
-
 def issues(errors: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Validation errors without `input` or `ctx`: loc, msg, type, each printable."""
-    return [{"loc": [part if isinstance(part, int) else _printable(str(part), 100) for part in e.get("loc", ())],
-             "msg": _printable(str(e.get("msg", "")), 300), "type": _printable(str(e.get("type", "")), 60)}
+    cut = strict_json.printable
+    return [{"loc": [part if isinstance(part, int) else cut(str(part), 100) for part in e.get("loc", ())],
+             "msg": cut(str(e.get("msg", "")), 300), "type": cut(str(e.get("type", "")), 60)}
             for e in errors[:20]]
 
 

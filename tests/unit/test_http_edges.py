@@ -45,7 +45,7 @@ import pytest  # noqa: E402
 from hypothesis import given, settings, strategies as st  # noqa: E402
 from pydantic import BaseModel  # noqa: E402
 
-from shared.http import InvalidJSON, api_router, strict_json  # noqa: E402
+from shared.http import InvalidJSON, api_router, strict_json_body  # noqa: E402
 
 
 @settings(max_examples=1000, deadline=None)
@@ -53,7 +53,7 @@ from shared.http import InvalidJSON, api_router, strict_json  # noqa: E402
 def test_strict_json_returns_only_what_can_be_written_back(raw):
     """Any bytes: refused with a reason, or a value that serializes as strict UTF-8 JSON (no NaN, no surrogate)."""
     try:
-        value = strict_json(raw)
+        value = strict_json_body(raw)
     except InvalidJSON as exc:
         assert str(exc)
         return
@@ -66,11 +66,11 @@ def test_strict_json_returns_only_what_can_be_written_back(raw):
                                  "\ufeff{}".encode(), b'{"a": 1' + b"0" * 31 + b"}", b"[" * 100000])
 def test_strict_json_refuses(raw):
     with pytest.raises(InvalidJSON):
-        strict_json(raw)
+        strict_json_body(raw)
 
 
 def test_strict_json_keeps_tabs_line_breaks_and_unicode():
-    assert strict_json('{"a": "x\\ty\\nz é 🙂", "n": -12, "f": 1.5}'.encode()) == {"a": "x\ty\nz é 🙂", "n": -12,
+    assert strict_json_body('{"a": "x\\ty\\nz é 🙂", "n": -12, "f": 1.5}'.encode()) == {"a": "x\ty\nz é 🙂", "n": -12,
                                                                                  "f": 1.5}
 
 
