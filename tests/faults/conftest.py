@@ -31,6 +31,7 @@ from tests.integration.conftest import (  # noqa: F401 - fixtures re-exported fo
     MANAGED_STACK,
     ROOT,
     _stack_is_up,
+    _topic_count,
     cleanup_schemas,
     db,
     run_id,
@@ -172,25 +173,6 @@ class ServiceProcess:
                 value = line.split(f'{label}="', 1)[1].split('"', 1)[0]
                 counts[value] = counts.get(value, 0) + float(line.rsplit(" ", 1)[1])
         return counts
-
-
-@pytest.fixture(autouse=True)
-async def _delete_test_topics(topic_prefix: str) -> Any:
-    """Drop the test's topics afterwards: a broker restarted after SIGKILL recovers every partition
-    it holds, so leftovers from earlier tests would make each later broker fault slower."""
-    yield
-    from aiokafka.admin import AIOKafkaAdminClient
-
-    admin = AIOKafkaAdminClient(bootstrap_servers=BOOTSTRAP, request_timeout_ms=10000, **client_options())
-    try:
-        await admin.start()
-        mine = [t for t in await admin.list_topics() if t.startswith(topic_prefix)]
-        if mine:
-            await admin.delete_topics(mine)
-    except Exception:  # noqa: BLE001 - cleanup only; the next run uses fresh prefixes anyway
-        pass
-    finally:
-        await admin.close()
 
 
 @pytest.fixture
