@@ -252,12 +252,16 @@ async def wait_for(check: Callable[[], Any], *, timeout: float = 45.0, interval:
 
 async def issue_keys(schema: str, wanted: list[tuple[Any, str | None]]) -> dict[tuple[Any, str | None], str]:
     """API keys in a service's schema, issued as `python -m services.<name> keys issue` does (same store)."""
+    from pydantic import SecretStr
+
     from shared.auth import ApiKeyStore
     from shared.db import create_pool
+    from shared.settings import DEVELOPMENT_API_KEY_PEPPER
 
     pool = await create_pool(DSN, schema, max_size=2)
     try:
-        store = ApiKeyStore(pool)
+        # The service processes run in development mode, with its built-in pepper.
+        store = ApiKeyStore(pool, SecretStr(DEVELOPMENT_API_KEY_PEPPER))
         return {(role, region): (await store.issue(name=f"fault {role.value}", role=role, region_code=region))[0]
                 for role, region in wanted}
     finally:

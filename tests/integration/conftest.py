@@ -147,13 +147,14 @@ def service_settings(cls: type, topic_prefix: str, schema: str, **overrides: Any
 
 
 async def issue_key(runtime: Any, role: Role, region: str | None = None) -> str:
-    token, _ = await ApiKeyStore(runtime.pool).issue(name=f"test {role.value}", role=role, region_code=region)
+    store = ApiKeyStore(runtime.pool, runtime.settings.api_key_pepper)
+    token, _ = await store.issue(name=f"test {role.value}", role=role, region_code=region)
     return token
 
 
 def http_client(app: Any, runtime: Any) -> httpx.AsyncClient:
     """A client for the service's real ASGI app, in process (its database and Kafka are real)."""
-    app.state.api_keys = ApiKeyStore(runtime.pool)
+    app.state.api_keys = ApiKeyStore(runtime.pool, runtime.settings.api_key_pepper)
     if not any(getattr(r, "path", None) == "/healthz" for r in app.routes):
         app.include_router(runtime.health_router())
     return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://service")
