@@ -30,6 +30,8 @@ listener.security.protocol.map=CONTROLLER:SSL,INTERNAL:SASL_SSL,HOST:SASL_SSL
 sasl.enabled.mechanisms=SCRAM-SHA-512
 sasl.mechanism.inter.broker.protocol=SCRAM-SHA-512
 listener.name.internal.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required username="admin" password="$KAFKA_ADMIN_PASSWORD";
+# Each SASL listener needs its own login module entry; HOST only verifies clients.
+listener.name.host.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;
 ssl.keystore.type=PKCS12
 ssl.keystore.location=$S/broker.p12
 ssl.keystore.password=$PW

@@ -250,7 +250,15 @@ def test_the_compose_acl_script_is_generated_from_the_acl_definition():
     """deploy/compose/kafka-acls.sh is `python -m shared.kafka_acls --compose` today (`make contracts`)."""
     committed = (ROOT / "deploy/compose/kafka-acls.sh").read_text()
     assert committed == kafka_acls.compose_script(), "deploy/compose/kafka-acls.sh drifted: run `make contracts`"
-    assert committed.count("kafka-acls.sh --bootstrap-server") == len(kafka_acls.bindings())
+    granted = set()
+    for line in committed.splitlines():
+        if line.startswith("kafka-acls.sh "):
+            principal = re.search(r"--allow-principal User:(\S+)", line)[1]
+            ops = tuple(re.findall(r"--operation (\S+)", line))
+            pattern = re.search(r"--resource-pattern-type (\S+)", line)[1].upper()
+            for resource, name in re.findall(r"--(topic|group) (\S+)", line):
+                granted.add((principal, ops, resource, name, pattern))
+    assert granted == {(b.principal, b.operations, b.resource, b.name, b.pattern) for b in kafka_acls.bindings()}
 
 
 
