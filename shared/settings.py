@@ -14,10 +14,10 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from .kafka_security import KafkaSecurity, read_secret_file
 
-# Values that were published (in this repository's code, docs, compose file or history): a service
-# in production refuses them, as it refuses anything that reads as a placeholder.
 # DEVELOPMENT ONLY (NTB_ENV=development): the API key pepper of `make demo` and the tests.
 DEVELOPMENT_API_KEY_PEPPER = "dev-only-api-key-pepper-do-not-use-in-production"
+# Values that were published (in this repository's code, docs, compose file or history): a service
+# in production refuses them, as it refuses anything that reads as a placeholder.
 PUBLISHED_SECRETS = frozenset({
     DEVELOPMENT_API_KEY_PEPPER,
     "dev-only-rsvp-secret-do-not-use-in-production",
@@ -150,7 +150,8 @@ class ServiceSettings(BaseSettings):
             try:
                 self.api_key_pepper = read_secret_file(self.api_key_pepper_file)
             except (OSError, UnicodeDecodeError) as exc:  # the reason, never the content
-                raise ValueError(f"API_KEY_PEPPER_FILE cannot be read: {type(exc).__name__}") from None
+                prefix = self.model_config.get("env_prefix", "").upper()
+                raise ValueError(f"{prefix}API_KEY_PEPPER_FILE cannot be read: {type(exc).__name__}") from None
         if self.development:
             if self.api_key_pepper is None:
                 self.api_key_pepper = SecretStr(DEVELOPMENT_API_KEY_PEPPER)
