@@ -7,6 +7,7 @@ The message names the variable and never quotes a value.
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -124,6 +125,12 @@ def test_the_api_key_pepper_is_read_from_a_file_and_development_has_its_own(cls,
         cls(**kwargs, api_key_pepper_file=pepper)
 
 
+REFUSAL = re.compile(r"Value error, (refusing to start in production: INVITATIONS_API_KEY_PEPPER is (missing|a published "
+                     r"default or a placeholder|shorter than 32 characters|too few distinct characters to be a "
+                     r"generated secret) \(set real secrets, or NTB_ENV=development for a local run\)"
+                     r"|INVITATIONS_API_KEY_PEPPER_FILE cannot be read: [A-Za-z]+)")
+
+
 @settings(max_examples=100, deadline=None)
 @given(content=st.one_of(st.binary(max_size=80), st.text(max_size=80).map(lambda t: t.encode("utf-8", "surrogatepass"))))
 def test_any_pepper_file_is_taken_or_refused_with_a_reason_that_quotes_nothing(content):
@@ -139,10 +146,9 @@ def test_any_pepper_file_is_taken_or_refused_with_a_reason_that_quotes_nothing(c
         try:
             taken = InvitationsSettings(**kwargs, api_key_pepper_file=path)
         except ValidationError as refused:
-            text = str(refused.errors(include_input=False))
-            assert "API_KEY_PEPPER" in text
-            shown = content.decode("utf-8", "replace").strip()
-            assert len(shown) < 4 or shown not in text
+            # The message is all template: the variable and a fixed reason, nothing of the file.
+            for error in refused.errors(include_input=False):
+                assert REFUSAL.fullmatch(error["msg"]), error["msg"]
         else:
             value = taken.api_key_pepper.get_secret_value()
             assert value == content.decode("utf-8").rstrip("\r\n")
