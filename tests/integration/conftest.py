@@ -11,6 +11,7 @@ import asyncio
 import json
 import os
 import subprocess
+import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
@@ -84,15 +85,19 @@ def delete_topics(prefix: str, timeout: float = 30.0) -> list[str]:
     from shared.kafka_security import from_env
 
     assert prefix.startswith("t") and prefix.endswith("."), f"not a test prefix: {prefix!r}"
-    try:
-        admin = AdminClient({"bootstrap.servers": BOOTSTRAP, **from_env().librdkafka_options()})
-        mine = sorted(t for t in admin.list_topics(timeout=timeout).topics if t.startswith(prefix))
-        if mine:
+    deleted: list[str] = []
+    for attempt in range(3):  # a busy broker may time a first request out
+        try:
+            admin = AdminClient({"bootstrap.servers": BOOTSTRAP, **from_env().librdkafka_options()})
+            mine = sorted(t for t in admin.list_topics(timeout=timeout).topics if t.startswith(prefix))
+            if not mine:
+                return deleted
             for future in admin.delete_topics(mine, operation_timeout=timeout, request_timeout=timeout).values():
                 future.result(timeout=timeout)
-        return mine
-    except Exception:  # noqa: BLE001 - clean-up only
-        return []
+            deleted += mine
+        except Exception:  # noqa: BLE001 - clean-up only
+            time.sleep(2 * (attempt + 1))
+    return deleted
 
 
 @pytest.fixture
