@@ -22,7 +22,7 @@ from . import migrations
 from .auth import ApiKeyStore, Role
 from .db import create_pool
 from .logging import configure_logging
-from .settings import ServiceSettings
+from .settings import ServiceSettings, database_only
 
 
 def main(
@@ -48,7 +48,11 @@ def main(
     args = parser.parse_args(argv)
 
     try:
-        settings = settings_factory()
+        if args.command == "migrate":
+            with database_only():  # the migration Job holds the database URL and nothing else
+                settings = settings_factory()
+        else:
+            settings = settings_factory()
     except ValidationError as exc:
         # pydantic's own message quotes the input (the environment, secrets included): reasons only.
         for error in exc.errors(include_input=False, include_url=False):
@@ -79,7 +83,7 @@ async def _admin(args: argparse.Namespace, settings: ServiceSettings, sets: list
             await migrations.migrate(conn, settings.db_schema, [m for group in sets for m in group])
         if args.command == "migrate":
             return 0
-        store = ApiKeyStore(pool)
+        store = ApiKeyStore(pool, settings.api_key_pepper)
         if args.keys_command == "issue":
             try:
                 token, principal = await store.issue(name=args.name, role=Role(args.role), region_code=args.region)
@@ -97,7 +101,7 @@ async def _admin(args: argparse.Namespace, settings: ServiceSettings, sets: list
             print(f"error: no active key {args.key_id}", file=sys.stderr)
             return 1
         for row in await store.list():
-            state = "revoked" if row["revoked_at"] else "active"
+            state = "revoked" if row["revoked_at"] else "active" if row["peppered"] else "active, unpeppered"
             print(f"{row['key_id']}\t{row['role']}\t{row['region_code'] or '-'}\t{state}\t{row['name']}")
         return 0
     finally:

@@ -31,7 +31,7 @@ Protocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
 Mechanism = Literal["SCRAM-SHA-512", "PLAIN"]
 
 
-def _read_secret(path: Path) -> SecretStr:
+def read_secret_file(path: Path) -> SecretStr:
     # A Secret mounted as a file usually ends with a newline that is not part of the password.
     return SecretStr(path.read_text(encoding="utf-8").rstrip("\r\n"))
 
@@ -54,9 +54,9 @@ class KafkaSecurity(BaseSettings):
     @model_validator(mode="after")
     def _complete(self) -> KafkaSecurity:
         if self.sasl_password is None and self.sasl_password_file is not None:
-            self.sasl_password = _read_secret(self.sasl_password_file)
+            self.sasl_password = read_secret_file(self.sasl_password_file)
         if self.ssl_key_password is None and self.ssl_key_password_file is not None:
-            self.ssl_key_password = _read_secret(self.ssl_key_password_file)
+            self.ssl_key_password = read_secret_file(self.ssl_key_password_file)
         if self.uses_sasl:
             if not self.sasl_username or self.sasl_password is None or not self.sasl_password.get_secret_value():
                 raise ValueError(f"{self.security_protocol} needs KAFKA_SASL_USERNAME and KAFKA_SASL_PASSWORD(_FILE)")

@@ -258,7 +258,7 @@ class Runtime:
         server: uvicorn.Server | None = None
         server_task: asyncio.Task[Any] | None = None
         if app is not None:
-            app.state.api_keys = ApiKeyStore(self.pool)
+            app.state.api_keys = ApiKeyStore(self.pool, self.settings.api_key_pepper)
             app.include_router(self.health_router())
             config = uvicorn.Config(
                 app, host=self.settings.http_host, port=self.settings.http_port,

@@ -2,17 +2,24 @@
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
 
 from pydantic import AliasChoices, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from .kafka_security import KafkaSecurity
+from .kafka_security import KafkaSecurity, read_secret_file
 
+# DEVELOPMENT ONLY (NTB_ENV=development): the API key pepper of `make demo` and the tests.
+DEVELOPMENT_API_KEY_PEPPER = "dev-only-api-key-pepper-do-not-use-in-production"
 # Values that were published (in this repository's code, docs, compose file or history): a service
 # in production refuses them, as it refuses anything that reads as a placeholder.
 PUBLISHED_SECRETS = frozenset({
+    DEVELOPMENT_API_KEY_PEPPER,
     "dev-only-rsvp-secret-do-not-use-in-production",
     "change-me-rsvp-secret-of-at-least-32-characters",
     "change-me-webhook-secret",
@@ -21,6 +28,20 @@ PUBLISHED_SECRETS = frozenset({
 _PLACEHOLDER_WORDS = ("change-me", "changeme", "change_me", "placeholder", "example", "dev-only", "demo-only",
                       "do-not-use", "insecure", "not-a-secret", "replace-me", "your-", "xxxx", "todo")
 DEVELOPMENT_DATABASE_URL = "postgresql://ntb:ntb@127.0.0.1:15432/ntb"
+
+
+_DATABASE_ONLY = contextvars.ContextVar("settings_database_only", default=False)
+
+
+@contextlib.contextmanager
+def database_only() -> Iterator[None]:
+    """Settings read inside check only the database's secret: `migrate` uses nothing else, so the
+    migration Job is not handed the RSVP, SMTP, webhook or pepper secrets just to pass the check."""
+    token = _DATABASE_ONLY.set(True)
+    try:
+        yield
+    finally:
+        _DATABASE_ONLY.reset(token)
 
 
 def secret_problem(value: SecretStr | str | None, *, min_length: int) -> str | None:
@@ -100,6 +121,15 @@ class ServiceSettings(BaseSettings):
                                         "(ntb_consumer_stalled, /readyz detail, a log line naming the record)"
     )
 
+    api_key_pepper: SecretStr | None = Field(
+        default=None,
+        description="HMAC-SHA256 key over the stored API key secrets (shared.auth), kept out of the database; "
+                    "required (32+ characters) unless NTB_ENV=development. Changing it invalidates every key",
+    )
+    api_key_pepper_file: Path | None = Field(
+        default=None, description="File holding the pepper instead (a mounted Secret; a trailing newline is ignored)"
+    )
+
     @property
     def development(self) -> bool:
         return self.environment == "development"
@@ -110,14 +140,27 @@ class ServiceSettings(BaseSettings):
     def secrets_to_check(self) -> list[tuple[str, SecretStr | None, int]]:
         """(environment variable, value, minimum length) of every secret a service needs in production."""
         password = urlsplit(self.database_url.get_secret_value()).password
-        return [("DATABASE_URL (its password)", SecretStr(password) if password else None, 12)]
+        prefix = self.model_config.get("env_prefix", "")
+        return [("DATABASE_URL (its password)", SecretStr(password) if password else None, 12),
+                (f"{prefix.upper()}API_KEY_PEPPER", self.api_key_pepper, 32)]
 
     @model_validator(mode="after")
     def _no_default_secrets_in_production(self) -> "ServiceSettings":
+        if self.api_key_pepper is None and self.api_key_pepper_file is not None:
+            try:
+                self.api_key_pepper = read_secret_file(self.api_key_pepper_file)
+            except (OSError, UnicodeDecodeError) as exc:  # the reason, never the content
+                prefix = self.model_config.get("env_prefix", "").upper()
+                raise ValueError(f"{prefix}API_KEY_PEPPER_FILE cannot be read: {type(exc).__name__}") from None
         if self.development:
+            if self.api_key_pepper is None:
+                self.api_key_pepper = SecretStr(DEVELOPMENT_API_KEY_PEPPER)
             self.fill_development_defaults()
             return self
-        problems = [f"{name} is {problem}" for name, value, min_length in self.secrets_to_check()
+        wanted = self.secrets_to_check()
+        if _DATABASE_ONLY.get():
+            wanted = [w for w in wanted if w[0].startswith("DATABASE_URL")]
+        problems = [f"{name} is {problem}" for name, value, min_length in wanted
                     if (problem := secret_problem(value, min_length=min_length))]
         if problems:
             raise ValueError("refusing to start in production: " + "; ".join(problems)

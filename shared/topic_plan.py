@@ -3,6 +3,8 @@
 `ntbctl topics apply` creates every topic of `plan()` (each topic of
 shared.contracts.topics and its dead-letter twin) with the partitions, replication factor
 and `min.insync.replicas` given, and raises `min.insync.replicas` on topics that have less.
+The raise is an IncrementalAlterConfigs of that one entry (shared.kafka_configs): every other
+config an operator set on the topic (retention, compaction, ...) stays as it was.
 It never lowers anything and cannot change a replication factor (that is a partition
 reassignment, an operator's decision): it reports such a topic instead.
 
@@ -29,6 +31,7 @@ from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.errors import TopicAlreadyExistsError
 
 from .contracts.topics import PROVISIONED, dlq
+from .kafka_configs import set_topic_configs
 from .kafka_security import KafkaSecurity, bootstrap_list, from_env
 from .logging import get_logger
 
@@ -131,10 +134,8 @@ async def apply(bootstrap: str, specs: Sequence[TopicSpec], *, security: KafkaSe
                 raise_insync.append(spec)
                 notes.append(f"min.insync.replicas {state.min_insync} -> {spec.min_insync}")
             report.append(f"{'changed ' if notes else 'ok       '}{spec.name}" + (f" ({'; '.join(notes)})" if notes else ""))
-        if raise_insync:
-            await admin.alter_configs(
-                [ConfigResource(ConfigResourceType.TOPIC, s.name, {MIN_INSYNC: str(s.min_insync)}) for s in raise_insync]
-            )
+        # Only this one entry: AlterConfigs would reset the topic's other dynamic configs.
+        await set_topic_configs(admin, {s.name: {MIN_INSYNC: str(s.min_insync)} for s in raise_insync})
     finally:
         await admin.close()
     return report

@@ -12,6 +12,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import pytest
+
 os.environ.setdefault("TOPICS_PROVISION", "create")
 # The services run in development mode (NTB_ENV=development), the one mode that allows the built-in
 # development secrets; production (the default) refuses them. Set before any settings are read.
@@ -26,3 +28,16 @@ if os.environ.get("LOCAL_KAFKA_SECURITY", "none") != "none" and "KAFKA_SECURITY_
         KAFKA_SASL_PASSWORD_FILE=str(_secrets / "admin.password"),
         KAFKA_SSL_CAFILE=str(_secrets / "ca.pem"),
     )
+
+
+# Set by the integration fixtures (tests/integration/conftest.py _topic_count): topics on the
+# broker before and after the run, and the names the run left behind.
+TOPIC_COUNT = pytest.StashKey[tuple[int, int, list[str]]]()
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, config: pytest.Config) -> None:
+    if (counts := config.stash.get(TOPIC_COUNT, None)) is not None:
+        before, after, left = counts
+        terminalreporter.write_line(f"topics on the broker: {before} before the run, {after} after"
+                                    + (f"; left behind: {', '.join(left[:20])}" + (" ..." if len(left) > 20 else "")
+                                       if left else ""))

@@ -13,23 +13,16 @@
 #   LOCAL_STACK_DIR           as for kafka.sh; the cluster's data is in $LOCAL_STACK_DIR/cluster
 set -euo pipefail
 
-HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-REPO="$(cd "$HERE/../.." && pwd)"
-STACK_DIR="${LOCAL_STACK_DIR:-$REPO/.local}"
-case "$STACK_DIR" in /*) ;; *) STACK_DIR="$PWD/$STACK_DIR" ;; esac
-HOST=127.0.0.1
+LOG_TAG=cluster
+# shellcheck source=deploy/local/common.sh
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"  # HERE REPO STACK_DIR HOST LIBS TOOL_OPTS say die port_open run_tool
 BASE="${LOCAL_CLUSTER_PORT_BASE:-29100}"
 CDIR="$STACK_DIR/cluster"
-LIBS="$STACK_DIR/kafka-libs"
 NODES=(1 2 3)
 JVM_OPTS="${LOCAL_KAFKA_JVM_OPTS:--Xms192m -Xmx384m -XX:+UseSerialGC -XX:+ExitOnOutOfMemoryError -Djava.awt.headless=true}"
-TOOL_OPTS="-Xmx256m -XX:+UseSerialGC -XX:TieredStopAtLevel=1 -Djava.awt.headless=true"
 
-say() { echo "[cluster] $*"; }
-die() { echo "[cluster] ERROR: $*" >&2; exit 1; }
 port() { echo $((BASE + 2 * ($1 - 1))); }
 cport() { echo $((BASE + 2 * ($1 - 1) + 1)); }
-port_open() { (exec 3<>"/dev/tcp/$HOST/$1") 2>/dev/null; }
 conf() { echo "$CDIR/node$1/server.properties"; }
 bootstrap() { local n out=(); for n in "${NODES[@]}"; do out+=("$HOST:$(port "$n")"); done; (IFS=,; echo "${out[*]}"); }
 voters() { local n out=(); for n in "${NODES[@]}"; do out+=("$n@$HOST:$(cport "$n")"); done; (IFS=,; echo "${out[*]}"); }
@@ -78,7 +71,6 @@ num.io.threads=2
 CONF
 }
 
-run_tool() { java $TOOL_OPTS -Dlog4j2.configurationFile="$HERE/log4j2-tools.properties" -cp "$LIBS/*" "$@"; } # shellcheck disable=SC2086
 
 format() {
   local id n

@@ -20,12 +20,10 @@
 #                                settings (default admin; nothing when not secured).
 set -euo pipefail
 
-HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-REPO="$(cd "$HERE/../.." && pwd)"
-STACK_DIR="${LOCAL_STACK_DIR:-$REPO/.local}"
-case "$STACK_DIR" in /*) ;; *) STACK_DIR="$PWD/$STACK_DIR" ;; esac
+LOG_TAG=kafka
+# shellcheck source=deploy/local/common.sh
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"  # HERE REPO STACK_DIR HOST LIBS TOOL_OPTS say die port_open run_tool
 
-HOST=127.0.0.1
 PORT="${LOCAL_KAFKA_PORT:-19092}"
 CPORT="${LOCAL_KAFKA_CONTROLLER_PORT:-19093}"
 START_TIMEOUT="${LOCAL_KAFKA_START_TIMEOUT:-180}"
@@ -36,7 +34,6 @@ case "$SECURITY" in none) KDIR="$STACK_DIR/kafka" ;; sasl_ssl) KDIR="$STACK_DIR/
   *) echo "[kafka] ERROR: LOCAL_KAFKA_SECURITY must be none or sasl_ssl, not '$SECURITY'" >&2; exit 2 ;; esac
 SECRETS="$KDIR/secrets"           # CA, broker key/certificate, one password file per principal
 PY="${PYTHON_BIN:-$REPO/.venv/bin/python}"
-LIBS="$STACK_DIR/kafka-libs"      # jars copied out of the Maven cache
 DATA="$KDIR/data"                 # KRaft metadata + topic partitions
 CONF="$KDIR/server.properties"    # regenerated on each start (ports may change)
 ADMIN_CONF="$KDIR/admin.properties"
@@ -46,20 +43,6 @@ LOGS="$KDIR/logs"                 # log4j2 server.log
 
 # Small footprint: the machine has 2 cores shared with the services and tests.
 JVM_OPTS="${LOCAL_KAFKA_JVM_OPTS:--Xms256m -Xmx512m -XX:+UseSerialGC -XX:+ExitOnOutOfMemoryError -Djava.awt.headless=true}"
-# Short-lived tools: the C1 compiler alone starts noticeably faster.
-TOOL_OPTS="-Xmx256m -XX:+UseSerialGC -XX:TieredStopAtLevel=1 -Djava.awt.headless=true"
-
-say() { echo "[kafka] $*"; }
-die() { echo "[kafka] ERROR: $*" >&2; exit 1; }
-
-# Something accepts connections on 127.0.0.1:$1 (bash built-in, no nc needed).
-port_open() { (exec 3<>"/dev/tcp/$HOST/$1") 2>/dev/null; }
-
-port_owner() {
-  command -v ss >/dev/null 2>&1 || return 0
-  ss -ltnpH "sport = :$1" 2>/dev/null | grep -o 'users:(([^)]*' | head -1 | sed 's/users:((/ by /' || true
-}
-
 # PID of this stack's broker, or nothing. The pid file is trusted only if that
 # process is still a broker started with our config file (pids get reused);
 # the pgrep fallback finds a broker whose pid file was lost.
@@ -236,11 +219,6 @@ apply_acls() {
   [[ $SECURITY == sasl_ssl ]] || return 0
   ( eval "$(security_env)"; export KAFKA_BOOTSTRAP_SERVERS="$HOST:$PORT"
     cd "$REPO" && "$PY" deploy/local/kafka_acls.py ) || die "applying the ACLs failed"
-}
-
-run_tool() { # CLASS ARGS... with the broker's classpath
-  # shellcheck disable=SC2086  # TOOL_OPTS is a list of options
-  java $TOOL_OPTS -Dlog4j2.configurationFile="$HERE/log4j2-tools.properties" -cp "$LIBS/*" "$@"
 }
 
 # KRaft storage must be formatted once with a cluster id; the data folder (and

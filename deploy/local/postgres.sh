@@ -12,24 +12,13 @@
 #                     /usr/lib/postgresql/*/bin)
 set -euo pipefail
 
-HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-REPO="$(cd "$HERE/../.." && pwd)"
-STACK_DIR="${LOCAL_STACK_DIR:-$REPO/.local}"
-case "$STACK_DIR" in /*) ;; *) STACK_DIR="$PWD/$STACK_DIR" ;; esac
+LOG_TAG=postgres
+# shellcheck source=deploy/local/common.sh
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"  # HERE REPO STACK_DIR HOST say die port_open port_owner
 
-HOST=127.0.0.1
 PORT="${LOCAL_PG_PORT:-15432}"
 DB_USER=ntb DB_PASS=ntb DB_NAME=ntb
 URL="postgresql://$DB_USER:$DB_PASS@$HOST:$PORT/$DB_NAME"
-
-say() { echo "[postgres] $*"; }
-die() { echo "[postgres] ERROR: $*" >&2; exit 1; }
-
-port_open() { (exec 3<>"/dev/tcp/$HOST/$1") 2>/dev/null; }
-port_owner() {
-  command -v ss >/dev/null 2>&1 || return 0
-  ss -ltnpH "sport = :$1" 2>/dev/null | grep -o 'users:(([^)]*' | head -1 | sed 's/users:((/ by /' || true
-}
 
 # PostgreSQL refuses to run as root: as root, every server-side command runs
 # as the `postgres` system user (created by Debian's package); as any other

@@ -8,6 +8,7 @@ government systems write to (commands and BPJS reports) appear as `receive` oper
 
 from __future__ import annotations
 
+import copy
 import sys
 from typing import Any
 
@@ -20,7 +21,8 @@ from . import registry, topics
 INBOUND = {topics.COMMITMENTS_INBOUND, topics.REALIZATION_INBOUND}
 # Topics some service consumes: each has a dead-letter twin `<topic>.dlq`.
 CONSUMED = (topics.INVITATIONS_EVENTS, topics.COMMITMENTS_EVENTS, topics.COMMITMENTS_INBOUND,
-            topics.REALIZATION_INBOUND)
+            *topics.REGIONAL_INBOUND, topics.REALIZATION_INBOUND)
+SUBMIT_CHANNEL = "ntb.commitments.commitment.submit.v1"
 
 DESCRIPTION = """\
 Events of the NTB Rakor system on BPJS Ketenagakerjaan budget commitments.
@@ -106,6 +108,42 @@ def build_broker() -> KafkaBroker:
     return broker
 
 
+def _acl(topic: str) -> dict[str, Any]:
+    """Who may write and read `topic` on a secured cluster, from shared.kafka_acls (the ACLs applied)."""
+    from ..kafka_acls import ADMIN, bindings
+
+    def having(operation: str) -> list[str]:
+        return sorted({b.principal for b in bindings() if b.resource == "topic" and b.pattern == "LITERAL"
+                       and b.name == topic and operation in b.operations})
+
+    return {"write": having("Write"), "read": having("Read"),
+            "description": f"Kafka principals (SASL user names) allowed by the ACLs; {ADMIN}, the super user "
+                           "that provisions topics, is not listed. Any other principal is refused."}
+
+
+def _regional_channels(doc: dict[str, Any]) -> None:
+    """One channel per regency's inbound topic: the submit command, writable by that regency only."""
+    from ..kafka_acls import regency_principal
+    from ..regions import regions
+
+    submit = doc["channels"][SUBMIT_CHANNEL]
+    for code, region in regions().items():
+        topic = topics.regional_inbound(code)
+        doc["channels"][topic] = {
+            "address": topic,
+            "title": f"{topic} ({region.name})",
+            "description": (f"Commitment submissions of {region.name} (region_code {code}). On a secured cluster "
+                            f"only the principal {regency_principal(code)} may write here (ACL); a submission "
+                            f"for another region is not applied and goes to {topics.dlq(topic)} with the reason. "
+                            f"Topic {topic} takes exactly: {', '.join(registry.types_on(topic))}."),
+            "messages": copy.deepcopy(submit["messages"]),  # copies: no YAML anchors in the document
+            "bindings": {"kafka": {"topic": topic, "bindingVersion": "0.4.0"}},
+        }
+        doc["operations"][topic] = {
+            "action": "receive", "channel": {"$ref": f"#/channels/{topic}"},
+            "messages": [{"$ref": f"#/channels/{topic}/messages/{name}"} for name in submit["messages"]]}
+
+
 def document() -> str:
     spec = AsyncAPI(
         build_broker(),
@@ -130,17 +168,23 @@ def document() -> str:
         if topic:
             channel["description"] = (channel.get("description", "") + f" Topic {topic} takes exactly: "
                                       + ", ".join(registry.types_on(topic)) + ".").strip()
-    for topic in CONSUMED:
+    _regional_channels(doc)
+    # Every provisioned topic has its twin (shared/topic_plan.py), consumed today or not.
+    for topic in topics.PROVISIONED:
         name = f"{topic}.dlq"
         components["messages"][f"{name}:DeadLetter"] = {
             "title": f"{name}:DeadLetter", "headers": {"$ref": "#/components/schemas/DeadLetterHeaders"},
             "payload": {"description": "The original record value, byte for byte (empty when kept aside)"}}
         doc["channels"][name] = {
-            "address": name, "description": f"Dead letters of {topic}: what a consumer could not apply, with why.",
+            "address": name, "description": f"Dead letters of {topic}: what a consumer could not apply, with why."
+                                            + ("" if topic in CONSUMED else " No service consumes it today: "
+                                               "provisioned with every topic, for a future consumer."),
             "messages": {"DeadLetter": {"$ref": f"#/components/messages/{name}:DeadLetter"}},
             "bindings": {"kafka": {"topic": name, "bindingVersion": "0.4.0"}}}
         doc["operations"][name] = {"action": "send", "channel": {"$ref": f"#/channels/{name}"},
                                    "messages": [{"$ref": f"#/channels/{name}/messages/DeadLetter"}]}
+    for channel in doc["channels"].values():
+        channel["x-kafka-acl"] = _acl(channel["address"])
     return yaml.safe_dump(doc, sort_keys=False, allow_unicode=True, width=100)
 
 

@@ -31,6 +31,7 @@ from tests.integration.conftest import (  # noqa: F401 - fixtures re-exported fo
     MANAGED_STACK,
     ROOT,
     _stack_is_up,
+    _topic_count,
     cleanup_schemas,
     db,
     run_id,
@@ -174,25 +175,6 @@ class ServiceProcess:
         return counts
 
 
-@pytest.fixture(autouse=True)
-async def _delete_test_topics(topic_prefix: str) -> Any:
-    """Drop the test's topics afterwards: a broker restarted after SIGKILL recovers every partition
-    it holds, so leftovers from earlier tests would make each later broker fault slower."""
-    yield
-    from aiokafka.admin import AIOKafkaAdminClient
-
-    admin = AIOKafkaAdminClient(bootstrap_servers=BOOTSTRAP, request_timeout_ms=10000, **client_options())
-    try:
-        await admin.start()
-        mine = [t for t in await admin.list_topics() if t.startswith(topic_prefix)]
-        if mine:
-            await admin.delete_topics(mine)
-    except Exception:  # noqa: BLE001 - cleanup only; the next run uses fresh prefixes anyway
-        pass
-    finally:
-        await admin.close()
-
-
 @pytest.fixture
 def processes(tmp_path: Path) -> Any:
     """A factory of service processes, all killed at the end of the test whatever happened."""
@@ -270,12 +252,16 @@ async def wait_for(check: Callable[[], Any], *, timeout: float = 45.0, interval:
 
 async def issue_keys(schema: str, wanted: list[tuple[Any, str | None]]) -> dict[tuple[Any, str | None], str]:
     """API keys in a service's schema, issued as `python -m services.<name> keys issue` does (same store)."""
+    from pydantic import SecretStr
+
     from shared.auth import ApiKeyStore
     from shared.db import create_pool
+    from shared.settings import DEVELOPMENT_API_KEY_PEPPER
 
     pool = await create_pool(DSN, schema, max_size=2)
     try:
-        store = ApiKeyStore(pool)
+        # The service processes run in development mode, with its built-in pepper.
+        store = ApiKeyStore(pool, SecretStr(DEVELOPMENT_API_KEY_PEPPER))
         return {(role, region): (await store.issue(name=f"fault {role.value}", role=role, region_code=region))[0]
                 for role, region in wanted}
     finally:

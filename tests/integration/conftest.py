@@ -11,8 +11,9 @@ import asyncio
 import json
 import os
 import subprocess
+import time
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 
 from shared.auth import ApiKeyStore, Role
 from shared.kafka_security import client_options
+from tests.conftest import TOPIC_COUNT
 
 ROOT = Path(__file__).resolve().parents[2]
 # Same defaults as deploy/local (which honours LOCAL_KAFKA_PORT / LOCAL_PG_PORT).
@@ -59,9 +61,64 @@ def run_id() -> str:
     return uuid.uuid4().hex[:10]
 
 
+def broker_topics(timeout: float = 15.0) -> set[str] | None:
+    """Every topic name on the broker (librdkafka, beside the aiokafka the code uses); None if unreachable."""
+    from confluent_kafka.admin import AdminClient
+
+    from shared.kafka_security import from_env
+
+    try:
+        admin = AdminClient({"bootstrap.servers": BOOTSTRAP, **from_env().librdkafka_options()})
+        return set(admin.list_topics(timeout=timeout).topics)
+    except Exception:  # noqa: BLE001 - a measurement or a clean-up, never a test's outcome
+        return None
+
+
+def delete_topics(prefix: str, timeout: float = 30.0) -> list[str]:
+    """Delete every topic whose name starts with `prefix` (a test's own), waiting for the broker.
+
+    Synchronous (librdkafka), so it works from any fixture, async test or not, and after a
+    test's own event loop is gone. Errors are swallowed: a broker a fault test left down
+    keeps the topics, and the next run's prefixes are fresh anyway."""
+    from confluent_kafka.admin import AdminClient
+
+    from shared.kafka_security import from_env
+
+    assert prefix.startswith("t") and prefix.endswith("."), f"not a test prefix: {prefix!r}"
+    deleted: list[str] = []
+    for attempt in range(3):  # a busy broker may time a first request out
+        try:
+            admin = AdminClient({"bootstrap.servers": BOOTSTRAP, **from_env().librdkafka_options()})
+            mine = sorted(t for t in admin.list_topics(timeout=timeout).topics if t.startswith(prefix))
+            if not mine:
+                return deleted
+            for future in admin.delete_topics(mine, operation_timeout=timeout, request_timeout=timeout).values():
+                future.result(timeout=timeout)
+            deleted += mine
+        except Exception:  # noqa: BLE001 - clean-up only
+            time.sleep(2 * (attempt + 1))
+    return deleted
+
+
 @pytest.fixture
-def topic_prefix(run_id: str) -> str:
-    return f"t{run_id}."
+def topic_prefix(run_id: str) -> Iterator[str]:
+    """This test's topic prefix; every topic created under it (the services' topics, the ten
+    regional inbound topics, their DLQs, a test's own) is deleted when the test ends, so a
+    long-lived local broker does not pile up thousands of partitions (it restarts in seconds
+    instead of minutes). Fixtures that start services depend on this one, so they stop first."""
+    prefix = f"t{run_id}."
+    yield prefix
+    delete_topics(prefix)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _topic_count(request: pytest.FixtureRequest, _stack_is_up: None) -> Iterator[None]:
+    """Topics on the broker before and after the run, shown in the summary (tests/conftest.py)."""
+    before = broker_topics()
+    yield
+    after = broker_topics()
+    if before is not None and after is not None:
+        request.config.stash[TOPIC_COUNT] = (len(before), len(after), sorted(after - before))
 
 
 @pytest.fixture
@@ -95,13 +152,14 @@ def service_settings(cls: type, topic_prefix: str, schema: str, **overrides: Any
 
 
 async def issue_key(runtime: Any, role: Role, region: str | None = None) -> str:
-    token, _ = await ApiKeyStore(runtime.pool).issue(name=f"test {role.value}", role=role, region_code=region)
+    store = ApiKeyStore(runtime.pool, runtime.settings.api_key_pepper)
+    token, _ = await store.issue(name=f"test {role.value}", role=role, region_code=region)
     return token
 
 
 def http_client(app: Any, runtime: Any) -> httpx.AsyncClient:
     """A client for the service's real ASGI app, in process (its database and Kafka are real)."""
-    app.state.api_keys = ApiKeyStore(runtime.pool)
+    app.state.api_keys = ApiKeyStore(runtime.pool, runtime.settings.api_key_pepper)
     if not any(getattr(r, "path", None) == "/healthz" for r in app.routes):
         app.include_router(runtime.health_router())
     return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://service")

@@ -36,7 +36,7 @@ from shared.contracts import registry
 from shared.contracts.topics import COMMITMENTS_INBOUND, INVITATIONS_EVENTS, REALIZATION_INBOUND
 from shared.regions import regions
 
-from .conftest import DSN, service_settings
+from .conftest import DSN, delete_topics, service_settings
 from .inbound import REPORT, RawRecord, consumed, event, produce, records_total, report_body
 
 pytestmark = [pytest.mark.integration]
@@ -190,6 +190,7 @@ def harness() -> Iterator[Harness]:
             finally:
                 await conn.close()
         asyncio.run(drop())
+        delete_topics(h.prefix)
         print(f"\ngenerative inbound run: {EXAMPLES} examples; records sent per topic {dict(h.sent)}; "
               f"valid reports {len(h.valid)}; tried {dict(h.tried)}")
 

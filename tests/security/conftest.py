@@ -5,6 +5,7 @@ pytest only sees a conftest's fixtures inside its own folder, so they are re-exp
 
 from tests.integration.conftest import (  # noqa: F401 - fixtures re-exported for this folder
     _stack_is_up,
+    _topic_count,
     cleanup_schemas,
     db,
     run_id,

@@ -43,9 +43,9 @@ async def callers(runtime: Any, region: str, other_region: str) -> list[Caller]:
         return {"Authorization": f"Bearer {await issue_key(runtime, role, reg)}"}
 
     revoked_token = await issue_key(runtime, Role.OPERATOR)
-    await ApiKeyStore(runtime.pool).revoke(revoked_token.split("_")[1])
+    await ApiKeyStore(runtime.pool, runtime.settings.api_key_pepper).revoke(revoked_token.split("_")[1])
     revoked_org = await issue_key(runtime, Role.ORGANIZER)
-    await ApiKeyStore(runtime.pool).revoke(revoked_org.split("_")[1])
+    await ApiKeyStore(runtime.pool, runtime.settings.api_key_pepper).revoke(revoked_org.split("_")[1])
     good = await issue_key(runtime, Role.ORGANIZER)
     wrong_secret = "_".join(good.split("_")[:2]) + "_" + "x" * 43
     return [

@@ -48,7 +48,20 @@ def login(principal: str, password_file: Path | None = None) -> KafkaSecurity:
 async def prefix(topic_prefix: str) -> str:
     """This test's topics, provisioned by the administrator, with the project's ACLs on them."""
     await asyncio.to_thread(apply_acls, topic_prefix, bootstrap=BOOTSTRAP)
-    await topic_plan.apply(BOOTSTRAP, topic_plan.plan(topic_prefix))
+    specs = topic_plan.plan(topic_prefix)
+    await topic_plan.apply(BOOTSTRAP, specs)
+    # The broker applies metadata in order: once it serves the topics created after the ACLs, it
+    # enforces those ACLs too. Without this wait a broker still busy deleting the previous
+    # test's topics refused a principal's first request (DefaultDeny on a just-granted topic).
+    admin = await topic_plan._admin(BOOTSTRAP, None)  # noqa: SLF001
+    try:
+        async def served() -> bool:
+            states = await topic_plan.describe(admin, [s.name for s in specs])
+            return all(state.exists and state.partitions == spec.partitions
+                       for spec, state in zip(specs, (states[s.name] for s in specs)))
+        await eventually(served, timeout=60)
+    finally:
+        await admin.close()
     return topic_prefix
 
 

@@ -8,7 +8,10 @@ import yaml
 
 from shared.cli import openapi_json
 from shared.contracts import registry
+from shared import kafka_acls, topic_plan
 from shared.contracts.asyncapi import document
+from shared.contracts.topics import REGIONAL_INBOUND, regional_inbound
+from shared.regions import regions
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -19,7 +22,39 @@ def test_asyncapi_document_matches_the_event_registry():
     assert committed == yaml.safe_load(document()), "AsyncAPI drifted: run `make contracts`"
     assert committed["asyncapi"] == "3.0.0"
     event_channels = {name for name in committed["channels"] if not name.endswith(".dlq")}
-    assert event_channels == {spec.type for spec in registry}
+    assert event_channels == {spec.type for spec in registry} | set(REGIONAL_INBOUND)
+
+
+def test_asyncapi_lists_every_provisioned_topic_with_who_may_write_it():
+    """The channels are exactly the topics `ntbctl topics apply` provisions (shared/topic_plan.py), the ten
+    regional inbound topics and every DLQ included, and each names the principals the ACLs
+    (shared/kafka_acls.py) let write and read it: a topic or an ACL added on one side only fails here."""
+    doc = yaml.safe_load(document())
+    addresses = {c["address"] for c in doc["channels"].values()}
+    assert addresses == {spec.name for spec in topic_plan.plan()}
+    writers: dict[str, set[str]] = {}
+    readers: dict[str, set[str]] = {}
+    for b in kafka_acls.bindings():
+        if b.resource == "topic":
+            assert b.pattern == "LITERAL" and b.name in addresses, b  # an ACL for a topic the document lacks
+            for op, seen in (("Write", writers), ("Read", readers)):
+                if op in b.operations:
+                    seen.setdefault(b.name, set()).add(b.principal)
+    for channel in doc["channels"].values():
+        acl, topic = channel["x-kafka-acl"], channel["address"]
+        assert set(acl["write"]) == writers.get(topic, set()), topic
+        assert set(acl["read"]) == readers.get(topic, set()), topic
+    assert len(REGIONAL_INBOUND) == len(regions()) == 10
+    submit = doc["channels"]["ntb.commitments.commitment.submit.v1"]["messages"]
+    for code in regions():
+        topic = regional_inbound(code)
+        channel = doc["channels"][topic]
+        assert channel["x-kafka-acl"]["write"] == [kafka_acls.regency_principal(code)]
+        assert channel["x-kafka-acl"]["read"] == ["commitments"]
+        assert channel["messages"] == submit and doc["operations"][topic]["action"] == "receive"
+        assert doc["channels"][f"{topic}.dlq"]["x-kafka-acl"]["write"] == ["commitments"]
+    # Nobody but the administrator writes the shared inbound topic on a secured cluster.
+    assert doc["channels"]["ntb.commitments.commitment.submit.v1"]["x-kafka-acl"]["write"] == []
 
 
 def test_asyncapi_names_the_real_headers_and_the_dead_letter_topics():

@@ -54,7 +54,7 @@ def shots(tmp_path) -> Path:
 
 
 async def serve(app, runtime) -> tuple[uvicorn.Server, asyncio.Task, str]:
-    app.state.api_keys = ApiKeyStore(runtime.pool)
+    app.state.api_keys = ApiKeyStore(runtime.pool, runtime.settings.api_key_pepper)
     port = free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, lifespan="off"))
     task = asyncio.create_task(server.serve())

@@ -174,7 +174,7 @@ async def test_ntbctl_lists_and_resends_failed_deliveries_over_the_api(topic_pre
     rt, app = build(notif_settings(topic_prefix, schema, stopped_smtp_server.port, delivery_max_attempts=1))
     await rt.start()
     port = free_port()
-    app.state.api_keys = ApiKeyStore(rt.pool)
+    app.state.api_keys = ApiKeyStore(rt.pool, rt.settings.api_key_pepper)
     app.include_router(rt.health_router())
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, access_log=False,
                                            lifespan="off"))
