@@ -141,7 +141,7 @@ class Runtime:
         self._tasks.append(asyncio.create_task(self.relay.run(), name="outbox-relay"))
         if self._timer_handlers:
             self.timers = TimerWheel(self._pool, self.outbox, clock=self.clock, poll_seconds=s.timer_poll_seconds,
-                                     metrics=self.metrics)
+                                     metrics=self.metrics, schema=s.db_schema)
             for kind, handler in self._timer_handlers.items():
                 self.timers.handles(kind)(handler)
             self._tasks.append(asyncio.create_task(self.timers.run(), name="timers"))

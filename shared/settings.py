@@ -88,9 +88,13 @@ class ServiceSettings(BaseSettings):
         description="verify: refuse to start unless `ntbctl topics apply` provisioned the topics; "
         "create: create missing ones at start (tests with per-run topic prefixes)",
     )
-    outbox_poll_seconds: float = Field(default=0.5, gt=0)
+    outbox_poll_seconds: float = Field(
+        default=30.0, gt=0, description="How long an idle relay waits without a NOTIFY before it looks anyway "
+                                        "(the fallback: committed rows wake it at once)")
     outbox_batch_size: int = Field(default=500, ge=1)
-    timer_poll_seconds: float = Field(default=1.0, gt=0, description="How often due timers are looked for")
+    timer_poll_seconds: float = Field(
+        default=30.0, gt=0, description="The longest the timer wheel sleeps: it sleeps until the next timer is due "
+                                        "and a newly scheduled timer wakes it (NOTIFY); at most this long")
     consumer_max_attempts: int = Field(
         default=5, ge=1, description="Attempts for an unexpected handler error before dead-lettering"
     )

@@ -236,8 +236,13 @@ class Subscription:
         while True:
             await asyncio.sleep(interval)
             try:
-                await self._refresh_skips()
                 await self._measure()
+                # An operator's skip aims at a record that holds the consumer up, so it can only
+                # matter while records wait or a batch is in flight: an idle consumer does not ask
+                # PostgreSQL for skips (at idle that was most of a service's statements).
+                if self._inflight is not None or any((p.highwater or 0) > (p.committed or 0)
+                                                     for p in self.partitions.values()):
+                    await self._refresh_skips()
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # noqa: BLE001 - watching must never stop the consumer
