@@ -99,6 +99,9 @@ class ServiceSettings(BaseSettings):
         default=5, ge=1, description="Attempts for an unexpected handler error before dead-lettering"
     )
     retry_backoff_max_seconds: float = Field(default=30.0, gt=0)
+    consumer_fetch_max_wait_ms: int = Field(
+        default=2000, ge=10, le=30_000, description="How long the broker holds a consumer's fetch while there is "
+        "nothing to read (a record that arrives answers it at once): the idle consumer's polling rate")
     consumer_stall_seconds: float = Field(
         default=60.0, gt=0, description="A partition with lag and no committed progress for this long is stalled "
                                         "(ntb_consumer_stalled, /readyz detail, a log line naming the record)"
