@@ -71,6 +71,9 @@ TRANSIENT_DB_ERRORS: tuple[type[BaseException], ...] = (
 )
 
 
+LISTEN_CHECK_SECONDS = 30.0
+
+
 async def listen(pool: asyncpg.Pool, channel: str, callback: Callable[[], None], *, retry_seconds: float) -> None:
     """Call `callback` on every NOTIFY on `channel`, until cancelled; reconnects after a failure.
 
@@ -89,8 +92,15 @@ async def listen(pool: asyncpg.Pool, channel: str, callback: Callable[[], None],
         try:
             await conn.add_listener(channel, on_notify)
             callback()  # anything committed while we were not listening is picked up now
+            # A connection that died without the socket closing (a server host gone, a
+            # dropped route) would deliver nothing, silently: a cheap query now and then
+            # proves it alive, or fails and listening starts again on a fresh connection.
+            checked = asyncio.get_running_loop().time()
             while not conn.is_closed():
                 await asyncio.sleep(5)
+                if asyncio.get_running_loop().time() - checked >= LISTEN_CHECK_SECONDS:
+                    await conn.fetchval("SELECT 1", timeout=10)
+                    checked = asyncio.get_running_loop().time()
         except asyncio.CancelledError:
             raise
         except Exception:  # noqa: BLE001
