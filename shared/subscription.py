@@ -44,6 +44,7 @@ log = get_logger(__name__)
 SKIP_REASON = "moved past by an operator ({by}): {reason}"
 
 
+# How long one getmany waits for records (they end it at once); see _run.
 POLL_TIMEOUT_MS = 5000
 
 
@@ -251,7 +252,7 @@ class Subscription:
                 await self._measure()
                 # An operator's skip aims at a record that holds the consumer up, so it can only
                 # matter while records wait or a batch is in flight: an idle consumer does not ask
-                # PostgreSQL for skips (at idle that was most of a service's statements).
+                # PostgreSQL for skips (it did, every 5 s per consumer).
                 if self._inflight is not None or any((p.highwater or 0) > (p.committed or 0)
                                                      for p in self.partitions.values()):
                     await self._refresh_skips()
