@@ -4,10 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Awaitable
-from typing import Any, TypeVar
-
-T = TypeVar("T")
+from typing import Any
 
 
 async def cancel_and_wait(*tasks: asyncio.Task[Any] | None, recancel_seconds: float = 0.5) -> None:
@@ -29,22 +26,3 @@ async def cancel_and_wait(*tasks: asyncio.Task[Any] | None, recancel_seconds: fl
         if task is not None and task.done() and not task.cancelled():
             with contextlib.suppress(BaseException):
                 task.exception()
-
-
-async def finish_even_if_cancelled(cleanup: Awaitable[T]) -> T:
-    """Run a clean-up to its end although the caller is cancelled again meanwhile.
-
-    `cancel_and_wait` cancels a task again every `recancel_seconds` until it is done. A task
-    whose `finally` does a graceful stop (marking what it sent, giving back what it holds)
-    would have that work cut off by the second cancellation whenever it takes longer, as
-    on a loaded machine, and what it meant to record is lost. The clean-up runs as a task of
-    its own; further cancellations wait for it. The caller's own CancelledError still goes
-    on once the clean-up is done, so the stop finishes.
-    """
-    task = asyncio.ensure_future(cleanup)
-    while True:
-        try:
-            return await asyncio.shield(task)
-        except asyncio.CancelledError:
-            if task.done():
-                raise  # the clean-up itself was cancelled or is finished: nothing left to wait for

@@ -33,7 +33,7 @@ from shared import otel
 from shared.outbox import Outbox
 from shared.tracecontext import parse_traceparent
 from shared.retry import backoff_delays
-from shared.tasks import cancel_and_wait, finish_even_if_cancelled
+from shared.tasks import cancel_and_wait
 from shared.timers import Clock
 
 from . import store
@@ -84,21 +84,15 @@ class Sender:
         try:
             await self._claim_loop()
         finally:
-            # The stop's caller cancels this task again while it is not done (cancel_and_wait):
-            # the graceful stop must not be cut off by that, or accepted e-mails stay unmarked
-            # (sent again after a restart) and queued rows keep their leases.
-            await finish_even_if_cancelled(self._stop_gracefully(tasks, marker))
-
-    async def _stop_gracefully(self, tasks: list[asyncio.Task[Any]], marker: asyncio.Task[Any]) -> None:
-        # Every task is cancelled, and again if one swallowed it, before anything is marked:
-        # a sender still running could finish a send after the marking.
-        await cancel_and_wait(*tasks, marker)
-        # A graceful stop: what was sent is marked (not sent again after a restart), and
-        # rows never sent are given back at once instead of when their lease runs out.
-        with contextlib.suppress(Exception):
-            await self._mark_finished()
-        with contextlib.suppress(Exception):
-            await self._release_queued()
+            # Every task is cancelled before the first await here (a second cancellation of this
+            # task, a hurried stop, must not leave one running), and again if one swallowed it.
+            await cancel_and_wait(*tasks, marker)
+            # A graceful stop: what was sent is marked (not sent again after a restart), and
+            # rows never sent are given back at once instead of when their lease runs out.
+            with contextlib.suppress(Exception):
+                await asyncio.shield(self._mark_finished())
+            with contextlib.suppress(Exception):
+                await asyncio.shield(self._release_queued())
 
     async def _claim_loop(self) -> None:
         delays = backoff_delays(cap=30)

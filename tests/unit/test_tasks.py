@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from shared.tasks import cancel_and_wait, finish_even_if_cancelled
+from shared.tasks import cancel_and_wait
 
 
 async def _swallows_one_cancellation(arrived: asyncio.Future[int], started: asyncio.Event) -> None:
@@ -53,34 +53,3 @@ async def test_finished_failed_and_missing_tasks_are_accepted_and_failures_not_l
     await cancel_and_wait(failed, finished, None)
     assert failed.done() and finished.done()
     assert failed._log_traceback is False  # noqa: SLF001 - the exception was retrieved: no "never retrieved" log
-
-
-async def test_a_clean_up_in_finally_is_not_cut_off_by_the_callers_repeated_cancellation():
-    """cancel_and_wait cancels again every recancel_seconds; a finally that takes longer still runs to its end."""
-    recorded: list[str] = []
-
-    async def clean_up() -> None:
-        await asyncio.sleep(0.2)  # several re-cancellations at 0.05 s
-        recorded.append("marked")
-        await asyncio.sleep(0.05)
-        recorded.append("given back")
-
-    async def worker() -> None:
-        try:
-            await asyncio.Event().wait()
-        finally:
-            await finish_even_if_cancelled(clean_up())
-
-    task = asyncio.create_task(worker())
-    await asyncio.sleep(0)
-    await cancel_and_wait(task, recancel_seconds=0.05)
-    assert task.cancelled()
-    assert recorded == ["marked", "given back"]
-
-
-async def test_a_clean_up_that_fails_raises_to_the_caller():
-    async def clean_up() -> None:
-        raise RuntimeError("database down")
-
-    with pytest.raises(RuntimeError):
-        await finish_even_if_cancelled(clean_up())

@@ -144,39 +144,3 @@ async def test_a_graceful_stop_marks_what_was_sent_and_gives_back_the_rest(topic
     leased = [r for r in pending if r["lease_token"] is not None]
     assert len(leased) <= 1  # delivery_concurrency=1: at most the send in flight at the stop
     assert all(r["attempts"] == 0 for r in pending if r["lease_token"] is None)  # given back uncounted
-
-
-async def test_a_stop_slower_than_its_caller_is_patient_still_marks_and_gives_back(topic_prefix, schema_for, db):
-    """The stop's caller cancels the sender again every 0.5 s while it is not done; marking held up by a
-    lock for longer than that still completes: every accepted e-mail is marked and no queued row keeps
-    its lease (once a stop on a busy machine lost both)."""
-    smtp = SmtpServer(free_port())
-    smtp.handler = SlowHandler()
-    smtp.start()
-    schema = schema_for("not")
-    rt, _ = build(notif_settings(topic_prefix, schema, smtp.port, delivery_concurrency=1, delivery_lease_seconds=60))
-    await rt.start()
-    stop: asyncio.Task | None = None
-    try:
-        events = [event_of(factories.submitted(region, 15000, 3_024_000_000)) for region in REGIONS]
-        await publish(topic_prefix + COMMITMENTS_EVENTS, events)
-        await eventually(lambda: _value(len(smtp.messages) >= 2), interval=0.02)
-        async with db.transaction():
-            # Every row locked: the marking (an UPDATE) waits, as it would behind a slow disk.
-            await db.execute(f'SELECT 1 FROM "{schema}".deliveries FOR UPDATE')
-            accepted = len(smtp.messages)
-            await eventually(lambda: _value(len(smtp.messages) > accepted), interval=0.02)  # sent, not markable
-            stop = asyncio.create_task(rt.stop())
-            await asyncio.sleep(1.5)  # three of the caller's re-cancellations
-            assert not stop.done()  # still marking, behind the lock
-        await asyncio.wait_for(stop, timeout=30)
-    finally:
-        if stop is None:
-            await rt.stop()
-        smtp.stop()
-    rows = await db.fetch(f'SELECT status, lease_token FROM "{schema}".deliveries WHERE channel = \'email\'')
-    sent = [r for r in rows if r["status"] == "sent"]
-    leased = [r for r in rows if r["status"] == "pending" and r["lease_token"] is not None]
-    assert len(rows) > len(smtp.messages) + 1  # stopped with rows still to send
-    assert len(sent) <= len(smtp.messages) <= len(sent) + 1  # at most the send cut short is unmarked
-    assert len(leased) <= 1  # delivery_concurrency=1: at most the send in flight at the stop
