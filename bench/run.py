@@ -32,10 +32,15 @@ SCALES: dict[str, dict[str, Any]] = {
     "growth": {"B1": 5_000, "B2": 200, "B3": 10_000, "B4": (1_000, 300), "B5": [1_000, 10_000, 100_000],
                "B5_B4": [1_000, 10_000], "repeats": 3},
 }
-DEFAULT_ONLY = {"smoke": "B1,B2,B3", "default": "B1,B2,B3", "growth": "B5"}
+DEFAULT_ONLY = {"smoke": "B1,B2,B3,BURST,IDLE", "default": "B1,B2,B3,BURST,IDLE", "growth": "B5"}
+# The Rakor burst (repetitions per sink) and idle (seconds measured, warm-up): bench/burst.py, bench/idle.py.
+SERVICE_SCALES = {"smoke": {"BURST": 2, "IDLE": (5, 3)}, "default": {"BURST": 10, "IDLE": (60, 10)},
+                  "growth": {"BURST": 10, "IDLE": (60, 10)}}
 TARGETS = {"B1": ">= 0.7x raw events/s", "B2": "p99 <= 1.5x raw p99", "B3": ">= 0.5x raw rows/s",
            "B4": ">= 2,000 events/s at saturation; p99 < 250 ms at half that rate",
-           "B5": "us/event at the largest N within 1.2x of the previous N; peak RSS flat"}
+           "B5": "us/event at the largest N within 1.2x of the previous N; peak RSS flat",
+           "BURST": "p99 < 250 ms from submission to the last of its 4 e-mails accepted",
+           "IDLE": "<= 1 PostgreSQL statement/s and <= 0.1 s CPU/min per service"}
 BATCH = 500
 SINGLE_MAX_N = 1000
 
@@ -205,6 +210,17 @@ def table(results: dict[str, Any]) -> str:
             lines.append(f"{name:<6} {'half':<8} {half['events']:>8} {half['events_per_s']:>10.1f} ev/s "
                          f"{half['p50_ms']:>8} {half['p99_ms']:>8} {'':>7} {'':>7}  {row['verified']}")
             continue
+        if name == "BURST":
+            for kind, row in res.items():
+                lines.append(f"{name:<6} {kind:<8} {row['submissions']:>8} {'':>14} {row['p50_ms']:>8} "
+                             f"{row['p99_ms']:>8} {'':>7} {'':>7}  {row['verified']}  until deliveries written: p50 "
+                             f"{row['p50_ms_until_deliveries_written']} ms ({row['repetitions']} bursts)")
+            continue
+        if name == "IDLE":
+            for service, row in res["services"].items():
+                lines.append(f"{name:<6} {service[:8]:<8} {res['seconds']:>8} {row.get('statements_per_s', '?'):>9} "
+                             f"st/s {row['cpu_s_per_min']:>8} CPU s/min")
+            continue
         for variant, row in res.items():
             if not isinstance(row, dict):
                 continue
@@ -248,6 +264,14 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
         elif name == "B4":  # (N at saturation, M at half load); one run, no raw baseline (absolute target)
             from .b4 import run_b4
             report["results"]["B4"] = {"e2e": await run_b4(*scale["B4"])}
+        elif name == "BURST":  # every sink available (the C smtp-sink first), the same repetitions each
+            from .burst import run_burst
+            from .sinks import available_kinds
+            report["results"]["BURST"] = {kind: await run_burst(SERVICE_SCALES[args.scale]["BURST"], kind)
+                                          for kind in available_kinds()}
+        elif name == "IDLE":
+            from .idle import run_idle
+            report["results"]["IDLE"] = await run_idle(*SERVICE_SCALES[args.scale]["IDLE"])
         else:
             raise SystemExit(f"unknown benchmark {name!r}")
         print(f"[bench] {name} done in {time.perf_counter() - t0:.1f}s", file=sys.stderr)

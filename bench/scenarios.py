@@ -354,7 +354,7 @@ async def b3_raw(n: int) -> dict[str, Any]:
     pool = await prepare(space)
     rows = await fill_outbox(pool, space, n)  # the same records, read from memory instead of the table
     await pool.close()
-    producer = AIOKafkaProducer(bootstrap_servers=BOOTSTRAP, linger_ms=5, max_request_size=MAX_RECORD_BYTES + 64 * 1024,
+    producer = AIOKafkaProducer(bootstrap_servers=BOOTSTRAP, linger_ms=0, max_request_size=MAX_RECORD_BYTES + 64 * 1024,
                                 **SAFE_PRODUCER, **client_options())
     await producer.start()
     try:

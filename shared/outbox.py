@@ -68,6 +68,8 @@ RECORD_ERRORS: tuple[type[Exception], ...] = (
 )
 # (topic, key, value, headers) as SafeProducer.send_batch takes them; not an asyncpg.Record.
 Outgoing = tuple[str, bytes, bytes, list[tuple[str, bytes]]]
+# How soon a relay that found another one holding the lock looks again.
+FOLLOWER_POLL_SECONDS = 0.5
 
 
 async def write_event(conn: asyncpg.Connection, event: CloudEvent, *, topic: str, key: str) -> None:
@@ -162,7 +164,7 @@ class OutboxRelay:
         *,
         schema: str,
         batch_size: int = 500,
-        poll_seconds: float = 0.5,
+        poll_seconds: float = 30.0,
         backoff_cap: float = 30.0,
         metrics: ServiceMetrics | None = None,
     ) -> None:
@@ -174,6 +176,7 @@ class OutboxRelay:
         self._poll = poll_seconds
         self._backoff_cap = backoff_cap
         self._wake = asyncio.Event()
+        self._leader = True  # whether the last batch found the advisory lock free
         self._lock_key = int.from_bytes(hashlib.sha256(f"outbox:{schema}".encode()).digest()[:8], "big", signed=True)
         self.published_total = 0
         self._lag_checked_at = float("-inf")
@@ -181,7 +184,8 @@ class OutboxRelay:
     async def publish_batch(self) -> int:
         """Publish up to one batch. Returns how many rows were published (0 if idle or not leader)."""
         async with self._pool.acquire() as conn, conn.transaction():
-            if not await conn.fetchval("SELECT pg_try_advisory_xact_lock($1)", self._lock_key):
+            self._leader = bool(await conn.fetchval("SELECT pg_try_advisory_xact_lock($1)", self._lock_key))
+            if not self._leader:
                 return 0
             rows = await conn.fetch(TAKE_BATCH, self._batch_size)
             if not rows:
@@ -264,6 +268,10 @@ class OutboxRelay:
         delays = backoff_delays(cap=self._backoff_cap)
         try:
             while True:
+                # Cleared before the batch is taken, never after: a row committed while this
+                # batch is being published sets it again, and the loop takes that row at once
+                # instead of at the next poll.
+                self._wake.clear()
                 try:
                     published = await self.publish_batch()
                 except asyncio.CancelledError:
@@ -277,12 +285,16 @@ class OutboxRelay:
                 if published >= self._batch_size:
                     continue  # more waiting: no sleep
                 await self._report_lag()
-                self._wake.clear()
+                # Idle, the relay waits for a NOTIFY (a committed row); the poll is only the
+                # fallback, so an idle relay costs PostgreSQL one batch look per poll. A relay
+                # that found another one holding the lock looks again soon, to take over
+                # promptly if that one dies.
+                timeout = self._poll if self._leader else min(self._poll, FOLLOWER_POLL_SECONDS)
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), timeout=self._poll)
+                    await asyncio.wait_for(self._wake.wait(), timeout=timeout)
         finally:
             await cancel_and_wait(listener)
 
     async def _listen(self) -> None:
         # LISTEN/NOTIFY lowers latency; polling stays the source of truth if it breaks.
-        await listen(self._pool, f"{self._schema}_outbox", self._wake.set, retry_seconds=self._poll * 4)
+        await listen(self._pool, f"{self._schema}_outbox", self._wake.set, retry_seconds=min(self._poll * 4, 2.0))

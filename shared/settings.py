@@ -109,13 +109,20 @@ class ServiceSettings(BaseSettings):
         description="verify: refuse to start unless `ntbctl topics apply` provisioned the topics; "
         "create: create missing ones at start (tests with per-run topic prefixes)",
     )
-    outbox_poll_seconds: float = Field(default=0.5, gt=0)
+    outbox_poll_seconds: float = Field(
+        default=30.0, gt=0, description="How long an idle relay waits without a NOTIFY before it looks anyway "
+                                        "(the fallback: committed rows wake it at once)")
     outbox_batch_size: int = Field(default=500, ge=1)
-    timer_poll_seconds: float = Field(default=1.0, gt=0, description="How often due timers are looked for")
+    timer_poll_seconds: float = Field(
+        default=30.0, gt=0, description="The longest the timer wheel sleeps: it sleeps until the next timer is due "
+                                        "and a newly scheduled timer wakes it (NOTIFY); at most this long")
     consumer_max_attempts: int = Field(
         default=5, ge=1, description="Attempts for an unexpected handler error before dead-lettering"
     )
     retry_backoff_max_seconds: float = Field(default=30.0, gt=0)
+    consumer_fetch_max_wait_ms: int = Field(
+        default=2000, ge=10, le=30_000, description="How long the broker holds a consumer's fetch while there is "
+        "nothing to read (a record that arrives answers it at once): the idle consumer's polling rate")
     consumer_stall_seconds: float = Field(
         default=60.0, gt=0, description="A partition with lag and no committed progress for this long is stalled "
                                         "(ntb_consumer_stalled, /readyz detail, a log line naming the record)"

@@ -44,6 +44,10 @@ log = get_logger(__name__)
 SKIP_REASON = "moved past by an operator ({by}): {reason}"
 
 
+# How long one getmany waits for records (they end it at once); see _run.
+POLL_TIMEOUT_MS = 5000
+
+
 @dataclass(slots=True)
 class _Partition:
     committed: int | None = None   # next offset to process (what is committed)
@@ -104,6 +108,7 @@ class Subscription:
         self._inflight: asyncio.Task[Any] | None = None
         self._inflight_positions: set[tuple[str, int, int]] = set()
         self._interrupted = False
+        self._polling = False  # inside getmany: nothing in flight
 
     # --- lifecycle ----------------------------------------------------------------------
 
@@ -122,6 +127,8 @@ class Subscription:
         """Finish the batch in flight (up to `timeout`), commit it, leave the group."""
         self._stopping = True
         run = self._tasks[0] if self._tasks else None
+        if run is not None and self._polling:
+            run.cancel()  # waiting for records, nothing in flight: no need to wait out the poll
         if run is not None:
             with contextlib.suppress(asyncio.TimeoutError, asyncio.CancelledError, Exception):
                 await asyncio.wait_for(asyncio.shield(run), timeout=timeout)
@@ -143,12 +150,17 @@ class Subscription:
         assert self._client is not None
         delays = backoff_delays(cap=self._backoff_cap)
         while not self._stopping:
+            # A long wait: records wake it at once, and each return wakes aiokafka's fetcher
+            # too, so a short one costs an idle consumer CPU for nothing (stop() cancels it).
+            self._polling = True
             try:
-                polled = await self._client.getmany(timeout_ms=500, max_records=self._batch_size)
+                polled = await self._client.getmany(timeout_ms=POLL_TIMEOUT_MS, max_records=self._batch_size)
             except (KafkaError, IllegalStateError, OSError) as exc:
                 log.warning("kafka poll failed; retrying", consumer=self.name, error=repr(exc))
                 await asyncio.sleep(next(delays))
                 continue
+            finally:
+                self._polling = False
             records = [to_record(r) for _, batch in sorted(polled.items(), key=lambda kv: (kv[0].topic, kv[0].partition))
                        for r in batch]
             if not records:
@@ -232,12 +244,18 @@ class Subscription:
     # --- watching -----------------------------------------------------------------------
 
     async def _watch(self) -> None:
-        interval = max(0.5, min(5.0, self._stall_seconds / 4))
+        # Lag and stalls are figures for minutes, not seconds: every 15 s at most (the default).
+        interval = max(0.5, min(15.0, self._stall_seconds / 4))
         while True:
             await asyncio.sleep(interval)
             try:
-                await self._refresh_skips()
                 await self._measure()
+                # An operator's skip aims at a record that holds the consumer up, so it can only
+                # matter while records wait or a batch is in flight: an idle consumer does not ask
+                # PostgreSQL for skips (it did, every 5 s per consumer).
+                if self._inflight is not None or any((p.highwater or 0) > (p.committed or 0)
+                                                     for p in self.partitions.values()):
+                    await self._refresh_skips()
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # noqa: BLE001 - watching must never stop the consumer

@@ -20,10 +20,12 @@ from typing import Any
 import asyncpg
 
 from . import tracecontext
+from .db import listen
 from .logging import get_logger, message_context
 from .metrics import ServiceMetrics
 from .outbox import Outbox
 from .retry import backoff_delays
+from .tasks import cancel_and_wait
 
 log = get_logger(__name__)
 
@@ -46,12 +48,17 @@ async def schedule(
     """Create or move a timer. A fired timer is only re-armed when `rearm` is true."""
     if due_at.tzinfo is None:
         raise ValueError("due_at must be timezone-aware")
+    # The wheel sleeps until the next due timer: the commit wakes it (NOTIFY, folded into one
+    # per transaction) so that a timer due sooner than that is not late.
     await conn.execute(
-        """INSERT INTO timers (kind, key, due_at, payload) VALUES ($1, $2, $3, $4)
-           ON CONFLICT (kind, key) DO UPDATE
-              SET due_at = EXCLUDED.due_at, payload = EXCLUDED.payload, cancelled_at = NULL,
-                  failed_at = NULL, attempts = 0, last_error = NULL,
-                  fired_at = CASE WHEN $5 THEN NULL ELSE timers.fired_at END""",
+        """WITH armed AS (
+             INSERT INTO timers (kind, key, due_at, payload) VALUES ($1, $2, $3, $4)
+             ON CONFLICT (kind, key) DO UPDATE
+                SET due_at = EXCLUDED.due_at, payload = EXCLUDED.payload, cancelled_at = NULL,
+                    failed_at = NULL, attempts = 0, last_error = NULL,
+                    fired_at = CASE WHEN $5 THEN NULL ELSE timers.fired_at END
+             RETURNING 1)
+           SELECT pg_notify(current_schema() || '_timers', '') FROM armed""",
         kind, key, due_at, payload or {}, rearm,
     )
 
@@ -93,11 +100,16 @@ class TimerWheel:
         outbox: Outbox,
         *,
         clock: Clock = system_clock,
-        poll_seconds: float = 1.0,
+        poll_seconds: float = 30.0,
         batch_size: int = 100,
         max_attempts: int = 5,
         metrics: ServiceMetrics | None = None,
+        schema: str | None = None,
     ) -> None:
+        """`poll_seconds` is the longest the wheel sleeps; given the `schema`, a newly scheduled
+        timer wakes it (LISTEN/NOTIFY), otherwise it looks at least that often."""
+        self._schema = schema
+        self._wake = asyncio.Event()
         self._metrics = metrics
         self._pool = pool
         self._outbox = outbox
@@ -166,17 +178,40 @@ class TimerWheel:
             self._metrics.timers_fired.labels(timer.kind).inc()
         return 1
 
+    async def next_due_in(self) -> float:
+        """Seconds until the next pending timer of the kinds handled here (0 if one is due; the poll if none)."""
+        due = await self._pool.fetchval(
+            """SELECT min(due_at) FROM timers WHERE kind = ANY($1::text[])
+                 AND fired_at IS NULL AND cancelled_at IS NULL AND failed_at IS NULL""",
+            list(self._handlers))
+        if due is None:
+            return self._poll
+        return min(self._poll, max(0.0, (due - self._clock()).total_seconds()))
+
     async def run(self) -> None:
+        listener = None
+        if self._schema is not None:
+            listener = asyncio.create_task(listen(self._pool, f"{self._schema}_timers", self._wake.set,
+                                                  retry_seconds=min(self._poll, 2.0)))
         delays = backoff_delays(cap=30)
-        while True:
-            try:
-                await self.fire_due()
-                delays = backoff_delays(cap=30)
-                await asyncio.sleep(self._poll)
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # noqa: BLE001 - database outage: wait and try again
-                delay = next(delays)
-                log.warning("timer wheel failed; will retry", error=repr(exc), retry_in=round(delay, 2))
-                with contextlib.suppress(asyncio.CancelledError):
-                    await asyncio.sleep(delay)
+        try:
+            while True:
+                try:
+                    self._wake.clear()  # before looking: a timer scheduled from now on wakes the sleep below
+                    await self.fire_due()
+                    sleep = await self.next_due_in()
+                    delays = backoff_delays(cap=30)
+                    # Asleep until the next timer is due (at most the poll), or until a new one is
+                    # scheduled: an idle wheel costs PostgreSQL nothing in between.
+                    if sleep > 0:
+                        with contextlib.suppress(TimeoutError):
+                            await asyncio.wait_for(self._wake.wait(), timeout=sleep)
+                except asyncio.CancelledError:
+                    raise
+                except Exception as exc:  # noqa: BLE001 - database outage: wait and try again
+                    delay = next(delays)
+                    log.warning("timer wheel failed; will retry", error=repr(exc), retry_in=round(delay, 2))
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await asyncio.sleep(delay)
+        finally:
+            await cancel_and_wait(listener)

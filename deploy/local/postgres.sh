@@ -106,6 +106,10 @@ listen_addresses = '$HOST'
 port = $PORT
 unix_socket_directories = '$SOCK'
 EOF
+  # Statement counts per role for the idle benchmark (bench/idle.py), where the server ships it.
+  if [[ -f "$BIN/../lib/pg_stat_statements.so" ]]; then
+    echo "shared_preload_libraries = 'pg_stat_statements'" | as_pg tee -a "$DATA/local_stack.conf" >/dev/null
+  fi
 }
 
 # Superuser `ntb` (tests create databases) and its database, created once.

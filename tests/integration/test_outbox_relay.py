@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from shared import migrations, ops
@@ -10,8 +12,9 @@ from shared.envelope import CloudEvent
 from shared.kafka import MAX_RECORD_BYTES, SafeProducer
 from shared.metrics import ServiceMetrics
 from shared.outbox import OutboxRelay, write_event
+from shared.tasks import cancel_and_wait
 
-from .conftest import BOOTSTRAP, DSN, read_topic
+from .conftest import BOOTSTRAP, DSN, eventually, read_topic
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("cleanup_schemas")]
 
@@ -112,3 +115,51 @@ async def test_a_set_aside_row_is_listed_and_requeued_once_for_the_relay(pool, s
         await producer.stop()
     [record] = await read_topic(topic, expect=1)
     assert dict(record.headers)["ce_id"].decode() == fixed.id and record.value == fixed.data
+
+
+class NotifiedMidPublish:
+    """A real producer that, on its first batch, commits another row and waits until the relay has heard
+    of it (the NOTIFY arrived while the batch was still being published)."""
+
+    def __init__(self, producer: SafeProducer, pool, relay_ref: list[OutboxRelay], late: CloudEvent, topic: str):
+        self._producer, self._pool, self._relay, self._late, self._topic = producer, pool, relay_ref, late, topic
+        self.batches = 0
+
+    async def send_batch(self, records):
+        self.batches += 1
+        if self.batches == 1:
+            async with self._pool.acquire() as conn, conn.transaction():
+                await write_event(conn, self._late, topic=self._topic, key="late")
+            deadline = asyncio.get_running_loop().time() + 10
+            while not self._relay[0]._wake.is_set():  # the listener got the NOTIFY: it is mid-publish now
+                assert asyncio.get_running_loop().time() < deadline, "the NOTIFY never reached the relay"
+                await asyncio.sleep(0.01)
+        await self._producer.send_batch(records)
+
+
+async def test_a_row_committed_while_a_batch_is_published_goes_out_without_waiting_for_the_poll(
+        pool, schema_for, topic_prefix):
+    """The wake-up that arrives mid-publish is kept: with a 60 s poll the late row is still published in seconds."""
+    schema, topic = schema_for("relay"), topic_prefix + "relay.events"
+    first, late = event(1), event(2)
+    producer = SafeProducer(BOOTSTRAP, client_id="relay-test")
+    relay_ref: list[OutboxRelay] = []
+    wrapped = NotifiedMidPublish(producer, pool, relay_ref, late, topic)
+    relay = OutboxRelay(pool, wrapped, schema=schema, poll_seconds=60)  # type: ignore[arg-type]
+    relay_ref.append(relay)
+    task = asyncio.create_task(relay.run())
+    try:
+        # Only once the relay listens is the first row written: its NOTIFY starts the batch, and the
+        # late row's NOTIFY is the one that arrives mid-publish.
+        await eventually(lambda: pool.fetchval(
+            "SELECT count(*) FROM pg_stat_activity WHERE application_name = $1 AND query LIKE 'LISTEN %'", schema))
+        async with pool.acquire() as conn, conn.transaction():
+            await write_event(conn, first, topic=topic, key="first")
+        records = await read_topic(topic, expect=2, timeout=20)  # far less than the 60 s poll
+        assert sorted(dict(r.headers)["ce_id"].decode() for r in records) == sorted([first.id, late.id])
+        assert wrapped.batches == 2
+        # The batch's delete commits just after the acks the reader may already have seen.
+        await eventually(lambda: pool.fetchval("SELECT count(*) = 0 FROM outbox"), timeout=10)
+    finally:
+        await cancel_and_wait(task)
+        await producer.stop()

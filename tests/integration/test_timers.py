@@ -12,8 +12,9 @@ from shared import migrations, timers
 from shared.contracts import registry
 from shared.db import create_pool
 from shared.outbox import Outbox
+from shared.tasks import cancel_and_wait
 
-from .conftest import DSN
+from .conftest import DSN, eventually
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("cleanup_schemas")]
 
@@ -109,3 +110,41 @@ async def test_timers_survive_a_restart(pool):
         with contextlib.suppress(asyncio.CancelledError):
             await runner
     assert await pool.fetchval("SELECT fired_by FROM effects") == "after-restart"
+
+
+async def test_an_idle_wheel_sleeps_until_the_next_timer_and_a_sooner_one_wakes_it(pool, schema_for):
+    """With a 60 s poll: a timer due in a second fires about then (the wheel slept until it), and a timer
+    scheduled for now while the wheel sleeps towards a far one fires at once (its NOTIFY woke the wheel)."""
+    schema = schema_for("timers")
+    w = timers.TimerWheel(pool, Outbox(registry, source="/test"), poll_seconds=60, schema=schema)
+    fired_at: dict[str, float] = {}
+    loop = asyncio.get_running_loop()
+
+    @w.handles("reminder")
+    async def remind(timer: timers.Timer, ctx: timers.TimerContext) -> None:
+        fired_at[timer.key] = loop.time()
+
+    now = datetime.now(UTC)
+    async with pool.acquire() as conn:
+        await timers.schedule(conn, "reminder", "soon", now + timedelta(seconds=1))
+        await timers.schedule(conn, "reminder", "far", now + timedelta(days=1))
+    started = loop.time()
+    task = asyncio.create_task(w.run())
+    try:
+        await eventually(lambda: _value("soon" in fired_at), timeout=20, interval=0.05)
+        assert fired_at["soon"] - started < 15  # not the 60 s poll
+        # Asleep now towards the far timer (a day away, so 60 s): wait until it listens, then schedule one due now.
+        await eventually(lambda: pool.fetchval(
+            "SELECT count(*) FROM pg_stat_activity WHERE application_name = $1 AND query LIKE 'LISTEN %'", schema))
+        scheduled = loop.time()
+        async with pool.acquire() as conn:
+            await timers.schedule(conn, "reminder", "now", datetime.now(UTC))
+        await eventually(lambda: _value("now" in fired_at), timeout=20, interval=0.05)
+        assert fired_at["now"] - scheduled < 15
+        assert "far" not in fired_at
+    finally:
+        await cancel_and_wait(task)
+
+
+async def _value(value):
+    return value
