@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import hashlib
 import json
 import time
@@ -54,8 +55,14 @@ def delivery_trace(row: Any) -> TraceParent:
     """The span of a delivery's sends: in the trace of the event that caused it (a digest, which has
     none, in a trace named by its delivery id). The span id comes from the delivery id, so every
     retry and resend carries the same bytes."""
-    delivery = uuid.UUID(str(row["delivery_id"]))
-    parent = parse_traceparent(_field(row, "traceparent"))
+    return _delivery_trace(str(row["delivery_id"]), _field(row, "traceparent"))
+
+
+@functools.lru_cache(maxsize=4096)
+def _delivery_trace(delivery_id: str, traceparent: str | None) -> TraceParent:
+    # Asked for several times per send (the message's headers, the span, the marked event): computed once.
+    delivery = uuid.UUID(delivery_id)
+    parent = parse_traceparent(traceparent)
     span_id = hashlib.sha256(delivery.bytes).hexdigest()[:16]
     return TraceParent(parent.trace_id if parent else delivery.hex, span_id, parent.flags if parent else "01")
 

@@ -34,7 +34,7 @@ MAX_REPLY = 64 * 1024
 # An envelope address goes on the command line as <address>: no controls, spaces or brackets
 # (a CR or LF would start a command of the sender's choosing).
 _NOT_IN_ENVELOPE = re.compile(r"[\x00-\x20<>\x7f]")
-_LEADING_DOT = re.compile(rb"(?m)^\.")
+_LINE_END = re.compile(rb"\r\n|\r|\n")
 
 
 class Reply(NamedTuple):
@@ -170,6 +170,8 @@ class Session:
             raise SMTPRecipientsRefused([SMTPRecipientRefused(553, "non-ASCII address and no SMTPUTF8", r)
                                          for r in recipients])
         encoding = "utf-8" if utf8 else "ascii"
+        if message.count(b"\n") != message.count(b"\r\n") or message.count(b"\r") != message.count(b"\r\n"):
+            message = _LINE_END.sub(b"\r\n", message)  # lone CR or LF: CRLF on the wire (RFC 5321)
         if not message.endswith(b"\r\n"):
             message += b"\r\n"
         options = (f" SIZE={len(message)}" if self._size else "") + (" SMTPUTF8" if utf8 else "")
@@ -212,7 +214,9 @@ class Session:
             await self._reset()
             raise problem
 
-        write(_LEADING_DOT.sub(b"..", message) + b".\r\n")
+        # Dot-stuffing (RFC 5321 4.5.2): a line that starts with "." gets another one.
+        stuffed = message.replace(b"\r\n.", b"\r\n..")
+        write((b"." + stuffed if stuffed.startswith(b".") else stuffed) + b".\r\n")
         final = await read(timeout)
         if final.code != 250:
             raise SMTPDataError(final.code, final.text)
