@@ -466,6 +466,46 @@ async def run_idle(seconds: float, sink: Sink) -> dict[str, Any]:
                                                     *(dlq(t) for t in runtime.topics_in)])
 
 
+async def run_sender_idle(seconds: float, sink: Sink) -> dict[str, Any]:
+    """The sender alone (its loop and its LISTEN), nothing else in the process: its own idle cost."""
+    import httpx
+
+    from services.notifications.bootstrap import default_channels, migration_sets
+    from services.notifications.sender import Sender
+    from shared import migrations
+    from shared.contracts.registry import registry as event_registry
+    from shared.outbox import Outbox
+    from shared.tasks import cancel_and_wait
+    from shared.timers import system_clock
+
+    space = new_space("b4idle")
+    settings = _settings(space, sink.port)
+    with StatementCounter() as statements:
+        pool = await shared_db.create_pool(DSN, space.schema, min_size=1, max_size=4)
+    http = httpx.AsyncClient()
+    task = None
+    try:
+        async with pool.acquire() as conn:
+            await migrations.migrate(conn, space.schema, [m for group in migration_sets() for m in group])
+        sender = Sender(pool, Outbox(event_registry, source="/bench"), default_channels(settings, http), settings,
+                        clock=system_clock)
+        task = asyncio.create_task(sender.run())
+        await asyncio.sleep(2)
+        statements.keep_queries = True
+        cpu0, count0, t0 = time.process_time(), statements.count, time.monotonic()
+        await asyncio.sleep(seconds)
+        cpu, count, elapsed = time.process_time() - cpu0, statements.count - count0, time.monotonic() - t0
+        return {"seconds": round(elapsed, 1), "cpu_s_per_minute": round(cpu * 60 / elapsed, 4),
+                "statements": count, "statements_per_s": round(count / elapsed, 3),
+                "by_statement": dict(sorted(statements.by_query.items(), key=lambda kv: -kv[1])[:8])}
+    finally:
+        if task is not None:
+            await cancel_and_wait(task)
+        await http.aclose()
+        await pool.close()
+        await drop_schema_and_topics(space.schema, [])
+
+
 VARIANTS = ("raw", "raw_pipelined", "service")
 
 
@@ -499,6 +539,7 @@ async def run_b4(n: int, repeats: int = 1, idle_seconds: float = 0) -> dict[str,
         out["verified"] = all(x["verified"] for v in VARIANTS for x in runs[v])
         if idle_seconds:
             out["idle"] = await run_idle(idle_seconds, sink)
+            out["idle_sender_alone"] = await run_sender_idle(idle_seconds, sink)
         return out
     finally:
         sink.stop()
