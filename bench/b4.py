@@ -307,6 +307,11 @@ async def run_service(n: int, sink: Sink, pg: PostgresCpu) -> dict[str, Any]:
                                         "WHERE source_event_id = ANY($1::text[])", ids)
         once = await watcher.fetchval("SELECT count(*) = count(DISTINCT delivery_id) AND bool_and(attempts = 1) "
                                       "FROM deliveries")
+        # Where the time went: the first e-mail recorded sent, and the consumer's last write of deliveries.
+        first, consumed = await watcher.fetchrow(
+            "SELECT extract(epoch FROM min(sent_at))::float8, extract(epoch FROM max(created_at))::float8 "
+            "FROM deliveries")
+        used |= {"first_sent_s": round(first - t0, 3), "consumer_done_s": round(consumed - t0, 3)}
         return _result(n, elapsed, used, events == n and once and used["sink_accepted"] == expected) | {
             "rss_mb": rss_mb()}
     finally:
