@@ -3,9 +3,10 @@
 One loop works batch by batch. A claim leases up to `delivery_batch_size` due rows in one
 statement (lease_until and lease_token set, the attempt counted). `delivery_concurrency`
 workers send them over reused connections (one per worker, `EmailChannel`), with no
-transaction open. The batch's outcomes are then marked in one statement (sent, failed or
-retry, only where the lease is still ours, with the DeliverySent/DeliveryFailed outbox rows),
-while the next batch is already being claimed and sent. Rows of a batch that were not
+transaction open. Outcomes are marked in one statement per group (sent, failed or retry, only
+where the lease is still ours, with the DeliverySent/DeliveryFailed outbox rows): every
+`MARK_EVERY` finished sends while the batch is being sent, and the rest of the batch while the
+next one is already being claimed and sent. Rows of a batch that were not
 started before their lease got too short to finish a send are given back. One log line per
 batch at INFO ("deliveries marked", with the counts); each failure and retry has its own
 warning, and the rows themselves are the audit trail.
@@ -15,7 +16,7 @@ Idle, the loop costs nothing: it sleeps until a committed pending row wakes it
 `next_attempt_at`, or a lease that runs out), or `delivery_poll_seconds` at most.
 
 A sender that dies after sending but before marking leaves leases that run out; those
-rows are sent again with the same Message-ID / Idempotency-Key (at most one batch). A
+rows are sent again with the same Message-ID / Idempotency-Key (about one marking group). A
 stop (`stop()`, then the task's cancellation after `delivery_stop_grace_seconds`) starts
 no new send, lets the sends in flight finish, marks every finished one, and gives back the
 leases of rows never sent; only a send still in flight when the grace runs out keeps its
@@ -54,6 +55,7 @@ from .settings import NotificationsSettings
 log = get_logger(__name__)
 # Statements of the sender's bookkeeping (claim, mark, release) may not hold a stop for long.
 STATEMENT_TIMEOUT = 10.0
+MARK_EVERY = 25
 
 
 def status_event(row: Any, *, now: datetime, reason: str | None = None) -> DeliverySent | DeliveryFailed:
@@ -103,6 +105,9 @@ class Sender:
         self._finished: list[tuple[Any, Attempt]] = []  # sent (or failed), not yet marked
         self._workers: list[asyncio.Task[None]] = []
         self._marking: asyncio.Task[None] | None = None
+        # Finished sends are marked in groups of this many while a batch is still being sent: what a
+        # crash can leave sent but unmarked (to be sent again, same Message-ID) stays a small group.
+        self._mark_every = min(settings.delivery_batch_size, MARK_EVERY)
         # A send may start only while its lease outlasts the slowest send (the settings check the same).
         self._send_budget = settings.delivery_lease_seconds - max(settings.smtp_timeout_seconds,
                                                                   settings.webhook_timeout_seconds)
@@ -180,8 +185,7 @@ class Sender:
         self._workers = []
         if self._marking is not None:
             await self._marking  # one marking at a time; it retries on its own through an outage
-        # Marked while the next batch is claimed and sent.
-        self._marking = asyncio.create_task(self._mark_loop(), name="sender-marker")
+        self._mark_soon()  # the rest of the batch, marked while the next one is claimed and sent
         if self._unsent:  # a stop, or leases too short to start another send: free them now
             await self._release_unsent()
 
@@ -199,6 +203,13 @@ class Sender:
                     log.exception("sending failed unexpectedly; the delivery is retried when its lease runs out")
                 continue
             self._finished.append((row, attempt))
+            if len(self._finished) >= self._mark_every:
+                self._mark_soon()
+
+    def _mark_soon(self) -> None:
+        """Mark what finished so far in the background, unless a marking is under way (it is followed by another)."""
+        if self._finished and (self._marking is None or self._marking.done()):
+            self._marking = asyncio.create_task(self._mark_loop(), name="sender-marker")
 
     async def _send(self, row: Any) -> Attempt:
         parent = parse_traceparent(row["traceparent"]) or delivery_trace(row)

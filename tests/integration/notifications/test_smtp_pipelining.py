@@ -180,3 +180,54 @@ async def test_against_postfix_smtp_sink(tmp_path):
     finally:
         proc.terminate()
         proc.wait(10)
+
+
+def self_signed(tmp_path) -> tuple[str, str]:
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1",
+                    "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)],
+                   check=True, capture_output=True)
+    return str(cert), str(key)
+
+
+async def test_the_session_takes_over_after_starttls_and_auth(tmp_path):
+    """aiosmtplib upgrades with STARTTLS and logs in (aiosmtpd requires both); the transactions that follow run
+    over the TLS transport the session took over, and the server sees them authenticated."""
+    import ssl
+
+    from aiosmtpd.controller import Controller
+    from aiosmtpd.smtp import AuthResult
+
+    cert, key = self_signed(tmp_path)
+    server_tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server_tls.load_cert_chain(cert, key)
+    received: list[tuple[str | None, bytes]] = []
+
+    class Handler:
+        async def handle_DATA(self, server, session, envelope):  # noqa: N802 - aiosmtpd API
+            received.append((session.authenticated and session.auth_data.login.decode(), envelope.content))
+            return "250 OK"
+
+    def authenticator(server, session, envelope, mechanism, auth_data):
+        ok = auth_data.login == b"notifikasi" and auth_data.password == b"rahasia-yang-panjang"
+        return AuthResult(success=ok, auth_data=auth_data)
+
+    port = free_port()
+    controller = Controller(Handler(), hostname="127.0.0.1", port=port, tls_context=server_tls,
+                            require_starttls=True, auth_required=True, authenticator=authenticator)
+    controller.start()
+    try:
+        client_tls = ssl.create_default_context(cafile=cert)
+        client = aiosmtplib.SMTP(hostname="127.0.0.1", port=port, start_tls=True, tls_context=client_tls,
+                                 username="notifikasi", password="rahasia-yang-panjang", timeout=10,
+                                 local_hostname="test.local")
+        session = await Session.open(client)
+        try:
+            for _ in range(3):
+                assert await session.sendmail("a@ntb.go.id", ["b@ntb.go.id"], MESSAGE) == {}
+        finally:
+            await session.quit()
+        assert [login for login, _ in received] == ["notifikasi"] * 3
+        assert all(content.replace(b"\r\n", b"\n") == MESSAGE.replace(b"\r\n", b"\n") for _, content in received)
+    finally:
+        controller.stop()
