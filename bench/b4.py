@@ -23,8 +23,9 @@ per e-mail are counted on the client side (asyncpg's query logger on the service
 statement, BEGIN and COMMIT included). Verified: the sink received exactly the e-mails
 expected, every delivery sent once. Variants run `repeats` times in rotating order.
 
-An idle phase follows: the service started with nothing to do, its CPU and statements over
-`idle_seconds` (issue target: <= 1 statement/s, <= 0.1 s CPU per minute).
+Two idle phases follow, `idle_seconds` each: the whole service started with nothing to do, then
+the sender alone (its loop and LISTEN connection, nothing else in the process); CPU and statements
+(by text) of each (issue target: <= 1 statement/s, <= 0.1 s CPU per minute).
 """
 
 from __future__ import annotations
