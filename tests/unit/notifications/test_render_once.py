@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import os
+
 import jinja2
 import pytest
-from hypothesis import given, strategies as st
+from hypothesis import given, settings, strategies as st
 
 from services.notifications.domain import Recipient
 from services.notifications.rendering import Renderer, TemplateFailure, _Once, make_environment, render_each
 
 from .test_templates import EVENTS
+
+# CI runs a bounded number of examples; NTB_HYPOTHESIS_PROFILE=long runs many more.
+EXAMPLES = {"ci": 30, "long": 500}[os.environ.get("NTB_HYPOTHESIS_PROFILE", "ci")]
+PROFILE = settings(max_examples=EXAMPLES, deadline=None)
 
 # Names and titles as people type them, and hostile ones: markup, quotes, ampersands, braces,
 # Jinja syntax, line breaks, private-use characters like the markers, lone surrogates, empty.
@@ -40,6 +46,7 @@ def outcome(value: object) -> object:
 
 
 @pytest.mark.parametrize("template", sorted(EVENTS))
+@PROFILE
 @given(recipients=people)
 def test_render_each_equals_a_render_per_recipient(renderer, template, recipients):
     context = {"event": EVENTS[template], "region": "Kabupaten Dompu", "event_type": "x"}

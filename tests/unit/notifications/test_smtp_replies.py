@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import os
 
 import pytest
 from aiosmtplib import SMTPReadTimeoutError, SMTPResponseException, SMTPServerDisconnected
-from hypothesis import given, strategies as st
+
+from hypothesis import given, settings, strategies as st
 
 from services.notifications.smtp import Reply, _Replies, envelope_address
+
+# CI runs a bounded number of examples; NTB_HYPOTHESIS_PROFILE=long runs many more.
+EXAMPLES = {"ci": 200, "long": 3000}[os.environ.get("NTB_HYPOTHESIS_PROFILE", "ci")]
+PROFILE = settings(max_examples=EXAMPLES, deadline=None)
 
 replies = st.lists(st.tuples(st.integers(200, 599), st.lists(st.text(
     alphabet=st.characters(blacklist_characters="\r\n", blacklist_categories=("Cs",)), max_size=30),
@@ -20,6 +26,7 @@ def wire(code: int, lines: list[str]) -> bytes:
                     for i, line in enumerate(lines))
 
 
+@PROFILE
 @given(replies, st.data())
 def test_replies_arriving_in_any_chunks_come_out_whole_and_in_order(sent, data):
     """Pipelined replies arrive together or split anywhere: each comes out once, in order, multi-line joined."""
@@ -37,6 +44,7 @@ def test_replies_arriving_in_any_chunks_come_out_whole_and_in_order(sent, data):
     assert [r.text for r in got] == ["\n".join(line.encode().strip().decode() for line in lines) for _, lines in sent]
 
 
+@PROFILE
 @given(st.binary(max_size=300))
 def test_arbitrary_bytes_give_replies_or_an_error_never_a_hang(raw):
     """Garbage, NULs, non-UTF-8 and lines without a code: the reader reports an error or parses; it never
@@ -68,6 +76,7 @@ def test_an_endless_reply_is_refused():
         asyncio.run(reader.next(0.05))
 
 
+@PROFILE
 @given(st.text(max_size=60))
 def test_envelope_addresses_never_carry_a_line_break_or_bracket(address):
     """Whatever the address, the envelope command cannot be split or extended by it."""
