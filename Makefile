@@ -18,7 +18,7 @@ PIP_COMPILE := $(LOCK_VENV)/bin/pip-compile --quiet --generate-hashes --allow-un
 
 include deploy/local/stack.mk
 
-.PHONY: help venv lock tools promtool browser screenshots contracts test test-secured cluster-faults test-unit test-integration demo up down services-up services-down services-status clean bench
+.PHONY: help venv lock tools promtool smtp-sink browser screenshots contracts test test-secured cluster-faults test-unit test-integration demo up down services-up services-down services-status clean bench
 
 help: ## list targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s $$'\t'
@@ -52,6 +52,9 @@ screenshots: venv browser stack-up ## refresh docs/screenshots/ from the browser
 promtool: ## fetch promtool (alert-rule checks) into .local/tools unless one is installed
 	@deploy/local/promtool.sh >/dev/null
 
+smtp-sink: ## fetch Postfix's smtp-sink (C SMTP sink for the benchmarks) into .local/tools; no Postfix daemon
+	@deploy/local/smtp_sink.sh >/dev/null
+
 tools: ## OS test tools (kcat) when missing
 	@deploy/local/tools.sh
 
@@ -65,7 +68,7 @@ test-secured: venv ## integration + security tests against the secured stack (SA
 cluster-faults: venv ## three-broker KRaft cluster fault tests (RF 3, min.insync 2); see docs/reliability.md
 	@deploy/local/cluster.sh test
 
-bench: venv stack-up ## benchmarks beside raw baselines (SCALE=smoke|default|growth, ONLY=B1,B3); see docs/performance.md
+bench: venv stack-up smtp-sink ## benchmarks beside raw baselines (SCALE=smoke|default|growth, ONLY=B1,B3); see docs/performance.md
 	@NTB_ENV=development $(PY) -m bench.run --scale $(or $(SCALE),default) $(if $(ONLY),--only $(ONLY)) $(if $(JSON),--json $(JSON))
 
 demo: venv stack-up ## start the stack, an SMTP sink and the services; drive the whole Rakor scenario

@@ -1,44 +1,68 @@
-"""B4 end to end, bench-only: `commitment.submitted.v1` on Kafka -> notifications -> SMTP sink.
+"""B4, the notifications sender beside raw baselines, in the same run, against the same SMTP sink.
 
-The real notifications service (`services.notifications.bootstrap.build`, its shipped routing,
-recipients, templates and default sender settings) consumes CommitmentSubmitted events produced
-straight onto its input topic, each with its own commitment id, region and revision (distinct
-events). An aiosmtpd sink in a separate process (so it does not share this process's CPU)
-appends `accept-time notification-id` per accepted message. With the shipped routing every
-submission is e-mailed to the two Disnakertrans reviewers and the two BPJS staff: an event
-counts as delivered when its last e-mail was accepted.
+Every variant turns N `commitment.submitted.v1` events on its own Kafka topic into 4 e-mails
+each (the shipped routing: two Disnakertrans reviewers, two BPJS staff), with the same
+templates and the same MIME bytes (`channels.build_email`), over 4 reused SMTP connections,
+into the same sink, and records the outcome in PostgreSQL and on Kafka:
 
-- saturation: N events produced as fast as possible; events/s = N / (last acceptance - first send);
-- half load: M events sent at half that rate; latency per event = last acceptance - send time.
+- `service`: the real notifications service (`services.notifications.bootstrap.build`:
+  consumer, deliveries, sender, outbox relay publishing DeliverySent);
+- `raw`: a hand-written loop: aiokafka `getmany`, the same rendering, aiosmtplib `sendmail`
+  (no PIPELINING: aiosmtplib has none) over 4 connections, one DeliverySent-like record per
+  e-mail produced to Kafka, one PostgreSQL write per batch, the offsets committed;
+- `raw_pipelined`: the same loop sending through `services.notifications.smtp.Session`
+  (PIPELINING: MAIL, RCPT and DATA in one write).
+
+The sink is Postfix's `smtp-sink` (C, `deploy/local/smtp_sink.sh`) when it can be had, else an
+aiosmtpd sink in its own process; the report names it. An event is done when its e-mails are
+recorded as sent (the service: the deliveries' `sent_at`; raw: its batch's write), so
+events/s = N / (last record - first send). CPU per e-mail is read from /proc around the timed
+part: this process (the service or the raw loop; the harness only polls once a second), the
+sink, and this stack's PostgreSQL server (its postmaster and children). PostgreSQL statements
+per e-mail are counted on the client side (asyncpg's query logger on the service's pool: every
+statement, BEGIN and COMMIT included). Verified: the sink received exactly the e-mails
+expected, every delivery sent once. Variants run `repeats` times in rotating order.
+
+Two idle phases follow, `idle_seconds` each: the whole service started with nothing to do, then
+the sender alone (its loop and LISTEN connection, nothing else in the process); CPU and statements
+(by text) of each (issue target: <= 1 statement/s, <= 0.1 s CPU per minute).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
 import tempfile
 import time
 import uuid
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from aiokafka import AIOKafkaProducer
+import asyncpg
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.structs import TopicPartition
 
+from shared import db as shared_db
 from shared.contracts import registry
-from shared.contracts.topics import COMMITMENTS_EVENTS
+from shared.contracts.commitments import CommitmentSubmitted, SubmitCommitment
+from shared.contracts.topics import COMMITMENTS_EVENTS, dlq
 from shared.envelope import CloudEvent
-from shared.kafka import SAFE_PRODUCER
-
-from shared.contracts.commitments import SubmitCommitment
-
-from .harness import BOOTSTRAP, DSN, drop_schema_and_topics, new_space, submit_event, submitted_model
+from shared.kafka import SAFE_PRODUCER, ensure_topics
 from shared.kafka_security import client_options
 
+from .harness import BOOTSTRAP, DSN, PARTITIONS, drop_schema_and_topics, new_space, submit_event, submitted_model
+
 TIMEOUT = 600.0
+ROOT = Path(__file__).resolve().parent.parent
+CONNECTIONS = 4
+RAW_BATCH = 100  # records per getmany, as the service's consumer batch
 
 
 def free_port() -> int:
@@ -58,7 +82,6 @@ def submitted_event(i: int, run_id: str) -> tuple[bytes, bytes, list[tuple[str, 
 
 
 def rss_mb() -> float:
-    """This process's resident memory now."""
     pages = int(Path("/proc/self/statm").read_text().split()[1])
     return round(pages * os.sysconf("SC_PAGE_SIZE") / 2**20, 1)
 
@@ -77,189 +100,102 @@ def cpu_seconds(pid: int) -> float:
     return sum(int(x) for x in fields[11:15]) / os.sysconf("SC_CLK_TCK")
 
 
-def postgres_cpu_seconds() -> float:
-    """CPU time of every process named postgres (the server's backends and workers)."""
-    total = 0.0
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            with contextlib.suppress(OSError):
-                if (entry / "comm").read_text().strip() == "postgres":
-                    total += cpu_seconds(int(entry.name))
-    return total
+class PostgresCpu:
+    """CPU time of this stack's PostgreSQL server only (postmaster and its children): other
+    servers on a shared machine are not counted."""
+
+    def __init__(self, postmaster: int | None) -> None:
+        self._postmaster = postmaster
+
+    @classmethod
+    async def find(cls) -> PostgresCpu:
+        conn = await asyncpg.connect(DSN)
+        try:
+            data_dir = await conn.fetchval("SHOW data_directory")
+        except asyncpg.PostgresError:
+            data_dir = None
+        finally:
+            await conn.close()
+        with contextlib.suppress(OSError, ValueError, TypeError):
+            return cls(int(Path(data_dir, "postmaster.pid").read_text().split()[0]))
+        return cls(None)
+
+    def seconds(self) -> float:
+        if self._postmaster is None:
+            return 0.0
+        total = cpu_seconds(self._postmaster)
+        for entry in Path("/proc").iterdir():
+            if entry.name.isdigit():
+                with contextlib.suppress(OSError, ValueError, IndexError):
+                    if int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1]) == self._postmaster:
+                        total += cpu_seconds(int(entry.name))
+        return total
 
 
-class SinkLog:
-    """The sink's `accept-time notification-id` lines, read incrementally (the harness must stay cheap)."""
+# --- the sink ---------------------------------------------------------------------------------
 
-    def __init__(self, path: Path) -> None:
-        self._path = path
-        self._offset = 0
-        self._partial = b""
-        self.accepted: dict[str, float] = {}
+class Sink:
+    """An SMTP sink in its own process; `count()` is how many messages it accepted so far."""
 
-    def read(self) -> dict[str, float]:
-        """notification id -> acceptance time (wall clock), first acceptance wins."""
-        with contextlib.suppress(FileNotFoundError), open(self._path, "rb") as f:
-            f.seek(self._offset)
-            chunk = f.read()
-            self._offset += len(chunk)
-            lines = (self._partial + chunk).split(b"\n")
-            self._partial = lines.pop()
-            for line in lines:
-                parts = line.split()
-                if len(parts) == 2:
-                    self.accepted.setdefault(parts[1].decode(), float(parts[0]))
-        return self.accepted
+    def __init__(self, name: str, proc: subprocess.Popen[bytes], port: int, counter: Path) -> None:
+        self.name, self.proc, self.port, self._counter = name, proc, port, counter
+
+    def count(self) -> int:
+        text = self._counter.read_bytes() if self._counter.exists() else b""
+        if self.name.startswith("smtp-sink"):
+            # -c prints "sess=N quit=N mesg=N" after every message, separated by CRs.
+            last = text.rstrip(b"\r\n").rsplit(b"\r", 1)[-1]
+            return int(last.rsplit(b"mesg=", 1)[1]) if b"mesg=" in last else 0
+        return text.count(b"\n")
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.proc.wait(10)
+        if self.proc.poll() is None:
+            self.proc.kill()
 
 
-async def run_b4(n: int, m: int) -> dict[str, Any]:
-    from services.notifications.bootstrap import build
-    from services.notifications.settings import NotificationsSettings
+def c_sink_path() -> str | None:
+    """Postfix's smtp-sink from the project's script (fetched once into .local/tools), or None."""
+    if os.environ.get("BENCH_SMTP_SINK") == "python":
+        return None
+    with contextlib.suppress(OSError, subprocess.CalledProcessError):
+        out = subprocess.run([str(ROOT / "deploy/local/smtp_sink.sh")], check=True, capture_output=True, text=True)
+        return out.stdout.strip() or None
+    return None
 
-    space = new_space("b4")
+
+def start_sink(workdir: Path) -> Sink:
     port = free_port()
-    sink_file = Path(tempfile.mkdtemp(prefix="bench-b4-")) / "accepted.txt"
-    sink = subprocess.Popen([sys.executable, "-m", "bench.b4", "--sink", str(port), str(sink_file)],
-                            env=os.environ | {"PYTHONUNBUFFERED": "1"})
-    settings = NotificationsSettings(
-        kafka_bootstrap_servers=BOOTSTRAP, database_url=DSN, db_schema=space.schema, topic_prefix=space.prefix,
-        smtp_host="127.0.0.1", smtp_port=port, smtp_starttls=False, http_port=0,
-    )
-    runtime, _ = build(settings)
-    sink_log = SinkLog(sink_file)
-    producer = AIOKafkaProducer(bootstrap_servers=BOOTSTRAP, linger_ms=5, **SAFE_PRODUCER, **client_options())
-    topic = runtime.topic(COMMITMENTS_EVENTS)
-    out: dict[str, Any] = {"n": n, "m": m}
-    try:
-        for _ in range(100):  # the sink is up
-            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                break
-            await asyncio.sleep(0.1)
-        await runtime.start()
-        await producer.start()
-        await asyncio.sleep(3)  # the consumer group has joined its partitions
-
-        picked: dict[str, float] = {}
-
-        async def settle(event_ids: list[str]) -> dict[str, float]:
-            """Wait until every event's deliveries exist and are all accepted; event id -> last acceptance.
-
-            Polls cheap totals (every delivery in this private schema is ours) and reads the rows
-            once at the end, so the harness costs little beside the service it measures."""
-            # At least TIMEOUT, longer for big runs (at 20 events/s at worst): 100k takes ~25 min.
-            deadline = time.monotonic() + max(TIMEOUT, len(event_ids) / 20)
-            wanted = len(event_ids) + len(picked)  # events of earlier phases are in the totals too
-            while True:
-                totals = await runtime.pool.fetchrow(
-                    "SELECT count(DISTINCT source_event_id) AS events, count(*) AS emails, "
-                    "count(*) FILTER (WHERE status = 'pending') AS pending FROM deliveries WHERE channel = 'email'")
-                accepted = sink_log.read()
-                if totals["events"] >= wanted and totals["pending"] == 0 and len(accepted) >= totals["emails"]:
-                    break
-                if time.monotonic() > deadline:
-                    raise TimeoutError(f"B4: {totals['events']}/{wanted} events, {len(accepted)}/{totals['emails']} "
-                                       f"e-mails accepted, {totals['pending']} pending")
-                # The figures come from the sink's acceptance times, not from when this poll
-                # notices: a slow poll costs the measurement nothing and the database less.
-                await asyncio.sleep(1.0)
-            rows = await runtime.pool.fetch(
-                "SELECT source_event_id, delivery_id::text AS d, status, "
-                "extract(epoch FROM created_at)::float8 AS created FROM deliveries "
-                "WHERE source_event_id = ANY($1::text[]) AND channel = 'email'", event_ids)
-            missing = [r["d"] for r in rows if r["d"] not in accepted and r["status"] != "failed"]
-            assert not missing and len({r["source_event_id"] for r in rows}) == len(event_ids), missing[:5]
-            last: dict[str, float] = {}
-            for r in rows:
-                last[r["source_event_id"]] = max(last.get(r["source_event_id"], 0.0), accepted.get(r["d"], 0.0))
-                # When the consumer's transaction that wrote the event's deliveries began (now()).
-                picked[r["source_event_id"]] = r["created"]
-            # When the consumer had written the last delivery row: consumer- or sender-bound?
-            last["_consumed"] = max(r["created"] for r in rows)
-            out.setdefault("emails_per_event", round(len(rows) / len(event_ids), 2))
-            out.setdefault("failed", 0)
-            out["failed"] += sum(r["status"] == "failed" for r in rows)
-            return last
-
-        # Saturation: everything at once (built and sent in chunks: the harness's memory stays flat).
-        cpu0 = cpu_seconds(os.getpid()), cpu_seconds(sink.pid), postgres_cpu_seconds()
-        rss0 = rss_mb()
-        t0 = time.time()
-        event_ids: list[str] = []
-        for first in range(0, n, 1000):
-            chunk = [submitted_event(i, space.run_id) for i in range(first, min(n, first + 1000))]
-            futures = [await producer.send(topic, value=v, key=k, headers=h) for k, v, h, _ in chunk]
-            await asyncio.gather(*futures)
-            event_ids += [e[3] for e in chunk]
-        last = await settle(event_ids)
-        consumed = last.pop("_consumed") - t0
-        elapsed = max(last.values()) - t0
-        rate = n / elapsed
-        cpu1 = cpu_seconds(os.getpid()), cpu_seconds(sink.pid), postgres_cpu_seconds()
-        # Where the CPU went, per event: this process (consumer, sender, relay and the harness), the
-        # SMTP sink, all PostgreSQL processes of the machine; Kafka is not counted.
-        cpu_ms = {name: round((b - a) * 1000 / n, 2) for name, a, b in zip(("service", "sink", "postgres"), cpu0, cpu1)}
-        out["saturation"] = {"seconds": round(elapsed, 3), "events_per_s": round(rate, 1),
-                             "emails_per_s": round(rate * out["emails_per_event"], 1),
-                             "consumer_done_s": round(consumed, 3),
-                             "consumer_events_per_s": round(n / consumed, 1),
-                             "cpu_ms_per_event": cpu_ms, "rss_mb_before": rss0, "peak_rss_mb": peak_rss_mb()}
-        if not m:  # saturation only (B5 growth points)
-            out["verified"] = out["failed"] == 0
-            return out
-
-        # Half load: paced sends, latency from send to the event's last accepted e-mail.
-        half = rate / 2
-        events = [submitted_event(n + i, space.run_id) for i in range(m)]
-        sent_at: dict[str, float] = {}
-        start = time.time()
-        for j, (k, v, h, event_id) in enumerate(events):
-            delay = start + j / half - time.time()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            sent_at[event_id] = time.time()
-            await producer.send(topic, value=v, key=k, headers=h)
-        await producer.flush()
-        last = await settle(list(sent_at))
-        last.pop("_consumed")
-        latencies = sorted((last[e] - sent_at[e]) * 1000 for e in sent_at)
-        # The split: Kafka + the consumer's poll until its transaction began; the rest is the
-        # transaction, the wake-up, the claim and the SMTP exchange.
-        to_consumer = sorted((picked[e] - sent_at[e]) * 1000 for e in sent_at)
-        to_sink = sorted((last[e] - picked[e]) * 1000 for e in sent_at)
-        pick = lambda q: latencies[min(len(latencies) - 1, max(0, round(q / 100 * len(latencies) + 0.5) - 1))]  # noqa: E731
-        out["half_load"] = {"events_per_s": round(half, 1), "events": m, "p50_ms": round(pick(50), 1),
-                            "p99_ms": round(pick(99), 1), "max_ms": round(latencies[-1], 1),
-                            "p50_ms_until_consumed": round(to_consumer[len(to_consumer) // 2], 1),
-                            "p50_ms_consumed_to_accepted": round(to_sink[len(to_sink) // 2], 1)}
-        out["verified"] = out["failed"] == 0
-    finally:
-        await producer.stop()
-        await runtime.stop()
-        sink.terminate()
-        sink.wait(10)
-        await drop_b4(space.schema, runtime.topics_in + runtime.topics_out)
-    return out
-
-
-async def drop_b4(schema: str, topics: list[str]) -> None:
-    from shared.contracts.topics import dlq
-
-    await drop_schema_and_topics(schema, [*topics, *(dlq(t) for t in topics)])
+    counter = workdir / "sink.out"
+    path = c_sink_path()
+    if path:
+        # -c: counters on stdout; as root it must drop privileges (-u). 256: the listen backlog.
+        args = [path, "-c", *(["-u", "nobody"] if os.geteuid() == 0 else []), f"127.0.0.1:{port}", "256"]
+        proc = subprocess.Popen(args, stdout=open(counter, "wb"), stderr=subprocess.DEVNULL)  # noqa: SIM115
+        sink = Sink("smtp-sink (Postfix, C)", proc, port, counter)
+    else:
+        proc = subprocess.Popen([sys.executable, "-m", "bench.b4", "--sink", str(port), str(counter)],
+                                env=os.environ | {"PYTHONUNBUFFERED": "1"})
+        sink = Sink("aiosmtpd (Python)", proc, port, counter)
+    for _ in range(100):
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=0.2):
+            return sink
+        time.sleep(0.1)
+    sink.stop()
+    raise RuntimeError(f"the SMTP sink ({sink.name}) did not start")
 
 
 def sink_main(port: int, path: str) -> None:
-    """A minimal SMTP sink: accept everything, append `time notification-id` per message."""
+    """Fallback sink (no smtp-sink on this machine): aiosmtpd, one line per accepted message."""
     from aiosmtpd.controller import Controller
 
     out = open(path, "a", buffering=1)  # noqa: SIM115 - line-buffered for the reader
 
     class Handler:
         async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802
-            now = time.time()
-            for line in envelope.content.split(b"\r\n", 40)[:40]:
-                if line.lower().startswith(b"x-notification-id:"):
-                    out.write(f"{now:.6f} {line.split(b':', 1)[1].strip().decode()}\n")
-                    break
+            out.write("1\n")
             return "250 OK"
 
     controller = Controller(Handler(), hostname="127.0.0.1", port=port)
@@ -269,6 +205,368 @@ def sink_main(port: int, path: str) -> None:
             time.sleep(3600)
     finally:
         controller.stop()
+
+
+# --- statement counting -------------------------------------------------------------------------
+
+class StatementCounter:
+    """Counts the statements sent on every connection of pools created while installed."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.by_query: dict[str, int] = {}
+        self.keep_queries = False
+        self._original = shared_db._init_connection
+
+    def _logged(self, record: Any) -> None:
+        self.count += 1
+        if self.keep_queries:  # the idle phase: which statements run while nothing happens
+            key = " ".join(str(record.query).split())[:70]
+            self.by_query[key] = self.by_query.get(key, 0) + 1
+
+    async def _init(self, conn: asyncpg.Connection) -> None:
+        await self._original(conn)
+        conn.add_query_logger(self._logged)
+
+    def __enter__(self) -> StatementCounter:
+        shared_db._init_connection = self._init
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        shared_db._init_connection = self._original
+
+
+# --- one run ----------------------------------------------------------------------------------
+
+def _settings(space: Any, port: int) -> Any:
+    from services.notifications.settings import NotificationsSettings
+    return NotificationsSettings(
+        kafka_bootstrap_servers=BOOTSTRAP, database_url=DSN, db_schema=space.schema, topic_prefix=space.prefix,
+        smtp_host="127.0.0.1", smtp_port=port, smtp_starttls=False, http_port=0,
+    )
+
+
+async def _produce(producer: AIOKafkaProducer, topic: str, n: int, run_id: str) -> list[str]:
+    """N distinct events, built and sent in chunks (the harness's memory stays flat)."""
+    ids: list[str] = []
+    for first in range(0, n, 1000):
+        chunk = [submitted_event(i, run_id) for i in range(first, min(n, first + 1000))]
+        futures = [await producer.send(topic, value=v, key=k, headers=h) for k, v, h, _ in chunk]
+        await asyncio.gather(*futures)
+        ids += [e[3] for e in chunk]
+    return ids
+
+
+class Meter:
+    """CPU of this process, the sink and PostgreSQL, and the statements counted, between start and stop."""
+
+    def __init__(self, sink: Sink, pg: PostgresCpu, statements: StatementCounter | None) -> None:
+        self._sink, self._pg, self._statements = sink, pg, statements
+
+    def start(self) -> None:
+        self._t = (time.process_time(), cpu_seconds(self._sink.proc.pid), self._pg.seconds(),
+                   self._statements.count if self._statements else 0, self._sink.count())
+
+    def stop(self, emails: int) -> dict[str, Any]:
+        now = (time.process_time(), cpu_seconds(self._sink.proc.pid), self._pg.seconds(),
+               self._statements.count if self._statements else 0, self._sink.count())
+        per = lambda i: round((now[i] - self._t[i]) * 1000 / emails, 3)  # noqa: E731
+        return {"cpu_ms_per_email": {"process": per(0), "sink": per(1), "postgres": per(2)},
+                "statements": now[3] - self._t[3], "sink_accepted": now[4] - self._t[4]}
+
+
+async def run_service(n: int, sink: Sink, pg: PostgresCpu) -> dict[str, Any]:
+    from services.notifications.bootstrap import build
+
+    space = new_space("b4")
+    with StatementCounter() as statements:
+        runtime, _ = build(_settings(space, sink.port))
+        await runtime.start()
+    producer = AIOKafkaProducer(bootstrap_servers=BOOTSTRAP, linger_ms=5, **SAFE_PRODUCER, **client_options())
+    watcher = await asyncpg.connect(DSN, server_settings={"search_path": space.schema})  # not counted
+    try:
+        await producer.start()
+        await asyncio.sleep(3)  # the consumer group has joined its partitions
+        meter = Meter(sink, pg, statements)
+        meter.start()
+        t0 = time.time()
+        ids = await _produce(producer, runtime.topic(COMMITMENTS_EVENTS), n, space.run_id)
+        expected = 4 * n
+        deadline = time.monotonic() + max(TIMEOUT, n / 20)
+        while True:
+            totals = await watcher.fetchrow(
+                "SELECT count(*) FILTER (WHERE status = 'sent') AS sent, count(*) AS emails, "
+                "extract(epoch FROM max(sent_at))::float8 AS last FROM deliveries WHERE channel = 'email'")
+            if totals["sent"] >= expected:
+                break
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"B4 service: {totals['sent']}/{expected} e-mails sent")
+            await asyncio.sleep(1.0)  # the figures come from sent_at, not from when this notices
+        used = meter.stop(expected)
+        elapsed = totals["last"] - t0
+        events = await watcher.fetchval("SELECT count(DISTINCT source_event_id) FROM deliveries "
+                                        "WHERE source_event_id = ANY($1::text[])", ids)
+        once = await watcher.fetchval("SELECT count(*) = count(DISTINCT delivery_id) AND bool_and(attempts = 1) "
+                                      "FROM deliveries")
+        # Where the time went: the first e-mail recorded sent, and the consumer's last write of deliveries.
+        first, consumed = await watcher.fetchrow(
+            "SELECT extract(epoch FROM min(sent_at))::float8, extract(epoch FROM max(created_at))::float8 "
+            "FROM deliveries")
+        used |= {"first_sent_s": round(first - t0, 3), "consumer_done_s": round(consumed - t0, 3)}
+        return _result(n, elapsed, used, events == n and once and used["sink_accepted"] == expected) | {
+            "rss_mb": rss_mb()}
+    finally:
+        await watcher.close()
+        await producer.stop()
+        await runtime.stop()
+        await drop_schema_and_topics(space.schema, [*runtime.topics_in, *runtime.topics_out,
+                                                    *(dlq(t) for t in runtime.topics_in)])
+
+
+def _result(n: int, elapsed: float, used: dict[str, Any], verified: bool) -> dict[str, Any]:
+    emails = 4 * n
+    return {"n": n, "emails": emails, "seconds": round(elapsed, 3), "events_per_s": round(n / elapsed, 1),
+            "emails_per_s": round(emails / elapsed, 1), **used,
+            "statements_per_email": round(used["statements"] / emails, 3), "verified": verified}
+
+
+RAW_TABLE = ("CREATE TABLE IF NOT EXISTS bench_b4_sent (delivery_id uuid PRIMARY KEY, event_id text NOT NULL, "
+             "recipient_id text NOT NULL, sent_at timestamptz NOT NULL)")
+RAW_WRITE = ("INSERT INTO bench_b4_sent (delivery_id, event_id, recipient_id, sent_at) "
+             "SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::timestamptz[])")
+
+
+async def run_raw(n: int, sink: Sink, pg: PostgresCpu, *, pipelined: bool) -> dict[str, Any]:
+    """The hand-written loop (see the module's docstring); `pipelined` sends through smtp.Session."""
+    import aiosmtplib
+
+    from services.notifications import domain, mime
+    from services.notifications.bootstrap import _data
+    from services.notifications.channels import build_email
+    from services.notifications.handlers import region_name
+    from services.notifications.rendering import Renderer, make_environment
+    from services.notifications.smtp import Session
+    from services.notifications import store
+
+    space = new_space("b4raw")
+    settings = _settings(space, sink.port)
+    topic_in, topic_out = space.prefix + "in", space.prefix + "out"
+    await ensure_topics(BOOTSTRAP, [topic_in, topic_out], partitions=PARTITIONS, replication=1)
+    conn = await asyncpg.connect(DSN)
+    await conn.execute(f'CREATE SCHEMA "{space.schema}"')
+    await conn.execute(f'SET search_path = "{space.schema}"')
+    await conn.execute(RAW_TABLE)
+    rules = domain.parse_rules(_data(None, "routing.yaml"))
+    people = [store.to_recipient({**p, "recipient_id": p["id"], "title": p.get("title", ""),
+                                  "region_code": p.get("region_code"), "email": p.get("email"),
+                                  "webhook_url": p.get("webhook_url"), "channels": p.get("channels") or ["email"],
+                                  "muted": p.get("muted") or []})
+              for p in _data(None, "recipients.yaml")["recipients"]]
+    renderer = Renderer(make_environment(None, pages_base_url=settings.pages_base_url))
+    envelope_from = mime.sender_mailbox(settings.smtp_from)[1]
+    consumer = AIOKafkaConsumer(topic_in, bootstrap_servers=BOOTSTRAP, group_id=space.prefix + "raw",
+                                enable_auto_commit=False, auto_offset_reset="earliest", **client_options())
+    producer = AIOKafkaProducer(bootstrap_servers=BOOTSTRAP, linger_ms=5, **SAFE_PRODUCER, **client_options())
+    clients: list[Any] = []
+    try:
+        await consumer.start()
+        await producer.start()
+        for _ in range(CONNECTIONS):
+            client = aiosmtplib.SMTP(hostname="127.0.0.1", port=sink.port, start_tls=False,
+                                     timeout=settings.smtp_timeout_seconds)
+            clients.append(await Session.open(client) if pipelined else client)
+            if not pipelined:
+                await client.connect()
+        while not consumer.assignment():
+            await consumer.getmany(timeout_ms=200)
+        meter = Meter(sink, pg, None)
+        meter.start()
+        t0 = time.time()
+        produced = asyncio.create_task(_produce(producer, topic_in, n, space.run_id))
+        done = writes = 0
+        last = t0
+        while done < n:
+            batch = await consumer.getmany(timeout_ms=500, max_records=RAW_BATCH)
+            records = [r for rs in batch.values() for r in rs]
+            if not records:
+                continue
+            emails: list[tuple[Any, str, bytes, str, str]] = []
+            for record in records:
+                headers = dict(record.headers)
+                event_id, event_type = headers["ce_id"].decode(), headers["ce_type"].decode()
+                event_time = datetime.fromisoformat(headers["ce_time"].decode())
+                payload = CommitmentSubmitted.model_validate_json(record.value)
+                for rule in domain.rules_for(rules, event_type):
+                    if rule.digest:  # collected for the daily digest, not e-mailed now
+                        continue
+                    for target in domain.plan(rule, domain.audience(rule, people, region_code=payload.region_code,
+                                                                    invitee=None)):
+                        if target.problem is not None or target.channel.value != "email":
+                            continue
+                        person = target.recipient
+                        rendered = renderer.render(rule.template, {
+                            "event": payload, "recipient": person, "region": region_name(payload.region_code),
+                            "event_type": event_type, "event_time": event_time})
+                        delivery = domain.delivery_id(event_id, person.recipient_id, target.channel)
+                        row = {"delivery_id": delivery, "created_at": event_time, "recipient_name": person.name,
+                               "address": person.email, "subject": rendered.subject, "text_body": rendered.text,
+                               "html_body": rendered.html, "ics": None, "traceparent": None, "correlation_id": None}
+                        emails.append((delivery, person.email, build_email(
+                            row, sender=settings.smtp_from, domain=settings.message_id_domain),
+                            event_id, person.recipient_id))
+            queue = list(reversed(emails))
+
+            async def work(client: Any) -> None:
+                while queue:
+                    _, address, msg, _, _ = queue.pop()
+                    await client.sendmail(envelope_from, [address], msg)
+
+            await asyncio.gather(*(work(c) for c in clients))
+            now = datetime.now().astimezone()
+            acks = [await producer.send(topic_out, key=e[3].encode(), value=json.dumps(
+                {"delivery_id": str(e[0]), "event_id": e[3], "recipient_id": e[4], "status": "sent"}).encode())
+                for e in emails]
+            await asyncio.gather(*acks)
+            await conn.execute(RAW_WRITE, [e[0] for e in emails], [e[3] for e in emails], [e[4] for e in emails],
+                               [now] * len(emails))
+            writes += 1
+            await consumer.commit()
+            done += len(records)
+            last = time.time()
+        await produced
+        used = meter.stop(4 * n)
+        used["statements"] = writes
+        sent = await conn.fetchval("SELECT count(*) FROM bench_b4_sent")
+        return _result(n, last - t0, used, sent == 4 * n and used["sink_accepted"] == 4 * n)
+    finally:
+        for client in clients:
+            with contextlib.suppress(Exception):
+                await client.quit()
+        await consumer.stop()
+        await producer.stop()
+        await conn.close()
+        await drop_schema_and_topics(space.schema, [topic_in, topic_out])
+
+
+async def run_idle(seconds: float, sink: Sink) -> dict[str, Any]:
+    """The service started with nothing to do: CPU and statements over `seconds` (after 5 s to settle)."""
+    from services.notifications.bootstrap import build
+
+    space = new_space("b4idle")
+    with StatementCounter() as statements:
+        runtime, _ = build(_settings(space, sink.port))
+        await runtime.start()
+    try:
+        await asyncio.sleep(5)
+        statements.keep_queries = True
+        cpu0, count0, t0 = time.process_time(), statements.count, time.monotonic()
+        await asyncio.sleep(seconds)
+        cpu, count, elapsed = time.process_time() - cpu0, statements.count - count0, time.monotonic() - t0
+        return {"seconds": round(elapsed, 1), "cpu_s_per_minute": round(cpu * 60 / elapsed, 4),
+                "statements": count, "statements_per_s": round(count / elapsed, 3),
+                "by_statement": dict(sorted(statements.by_query.items(), key=lambda kv: -kv[1])[:8]),
+                "note": "the whole service (consumer, relay, timers, sender) in this process"}
+    finally:
+        await runtime.stop()
+        await drop_schema_and_topics(space.schema, [*runtime.topics_in, *runtime.topics_out,
+                                                    *(dlq(t) for t in runtime.topics_in)])
+
+
+async def run_sender_idle(seconds: float, sink: Sink) -> dict[str, Any]:
+    """The sender alone (its loop and its LISTEN), nothing else in the process: its own idle cost."""
+    import httpx
+
+    from services.notifications.bootstrap import default_channels, migration_sets
+    from services.notifications.sender import Sender
+    from shared import migrations
+    from shared.contracts.registry import registry as event_registry
+    from shared.outbox import Outbox
+    from shared.tasks import cancel_and_wait
+    from shared.timers import system_clock
+
+    space = new_space("b4idle")
+    settings = _settings(space, sink.port)
+    with StatementCounter() as statements:
+        pool = await shared_db.create_pool(DSN, space.schema, min_size=1, max_size=4)
+    http = httpx.AsyncClient()
+    task = None
+    try:
+        async with pool.acquire() as conn:
+            await migrations.migrate(conn, space.schema, [m for group in migration_sets() for m in group])
+        sender = Sender(pool, Outbox(event_registry, source="/bench"), default_channels(settings, http), settings,
+                        clock=system_clock)
+        task = asyncio.create_task(sender.run())
+        await asyncio.sleep(2)
+        statements.keep_queries = True
+        cpu0, count0, t0 = time.process_time(), statements.count, time.monotonic()
+        await asyncio.sleep(seconds)
+        cpu, count, elapsed = time.process_time() - cpu0, statements.count - count0, time.monotonic() - t0
+        return {"seconds": round(elapsed, 1), "cpu_s_per_minute": round(cpu * 60 / elapsed, 4),
+                "statements": count, "statements_per_s": round(count / elapsed, 3),
+                "by_statement": dict(sorted(statements.by_query.items(), key=lambda kv: -kv[1])[:8])}
+    finally:
+        if task is not None:
+            await cancel_and_wait(task)
+        await http.aclose()
+        await pool.close()
+        await drop_schema_and_topics(space.schema, [])
+
+
+VARIANTS = ("raw", "raw_pipelined", "service")
+
+
+async def run_b4(n: int, repeats: int = 1, idle_seconds: float = 0) -> dict[str, Any]:
+    """Each variant `repeats` times in rotating order; the median run per variant and the ratios per round."""
+    workdir = Path(tempfile.mkdtemp(prefix="bench-b4-"))
+    sink = start_sink(workdir)
+    pg = await PostgresCpu.find()
+    runs: dict[str, list[dict[str, Any]]] = {v: [] for v in VARIANTS}
+    try:
+        for r in range(repeats):
+            order = VARIANTS[r % 3:] + VARIANTS[:r % 3]
+            for variant in order:
+                if variant == "service":
+                    res = await run_service(n, sink, pg)
+                else:
+                    res = await run_raw(n, sink, pg, pipelined=variant == "raw_pipelined")
+                res["load_avg"] = [round(x, 2) for x in os.getloadavg()]
+                runs[variant].append(res)
+        out: dict[str, Any] = {"sink": sink.name, "n": n, "repeats": repeats}
+        for variant in VARIANTS:
+            ordered = sorted(runs[variant], key=lambda x: x["events_per_s"])
+            out[variant] = dict(ordered[len(ordered) // 2]) | {"runs": [x["events_per_s"] for x in runs[variant]]}
+        svc = runs["service"]
+        for base in ("raw", "raw_pipelined"):
+            thr = [round(s["events_per_s"] / b["events_per_s"], 3) for s, b in zip(svc, runs[base])]
+            cpu = [round(s["cpu_ms_per_email"]["process"] / b["cpu_ms_per_email"]["process"], 3)
+                   for s, b in zip(svc, runs[base])]
+            out[f"vs_{base}"] = {"events_per_s_ratio": sorted(thr)[len(thr) // 2], "round_ratios": thr,
+                                 "cpu_per_email_ratio": sorted(cpu)[len(cpu) // 2], "cpu_round_ratios": cpu}
+        out["verified"] = all(x["verified"] for v in VARIANTS for x in runs[v])
+        if idle_seconds:
+            out["idle"] = await run_idle(idle_seconds, sink)
+            out["idle_sender_alone"] = await run_sender_idle(idle_seconds, sink)
+        return out
+    finally:
+        sink.stop()
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+async def run_b4_saturation(n: int) -> dict[str, Any]:
+    """The service alone at N (B5's growth points, each in a fresh process)."""
+    workdir = Path(tempfile.mkdtemp(prefix="bench-b4-"))
+    sink = start_sink(workdir)
+    try:
+        res = await run_service(n, sink, await PostgresCpu.find())
+        return {"saturation": res | {"peak_rss_mb": peak_rss_mb(), "rss_mb_before": res["rss_mb"],
+                                     "cpu_ms_per_event": {
+                                         "service": round(res["cpu_ms_per_email"]["process"] * 4, 3),
+                                         "sink": round(res["cpu_ms_per_email"]["sink"] * 4, 3),
+                                         "postgres": round(res["cpu_ms_per_email"]["postgres"] * 4, 3)}},
+                "sink": sink.name, "verified": res["verified"]}
+    finally:
+        sink.stop()
+        shutil.rmtree(workdir, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -83,8 +83,13 @@ class NotificationsRuntime(Runtime):
         self._sender_task = asyncio.create_task(self.sender.run(), name="sender")
 
     async def stop(self) -> None:
+        s: NotificationsSettings = self.settings  # type: ignore[assignment]
         if self._sender_task is not None:
-            # A send cut short keeps its lease; it is retried after the lease runs out.
+            # No new sends; those in flight finish and are marked, unsent rows are given back. Only a
+            # send still in flight after the grace is cut short: it keeps its lease and is retried.
+            if self.sender is not None:
+                self.sender.stop()
+                await asyncio.wait({self._sender_task}, timeout=s.delivery_stop_grace_seconds)
             await cancel_and_wait(self._sender_task)
             self._sender_task = None
         if self._channels is not None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import hashlib
 import json
 import time
@@ -26,6 +27,7 @@ from shared.tracecontext import TraceParent, parse_traceparent, valid_correlatio
 
 from . import mime
 from .settings import NotificationsSettings
+from .smtp import Session
 from .signing import IDEMPOTENCY_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER, sign
 from .domain import message_id
 
@@ -53,8 +55,14 @@ def delivery_trace(row: Any) -> TraceParent:
     """The span of a delivery's sends: in the trace of the event that caused it (a digest, which has
     none, in a trace named by its delivery id). The span id comes from the delivery id, so every
     retry and resend carries the same bytes."""
-    delivery = uuid.UUID(str(row["delivery_id"]))
-    parent = parse_traceparent(_field(row, "traceparent"))
+    return _delivery_trace(str(row["delivery_id"]), _field(row, "traceparent"))
+
+
+@functools.lru_cache(maxsize=4096)
+def _delivery_trace(delivery_id: str, traceparent: str | None) -> TraceParent:
+    # Asked for several times per send (the message's headers, the span, the marked event): computed once.
+    delivery = uuid.UUID(delivery_id)
+    parent = parse_traceparent(traceparent)
     span_id = hashlib.sha256(delivery.bytes).hexdigest()[:16]
     return TraceParent(parent.trace_id if parent else delivery.hex, span_id, parent.flags if parent else "01")
 
@@ -96,9 +104,9 @@ def classify_smtp(exc: BaseException) -> Attempt:
     return Attempt("transient", f"SMTP unavailable: {type(exc).__name__}: {exc}")
 
 
-def _reusable(client: aiosmtplib.SMTP, exc: BaseException | None = None) -> bool:
+def _reusable(session: Session, exc: BaseException | None = None) -> bool:
     """Whether a connection can carry the next message (a refusal leaves it usable; 421 closes it)."""
-    if not client.is_connected:
+    if not session.is_connected:
         return False
     return not isinstance(exc, aiosmtplib.SMTPResponseException) or exc.code != 421
 
@@ -113,24 +121,27 @@ class EmailChannel:
     """Sends over a few long-lived SMTP connections, one per message in flight.
 
     A new connection per message costs a TCP (and TLS) handshake, EHLO, the login and a
-    hostname lookup; reused, the message costs MAIL/RCPT/DATA only. A connection idle for
-    longer than `smtp_idle_seconds` is closed rather than reused (servers drop idle
-    clients). A reused connection that turns out to be closed by the server is replaced
-    and the message sent once more on a new one: the server did not take it.
+    hostname lookup; reused, the message costs its transaction only, which `smtp.Session`
+    pipelines (MAIL, RCPT and DATA in one write) when the server offers PIPELINING. A
+    connection idle for longer than `smtp_idle_seconds` is closed rather than reused
+    (servers drop idle clients). A reused connection that turns out to be closed by the
+    server is replaced and the message sent once more on a new one: the server did not take it.
     """
 
     def __init__(self, settings: NotificationsSettings) -> None:
         self._s = settings
-        self._idle: list[tuple[aiosmtplib.SMTP, float]] = []
+        self._idle: list[tuple[Session, float]] = []
+        # Parsed once, not per message.
+        self._envelope_from = mime.sender_mailbox(settings.smtp_from)[1]
 
-    async def _checkout(self) -> tuple[aiosmtplib.SMTP, bool]:
-        """A connected client and whether it was reused."""
+    async def _checkout(self) -> tuple[Session, bool]:
+        """A connected session and whether it was reused."""
         now = time.monotonic()
         while self._idle:
-            client, since = self._idle.pop()
-            if client.is_connected and now - since < self._s.smtp_idle_seconds:
-                return client, True
-            await self._discard(client, quit=True)
+            session, since = self._idle.pop()
+            if session.is_connected and now - since < self._s.smtp_idle_seconds:
+                return session, True
+            await self._discard(session, quit=True)
         s = self._s
         client = aiosmtplib.SMTP(
             hostname=s.smtp_host, port=s.smtp_port, username=s.smtp_username,
@@ -138,41 +149,46 @@ class EmailChannel:
             start_tls=s.smtp_starttls, use_tls=s.smtp_use_tls, timeout=s.smtp_timeout_seconds,
             local_hostname=s.smtp_local_hostname,
         )
-        await client.connect()
-        return client, False
+        try:
+            return await Session.open(client), False
+        except BaseException:
+            client.close()
+            raise
 
     @staticmethod
-    async def _discard(client: aiosmtplib.SMTP, *, quit: bool = False) -> None:
+    async def _discard(session: Session, *, quit: bool = False) -> None:
         with contextlib.suppress(Exception):
-            if quit and client.is_connected:
-                await asyncio.wait_for(client.quit(), timeout=2)
-        client.close()
+            if quit and session.is_connected:
+                await asyncio.wait_for(session.quit(), timeout=2)
+        session.close()
 
     async def send(self, row: Any) -> Attempt:
         msg = build_email(row, sender=self._s.smtp_from, domain=self._s.message_id_domain)
-        envelope_from = mime.sender_mailbox(self._s.smtp_from)[1]
         for _ in range(2):
             try:
-                client, reused = await self._checkout()
+                session, reused = await self._checkout()
             except (aiosmtplib.SMTPException, OSError, asyncio.TimeoutError) as exc:
                 return classify_smtp(exc)
             try:
-                await client.sendmail(envelope_from, [row["address"]], msg)
+                await session.sendmail(self._envelope_from, [row["address"]], msg)
+            except ValueError as exc:  # an address that cannot go into an envelope (validated at the edge)
+                self._idle.append((session, time.monotonic()))
+                return Attempt("permanent", f"address not sendable: {exc}")
             except (aiosmtplib.SMTPException, OSError, asyncio.TimeoutError) as exc:
-                if _reusable(client, exc):
-                    self._idle.append((client, time.monotonic()))  # a refusal: the envelope was reset
+                if _reusable(session, exc):
+                    self._idle.append((session, time.monotonic()))  # a refusal: the envelope was reset
                 else:
-                    await self._discard(client)
+                    await self._discard(session)
                     if reused and _stale(exc):
                         continue
                 return classify_smtp(exc)
-            self._idle.append((client, time.monotonic()))
+            self._idle.append((session, time.monotonic()))
             return Attempt("sent", message_id(row["delivery_id"], self._s.message_id_domain))
         return Attempt("transient", "SMTP connection closed by the server twice")
 
     async def close(self) -> None:
         idle, self._idle = self._idle, []
-        await asyncio.gather(*(self._discard(client, quit=True) for client, _ in idle))
+        await asyncio.gather(*(self._discard(session, quit=True) for session, _ in idle))
 
 
 def webhook_body(row: Any) -> bytes:

@@ -26,7 +26,7 @@ from shared.wita import as_wita
 from . import domain, journal, store
 from .domain import Recipient, Rule, Target
 from .ics import invitation_ics
-from .rendering import Renderer, TemplateFailure
+from .rendering import Renderer, Rendered, TemplateFailure, render_each
 from .settings import NotificationsSettings
 
 log = get_logger(__name__)
@@ -97,13 +97,19 @@ class Router:
             targets = domain.plan(rule, people)
             if not targets:
                 log.warning("routing rule found no recipients", template=rule.template)
+            # One render per event (and recipient shape) where the template allows, not one per recipient.
+            to_render = [t for t in targets if t.problem is None and not rule.digest]
+            rendered = dict(zip(map(id, to_render), render_each(self._renderer, rule.template, {
+                "event": payload, "region": region_name(region_code), "event_type": ctx.event.type,
+                "event_time": ctx.event.time}, [t.recipient for t in to_render]))) if to_render else {}
             for target in targets:
                 if rule.digest and target.problem is None:
                     data = payload.model_dump(mode="json") if data is None else data
                     digest.append((ctx.event.id, ctx.event.type, target.recipient.recipient_id, target.channel.value,
                                    day, region_code, data))
                 else:
-                    intents.append((self._intent(payload, ctx, target, region_code), ctx.event, target))
+                    intents.append((self._intent(payload, ctx, target, region_code, rendered.get(id(target))),
+                                    ctx.event, target))
 
     async def _write_deliveries(self, outbox: Outbox, conn: Any,
                                 intents: list[tuple[dict[str, Any], CloudEvent, Target]]) -> None:
@@ -126,8 +132,8 @@ class Router:
             ), {"correlation_id": event.correlation_id, "causation_id": event.id, "traceparent": event.traceparent}))
         await outbox.add_many(conn, failures)
 
-    def _intent(self, payload: EventPayload, ctx: HandlerContext, target: Target,
-                region_code: str | None) -> dict[str, Any]:
+    def _intent(self, payload: EventPayload, ctx: HandlerContext, target: Target, region_code: str | None,
+                rendered: Rendered | TemplateFailure | None = None) -> dict[str, Any]:
         """The delivery row for one target, rendered; failed at once (with the reason) if it cannot be."""
         person, channel = target.recipient, target.channel
         row: dict[str, Any] = dict(
@@ -142,10 +148,13 @@ class Router:
         reason = target.problem
         if reason is None:
             try:
-                rendered = self._renderer.render(target.rule.template, {
-                    "event": payload, "recipient": person, "region": region_name(region_code),
-                    "event_type": ctx.event.type, "event_time": ctx.event.time,
-                })
+                if isinstance(rendered, TemplateFailure):
+                    raise rendered
+                if rendered is None:
+                    rendered = self._renderer.render(target.rule.template, {
+                        "event": payload, "recipient": person, "region": region_name(region_code),
+                        "event_type": ctx.event.type, "event_time": ctx.event.time,
+                    })
                 row.update(subject=rendered.subject, text_body=rendered.text, html_body=rendered.html)
                 if channel is Channel.EMAIL and ctx.event.type in CALENDAR_TYPES and person.invitation_id:
                     row["ics"] = self._ics(payload, person, ctx.event.type, ctx.event.time)

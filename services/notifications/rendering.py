@@ -6,13 +6,17 @@ and its delivery is recorded as failed; a half-filled message is never sent.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import re
+import secrets
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
 import jinja2
+import jinja2.meta
+import markupsafe
 
 from shared import labels
 
@@ -125,3 +129,101 @@ class Renderer:
         if not subject or "\n" in subject:
             raise TemplateFailure(f"template {template!r}: the subject must be one non-empty line")
         return Rendered(subject=subject, text=body, html=html)
+
+
+# --- one render per event ------------------------------------------------------------------------
+# The notices of one event differ between their recipients only in the salutation
+# (`recipient.title`, `recipient.name`). A template that uses nothing else of the recipient, and
+# those two only as plain values or conditions, is rendered once per event and recipient shape
+# (with or without a title), with markers where the title and name go; each recipient's values
+# are then written in (HTML-escaped in the HTML part, as autoescape would). The bytes are those
+# of a render per recipient (tests/unit/notifications/test_render_once.py) at a fraction of the
+# cost. Any other use of `recipient` (a filter, a comparison, another field) in the template or
+# what it includes or extends renders per recipient, as before.
+_MARK = secrets.token_hex(6)  # per process: no event text can spell a marker
+_TITLE, _NAME = f"\ue000t{_MARK}\ue001", f"\ue000n{_MARK}\ue001"
+_RECIPIENT = re.compile(r"\brecipient\b")
+_PLAIN_USE = re.compile(r"\brecipient\.(?:name|title)(?=\s*(?:-?\}\}|-?%\}|or\b|and\b))")
+
+
+@dataclass(frozen=True, slots=True)
+class _Marked:
+    title: str
+    name: str
+
+
+class _Once:
+    def __init__(self, env: jinja2.Environment) -> None:
+        self._env = env
+        self._eligible: dict[str, bool] = {}
+
+    def eligible(self, template: str) -> bool:
+        if template not in self._eligible:
+            self._eligible[template] = self._check(template)
+        return self._eligible[template]
+
+    def _check(self, template: str) -> bool:
+        seen: set[str] = set()
+        todo = [f"{template}.txt.j2", f"{template}.html.j2"]
+        while todo:
+            name = todo.pop()
+            if name in seen:
+                continue
+            seen.add(name)
+            try:
+                source, _, _ = self._env.loader.get_source(self._env, name)  # type: ignore[union-attr]
+                referenced = jinja2.meta.find_referenced_templates(self._env.parse(source))
+            except jinja2.TemplateError:
+                return False  # rendered per recipient, which reports the error
+            if len(_RECIPIENT.findall(source)) != len(_PLAIN_USE.findall(source)):
+                return False
+            for ref in referenced:
+                if ref is None:
+                    return False  # a computed name: what it includes cannot be checked
+                todo.append(ref)
+        return True
+
+
+def _personal(base: Rendered, title: str, name: str, template: str) -> Rendered:
+    escaped_title, escaped_name = str(markupsafe.escape(title)), str(markupsafe.escape(name))
+    subject = base.subject.replace(_TITLE, title).replace(_NAME, name)
+    if not subject or "\n" in subject:
+        raise TemplateFailure(f"template {template!r}: the subject must be one non-empty line")
+    return Rendered(subject=subject, text=base.text.replace(_TITLE, title).replace(_NAME, name),
+                    html=base.html.replace(_TITLE, escaped_title).replace(_NAME, escaped_name))
+
+
+def render_each(renderer: Renderer, template: str, context: Mapping[str, Any],
+                recipients: Sequence[Any]) -> list[Rendered | TemplateFailure]:
+    """`renderer.render(template, {**context, "recipient": r})` for each recipient (a failure in
+    place of a notice that cannot be rendered), rendering once per recipient shape where the
+    template allows."""
+    once = getattr(renderer, "_once", None)
+    if once is None:
+        once = renderer._once = _Once(renderer._env)  # type: ignore[attr-defined]
+
+    def attempt(ctx: Mapping[str, Any]) -> Rendered | TemplateFailure:
+        try:
+            return renderer.render(template, ctx)
+        except TemplateFailure as exc:
+            return exc
+
+    if not once.eligible(template):
+        return [attempt({**context, "recipient": r}) for r in recipients]
+    by_shape: dict[tuple[bool, bool], Rendered | TemplateFailure] = {}
+    out: list[Rendered | TemplateFailure] = []
+    for r in recipients:
+        title, name = r.title or "", r.name or ""
+        shape = (bool(title), bool(name))
+        if shape not in by_shape:
+            by_shape[shape] = attempt({**context, "recipient": _Marked(title=_TITLE if title else title,
+                                                                       name=_NAME if name else name)})
+        base = by_shape[shape]
+        if isinstance(base, TemplateFailure):
+            out.append(base)
+            continue
+        try:
+            out.append(_personal(base, title, name, template))
+        except TemplateFailure as exc:
+            out.append(exc)
+    return out

@@ -1,26 +1,37 @@
-"""The sender: claims pending deliveries, sends them outside any transaction, marks the outcome.
+"""The sender: leases due deliveries in batches, sends them outside any transaction, marks each batch.
 
-Three kinds of task share the work. The claimer leases due rows in batches
-(`delivery_batch_size`; lease_until and lease_token set, the attempt counted) into a
-queue kept just long enough to feed the senders. `delivery_concurrency` senders each take
-one row at a time and send it over a reused connection, with no transaction open. The
-marker records outcomes in one transaction per group (whatever finished while the
-previous group was being written): it locks the rows whose lease is still ours, records
-sent/failed/retry and writes DeliverySent/DeliveryFailed to the outbox.
+One loop works batch by batch. A claim leases up to `delivery_batch_size` due rows in one
+statement (lease_until and lease_token set, the attempt counted). `delivery_concurrency`
+workers send them over reused connections (one per worker, `EmailChannel`), with no
+transaction open. Outcomes are marked in one statement per group (sent, failed or retry, only
+where the lease is still ours, with the DeliverySent/DeliveryFailed outbox rows): every
+`MARK_EVERY` finished sends while the batch is being sent, and the rest of the batch while the
+next one is already being claimed and sent. Rows of a batch that were not
+started before their lease got too short to finish a send are given back. One log line per
+batch at INFO ("deliveries marked", with the counts); each failure and retry has its own
+warning, and the rows themselves are the audit trail.
+
+Idle, the loop costs nothing: it sleeps until a committed pending row wakes it
+(LISTEN/NOTIFY, `shared.db.listen`), until the next pending row comes due (a retry's
+`next_attempt_at`, or a lease that runs out), or `delivery_poll_seconds` at most.
 
 A sender that dies after sending but before marking leaves leases that run out; those
-rows are sent again with the same Message-ID / Idempotency-Key (the sends finished
-during one marking transaction at most). A graceful stop marks what was sent and gives
-back the leases of rows not yet sent. The claimer sleeps until a committed pending row
-wakes it (LISTEN/NOTIFY), polling every `delivery_poll_seconds` as the fallback (and for
-retries that come due). Several replicas share the work through SKIP LOCKED.
+rows are sent again with the same Message-ID / Idempotency-Key (about one marking group). A
+stop (`stop()`, then the task's cancellation after `delivery_stop_grace_seconds`) starts
+no new send, lets the sends in flight finish, marks every finished one, and gives back the
+leases of rows never sent; only a send still in flight when the grace runs out keeps its
+lease, to be retried when it runs out. The marking at the end survives repeated
+cancellation (bounded by the statement timeout), so an e-mail the server accepted is not
+left unmarked by a hurried stop. Several replicas share the work through SKIP LOCKED.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Awaitable, Callable
+import time
+from collections import Counter, deque
+from collections.abc import Awaitable, Callable, Coroutine
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -42,6 +53,9 @@ from .domain import retry_delay
 from .settings import NotificationsSettings
 
 log = get_logger(__name__)
+# Statements of the sender's bookkeeping (claim, mark, release) may not hold a stop for long.
+STATEMENT_TIMEOUT = 10.0
+MARK_EVERY = 25
 
 
 def status_event(row: Any, *, now: datetime, reason: str | None = None) -> DeliverySent | DeliveryFailed:
@@ -51,6 +65,26 @@ def status_event(row: Any, *, now: datetime, reason: str | None = None) -> Deliv
         attempts=row["attempts"], at=now,
     )
     return DeliveryFailed(**common, reason=reason) if reason is not None else DeliverySent(**common)
+
+
+async def finish_despite_cancellation(coro: Coroutine[Any, Any, None]) -> None:
+    """Run `coro` to its end even if the caller is cancelled meanwhile (again and again, as
+    `cancel_and_wait` does); the cancellation is raised afterwards. `coro` must be bounded."""
+    task = asyncio.ensure_future(coro)
+    cancelled = False
+    while not task.done():
+        try:
+            await asyncio.shield(task)
+        except asyncio.CancelledError:
+            if task.done():
+                break
+            cancelled = True
+        except Exception:  # noqa: BLE001 - reported below
+            break
+    if not task.cancelled() and task.exception() is not None:
+        log.warning("finishing the sender's work failed", error=repr(task.exception()))
+    if cancelled:
+        raise asyncio.CancelledError
 
 
 class Sender:
@@ -65,85 +99,128 @@ class Sender:
         # Fault-injection point for tests: runs after a send, before its outcome is marked.
         self.after_send: Callable[[Any, Attempt], Awaitable[None] | None] | None = None
         self.counts: dict[str, int] = {}
-        self._wake = asyncio.Event()  # a pending row was committed
-        self._room = asyncio.Event()  # a sender took a row from the queue
-        self._queue: asyncio.Queue[Any] = asyncio.Queue()
+        self._wake = asyncio.Event()  # a pending row was committed (or a stop was asked for)
+        self._stopping = False
+        self._unsent: deque[Any] = deque()  # leased, no send started
         self._finished: list[tuple[Any, Attempt]] = []  # sent (or failed), not yet marked
-        self._finished_ready = asyncio.Event()
+        self._workers: list[asyncio.Task[None]] = []
+        self._marking: asyncio.Task[None] | None = None
+        # Finished sends are marked in groups of this many while a batch is still being sent: what a
+        # crash can leave sent but unmarked (to be sent again, same Message-ID) stays a small group.
+        self._mark_every = min(settings.delivery_batch_size, MARK_EVERY)
+        # A send may start only while its lease outlasts the slowest send (the settings check the same).
+        self._send_budget = settings.delivery_lease_seconds - max(settings.smtp_timeout_seconds,
+                                                                  settings.webhook_timeout_seconds)
 
     def wake(self) -> None:
         """New deliveries were committed: claim now instead of at the next poll."""
         self._wake.set()
 
-    async def run(self) -> None:
-        tasks = [asyncio.create_task(listen(self._pool, store.wake_channel(self._s.db_schema), self.wake,
-                                            retry_seconds=self._s.delivery_poll_seconds * 4), name="sender-listen")]
-        tasks += [asyncio.create_task(self._send_loop(), name=f"sender-{i}")
-                  for i in range(self._s.delivery_concurrency)]
-        marker = asyncio.create_task(self._mark_loop(), name="sender-marker")
-        try:
-            await self._claim_loop()
-        finally:
-            # Every task is cancelled before the first await here (a second cancellation of this
-            # task, a hurried stop, must not leave one running), and again if one swallowed it.
-            await cancel_and_wait(*tasks, marker)
-            # A graceful stop: what was sent is marked (not sent again after a restart), and
-            # rows never sent are given back at once instead of when their lease runs out.
-            with contextlib.suppress(Exception):
-                await asyncio.shield(self._mark_finished())
-            with contextlib.suppress(Exception):
-                await asyncio.shield(self._release_queued())
+    def stop(self) -> None:
+        """Start no new send; `run` returns once the sends in flight are finished and marked."""
+        self._stopping = True
+        self._wake.set()
 
-    async def _claim_loop(self) -> None:
+    async def run(self) -> None:
+        listener = asyncio.create_task(listen(self._pool, store.wake_channel(self._s.db_schema), self.wake,
+                                              retry_seconds=self._s.delivery_poll_seconds * 4), name="sender-listen")
+        try:
+            await self._loop()
+        finally:
+            # What was sent is marked (not sent again after a restart), rows never sent are given
+            # back at once instead of when their lease runs out, even if the stop is hurried.
+            await finish_despite_cancellation(self._finish(listener))
+
+    async def _finish(self, listener: asyncio.Task[None]) -> None:
+        await cancel_and_wait(listener, *self._workers)  # a send cut short keeps its lease
+        if self._marking is not None:
+            await cancel_and_wait(self._marking)  # its outcomes go back to _finished when cut short
+        with contextlib.suppress(Exception):
+            await self._mark_finished()
+        with contextlib.suppress(Exception):
+            await self._release_unsent()
+
+    async def _loop(self) -> None:
         delays = backoff_delays(cap=30)
         limit = self._s.delivery_batch_size
-        while True:
+        while not self._stopping:
             self._wake.clear()  # before claiming: a row committed from now on sets it again
-            while self._queue.qsize() >= self._s.delivery_concurrency:  # enough queued: claim when it runs low
-                self._room.clear()
-                await self._room.wait()
             try:
-                async with self._pool.acquire() as conn, conn.transaction():
-                    rows = await store.claim_due(conn, self._clock(), timedelta(seconds=self._s.delivery_lease_seconds),
-                                                 limit)
+                rows = await store.claim_due(self._pool, self._clock(),
+                                             timedelta(seconds=self._s.delivery_lease_seconds), limit,
+                                             timeout=STATEMENT_TIMEOUT)
+                if rows:
+                    delays = backoff_delays(cap=30)
+                    await self._send_batch(rows)
+                    if len(rows) >= limit:
+                        continue  # probably more waiting
+                due = await store.next_due(self._pool, timeout=STATEMENT_TIMEOUT)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # noqa: BLE001 - database outage: wait, the rows stay pending
                 delay = next(delays)
                 log.warning("sender failed; will retry", error=repr(exc), retry_in=round(delay, 2))
-                await asyncio.sleep(delay)
+                await self._sleep(delay)
                 continue
-            delays = backoff_delays(cap=30)
-            for row in rows:
-                self._queue.put_nowait(row)
-            if len(rows) >= limit:
-                continue  # probably more waiting
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=self._s.delivery_poll_seconds)
+            # Nothing due now: sleep until woken, until the next row comes due, or the poll at most.
+            wait = self._s.delivery_poll_seconds
+            if due is not None:
+                wait = min(wait, max(0.0, (due - self._clock()).total_seconds()))
+            await self._sleep(wait)
+        if self._marking is not None:
+            await self._marking
 
-    async def _send_loop(self) -> None:
-        while True:
-            row = await self._queue.get()
-            self._room.set()
+    async def _sleep(self, seconds: float) -> None:
+        if seconds > 0 and not self._wake.is_set():
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(seconds):
+                    await self._wake.wait()
+
+    async def _send_batch(self, rows: list[Any]) -> None:
+        leased_at = time.monotonic()
+        self._unsent.extend(rows)
+        self._workers = [asyncio.create_task(self._work(leased_at), name=f"sender-{i}")
+                         for i in range(min(self._s.delivery_concurrency, len(rows)))]
+        await asyncio.gather(*self._workers)
+        self._workers = []
+        if self._marking is not None:
+            await self._marking  # one marking at a time; it retries on its own through an outage
+        self._mark_soon()  # the rest of the batch, marked while the next one is claimed and sent
+        if self._unsent:  # a stop, or leases too short to start another send: free them now
+            await self._release_unsent()
+
+    async def _work(self, leased_at: float) -> None:
+        while self._unsent and not self._stopping:
+            if time.monotonic() - leased_at >= self._send_budget:
+                return  # the rest is given back
+            row = self._unsent.popleft()
             try:
                 attempt = await self._send(row)
             except asyncio.CancelledError:
                 raise
-            except Exception:  # noqa: BLE001 - a failing hook must not stop this sender; the lease runs out
-                log.exception("sending failed unexpectedly; the delivery is retried when its lease runs out")
+            except Exception:  # noqa: BLE001 - a failing hook must not stop the batch; the lease runs out
+                with self._context(row):
+                    log.exception("sending failed unexpectedly; the delivery is retried when its lease runs out")
                 continue
             self._finished.append((row, attempt))
-            self._finished_ready.set()
+            if len(self._finished) >= self._mark_every:
+                self._mark_soon()
+
+    def _mark_soon(self) -> None:
+        """Mark what finished so far in the background, unless a marking is under way (it is followed by another)."""
+        if self._finished and (self._marking is None or self._marking.done()):
+            self._marking = asyncio.create_task(self._mark_loop(), name="sender-marker")
 
     async def _send(self, row: Any) -> Attempt:
         parent = parse_traceparent(row["traceparent"]) or delivery_trace(row)
-        with self._context(row), otel.span(f"send {row['channel']}", parent, kind="client", attributes={
+        with otel.span(f"send {row['channel']}", parent, kind="client", attributes={
                 "ntb.delivery_id": str(row["delivery_id"]), "ntb.channel": row["channel"],
                 "ntb.attempt": row["attempts"]}) as span:
             try:
                 attempt = await self._channels.send(row)
             except Exception as exc:  # noqa: BLE001 - an adapter bug must not kill the sender loop
-                log.exception("channel raised")
+                with self._context(row):
+                    log.exception("channel raised")
                 attempt = Attempt("transient", f"{type(exc).__name__}: {exc}")
             if span is not None:
                 span.set("ntb.outcome", attempt.outcome)
@@ -158,36 +235,36 @@ class Sender:
     async def _mark_loop(self) -> None:
         delays = backoff_delays(cap=30)
         while True:
-            await self._finished_ready.wait()
-            self._finished_ready.clear()
             try:
                 await self._mark_finished()
-                delays = backoff_delays(cap=30)
+                return
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # noqa: BLE001 - database outage: keep the outcomes, mark them later
                 delay = next(delays)
                 log.warning("marking deliveries failed; will retry", error=repr(exc), retry_in=round(delay, 2))
-                self._finished_ready.set()
                 await asyncio.sleep(delay)
 
     async def _mark_finished(self) -> None:
-        """Mark everything finished so far in one transaction (the group grows while the previous one commits)."""
+        """Mark everything finished so far in one statement."""
         done, self._finished = self._finished, []
         if not done:
             return
         try:
             await self._mark(done)
         except BaseException:
-            self._finished[:0] = done  # not marked: keep them for the next try
+            self._finished[:0] = done  # not marked (or not known to be): keep them for the next try
             raise
 
-    async def _release_queued(self) -> None:
-        rows = []
-        while not self._queue.empty():
-            rows.append(self._queue.get_nowait())
+    async def _release_unsent(self) -> None:
+        rows, self._unsent = list(self._unsent), deque()
         if rows:
-            await store.release(self._pool, [(row["delivery_id"], row["lease_token"]) for row in rows])
+            try:
+                await store.release(self._pool, [(row["delivery_id"], row["lease_token"]) for row in rows],
+                                    timeout=STATEMENT_TIMEOUT)
+            except BaseException:
+                self._unsent.extendleft(reversed(rows))
+                raise
 
     @staticmethod
     def _context(row: Any) -> contextlib.AbstractContextManager[None]:
@@ -206,32 +283,47 @@ class Sender:
             # `attempts` was counted when this sender leased the row; while the lease holds it is current.
             outcome: dict[str, Any] = dict(id=row["delivery_id"], token=row["lease_token"], reason=None,
                                            error=None, next_at=None)
-            opts = dict(correlation_id=row["correlation_id"], causation_id=row["source_event_id"],
-                        traceparent=delivery_trace(row).header())
             if attempt.sent:
                 outcome["status"] = "sent"
-                events.append((row["delivery_id"], *self._outbox.build(status_event(row, now=now), **opts)))
+                events.append((row["delivery_id"], *self._outbox.build(
+                    status_event(row, now=now), **self._event_options(row))))
             elif attempt.outcome == "permanent" or row["attempts"] >= self._s.delivery_max_attempts:
                 reason = attempt.detail if attempt.outcome == "permanent" else (
                     f"gave up after {row['attempts']} attempts: {attempt.detail}")
                 outcome.update(status="failed", reason=reason, error=reason)
-                events.append((row["delivery_id"],
-                               *self._outbox.build(status_event(row, now=now, reason=reason), **opts)))
+                events.append((row["delivery_id"], *self._outbox.build(
+                    status_event(row, now=now, reason=reason), **self._event_options(row))))
             else:
                 delay = retry_delay(row["attempts"], base=self._s.delivery_backoff_base_seconds,
                                     cap=self._s.delivery_backoff_max_seconds)
                 outcome.update(status="pending", error=attempt.detail, next_at=now + timedelta(seconds=delay))
             outcomes.append(outcome)
             decided.append((row, attempt, "retry" if outcome["status"] == "pending" else outcome["status"]))
-        async with self._pool.acquire() as conn:
-            marked = await store.mark(conn, now, outcomes, events)
+        marked = await store.mark(self._pool, now, outcomes, events, timeout=STATEMENT_TIMEOUT)
+        tally: Counter[tuple[str, str]] = Counter()
+        lost = 0
         for row, attempt, outcome_name in decided:  # after the commit: what is logged is true
-            with self._context(row):
-                if row["delivery_id"] not in marked:
+            if row["delivery_id"] not in marked:
+                lost += 1
+                with self._context(row):
                     log.warning("lease lost before marking; another sender owns the delivery")
-                    continue
-                self.counts[outcome_name] = self.counts.get(outcome_name, 0) + 1
-                if self._metrics is not None and outcome_name != "retry":
-                    self._metrics.deliveries.labels(row["channel"], outcome_name).inc()
-                log_fn = log.info if outcome_name == "sent" else log.warning
-                log_fn("delivery " + outcome_name, attempts=row["attempts"], detail=attempt.detail)
+                continue
+            tally[row["channel"], outcome_name] += 1
+            if outcome_name != "sent":  # each failure and retry is worth its own line
+                with self._context(row):
+                    log.warning("delivery " + outcome_name, attempts=row["attempts"], detail=attempt.detail)
+        by_outcome: Counter[str] = Counter()
+        for (channel, outcome_name), n in tally.items():
+            by_outcome[outcome_name] += n
+            if self._metrics is not None and outcome_name != "retry":
+                self._metrics.deliveries.labels(channel, outcome_name).inc(n)
+        for outcome_name, n in by_outcome.items():
+            self.counts[outcome_name] = self.counts.get(outcome_name, 0) + n
+        # One line per batch; the rows (status, attempts, sent_at, last_error) are the audit trail.
+        log.info("deliveries marked", sent=by_outcome["sent"], failed=by_outcome["failed"],
+                 retry=by_outcome["retry"], lease_lost=lost)
+
+    @staticmethod
+    def _event_options(row: Any) -> dict[str, Any]:
+        return dict(correlation_id=row["correlation_id"], causation_id=row["source_event_id"],
+                    traceparent=delivery_trace(row).header())

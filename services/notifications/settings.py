@@ -31,11 +31,15 @@ class NotificationsSettings(ServiceSettings):
     delivery_max_attempts: int = Field(default=8, ge=1, description="Transient failures retried up to this")
     delivery_backoff_base_seconds: float = Field(default=5.0, gt=0)
     delivery_backoff_max_seconds: float = Field(default=900.0, gt=0)
-    delivery_poll_seconds: float = Field(default=1.0, gt=0)
+    delivery_poll_seconds: float = Field(
+        default=30.0, gt=0, description="Longest idle sleep: commits wake the sender (LISTEN/NOTIFY) and it wakes "
+                                        "itself when the next retry or lease comes due; this is the fallback")
     delivery_batch_size: int = Field(
-        default=20, ge=1, description="Rows leased per claim (the claimer keeps the senders' queue fed)")
+        default=100, ge=1, description="Rows leased per claim and marked per statement")
     delivery_concurrency: int = Field(
         default=4, ge=1, le=64, description="Sends (and SMTP connections) in flight at once")
+    delivery_stop_grace_seconds: float = Field(
+        default=10.0, ge=0, description="On stop, how long the sends in flight may take to finish (and be marked)")
     delivery_lease_seconds: float = Field(
         default=120.0, gt=0, description="A claimed delivery not marked by then is retried (the sender died)"
     )

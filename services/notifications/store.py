@@ -130,8 +130,11 @@ async def insert_delivery(conn: Conn, d: Mapping[str, Any]) -> bool:
     return bool(await insert_deliveries(conn, [d]))
 
 
-async def claim_due(conn: Conn, now: datetime, lease: timedelta, limit: int) -> list[asyncpg.Record]:
-    """Lease due pending rows to this sender; a lease that runs out makes the row due again."""
+async def claim_due(conn: Conn, now: datetime, lease: timedelta, limit: int, *,
+                    timeout: float | None = None) -> list[asyncpg.Record]:
+    """Lease due pending rows to this sender; a lease that runs out makes the row due again.
+
+    One statement, atomic on its own: no BEGIN/COMMIT round trips around it."""
     return await conn.fetch(
         """WITH due AS (
                SELECT delivery_id FROM deliveries
@@ -140,17 +143,25 @@ async def claim_due(conn: Conn, now: datetime, lease: timedelta, limit: int) -> 
            UPDATE deliveries d SET lease_until = $1 + $2, lease_token = gen_random_uuid(), attempts = attempts + 1
            FROM due WHERE d.delivery_id = due.delivery_id
            RETURNING d.*""",
-        now, lease, limit,
+        now, lease, limit, timeout=timeout,
     )
 
 
-async def release(conn: Conn, leases: Sequence[tuple[uuid.UUID, uuid.UUID]]) -> None:
+async def next_due(conn: Conn, *, timeout: float | None = None) -> datetime | None:
+    """When the next pending row can be claimed (its retry time, or when its lease runs out); None if none."""
+    return await conn.fetchval(
+        "SELECT min(GREATEST(next_attempt_at, COALESCE(lease_until, next_attempt_at))) FROM deliveries "
+        "WHERE status = 'pending'", timeout=timeout)
+
+
+async def release(conn: Conn, leases: Sequence[tuple[uuid.UUID, uuid.UUID]], *,
+                  timeout: float | None = None) -> None:
     """Give back leased rows that were never sent (a graceful stop): due again at once, the attempt uncounted."""
     await conn.execute(
         "UPDATE deliveries d SET lease_until = NULL, lease_token = NULL, attempts = d.attempts - 1 "
         "FROM unnest($1::uuid[], $2::uuid[]) AS l(id, token) "
         "WHERE d.delivery_id = l.id AND d.lease_token = l.token AND d.status = 'pending'",
-        [lease[0] for lease in leases], [lease[1] for lease in leases],
+        [lease[0] for lease in leases], [lease[1] for lease in leases], timeout=timeout,
     )
 
 
@@ -187,7 +198,7 @@ FROM marked"""
 
 
 async def mark(conn: Conn, now: datetime, outcomes: Sequence[Mapping[str, Any]],
-               events: Sequence[tuple[uuid.UUID, Any, str, str]]) -> set[uuid.UUID]:
+               events: Sequence[tuple[uuid.UUID, Any, str, str]], *, timeout: float | None = None) -> set[uuid.UUID]:
     """Record outcomes (id, token, status sent|failed|pending, reason, error, next_at) and the events
     (delivery id, CloudEvent, topic, key) of the rows marked; returns the ids marked (lease still ours)."""
     rows = await conn.fetch(
@@ -198,6 +209,7 @@ async def mark(conn: Conn, now: datetime, outcomes: Sequence[Mapping[str, Any]],
         [e[0] for e in events], [e[1].id for e in events], [e[2] for e in events], [e[3] for e in events],
         # JSON text, cast in SQL: a list of pairs in a jsonb[] parameter would be read as a 2-D array.
         [json.dumps([[k, v.decode()] for k, v in e[1].to_headers()]) for e in events], [e[1].data for e in events],
+        timeout=timeout,
     )
     return {r["delivery_id"] for r in rows}
 

@@ -5,12 +5,14 @@ from __future__ import annotations
 import asyncio
 import time
 
+import asyncpg
 import pytest
 
 from services.notifications.bootstrap import build
 from shared.contracts.topics import COMMITMENTS_EVENTS
+from shared.tasks import cancel_and_wait
 
-from ..conftest import eventually
+from ..conftest import DSN, eventually
 from . import factories
 from .conftest import RecordingHandler, SmtpServer, event_of, free_port, notif_settings, publish
 
@@ -144,3 +146,39 @@ async def test_a_graceful_stop_marks_what_was_sent_and_gives_back_the_rest(topic
     leased = [r for r in pending if r["lease_token"] is not None]
     assert len(leased) <= 1  # delivery_concurrency=1: at most the send in flight at the stop
     assert all(r["attempts"] == 0 for r in pending if r["lease_token"] is None)  # given back uncounted
+
+
+async def test_a_hurried_stop_still_marks_every_email_the_server_accepted(topic_prefix, schema_for, db):
+    """The sender's task cancelled again and again while it stops (an impatient caller, or a cancellation that
+    asyncio.wait_for swallowed on Python 3.11 and `cancel_and_wait` repeats) while its marking waits for the
+    database (here: the rows locked by another transaction): the marking still runs to its end once the database
+    answers, so every e-mail the server accepted is marked sent, except at most the one send cut short."""
+    smtp = SmtpServer(free_port())
+    smtp.handler = SlowHandler()
+    smtp.start()
+    schema = schema_for("not")
+    rt, _ = build(notif_settings(topic_prefix, schema, smtp.port, delivery_concurrency=1, delivery_lease_seconds=60))
+    await rt.start()
+    try:
+        events = [event_of(factories.submitted(region, 15000, 3_024_000_000)) for region in REGIONS[:3]]
+        await publish(topic_prefix + COMMITMENTS_EVENTS, events)
+        await eventually(lambda: _value(len(smtp.messages) >= 1), interval=0.02)
+        blocker = await asyncpg.connect(DSN)
+        try:
+            tx = blocker.transaction()
+            await tx.start()
+            await blocker.execute(f'SELECT 1 FROM "{schema}".deliveries FOR UPDATE')  # marking must wait
+            await eventually(lambda: _value(len(smtp.messages) >= 3), interval=0.02)
+            stopping = asyncio.create_task(cancel_and_wait(rt._sender_task, recancel_seconds=0.01))
+            await asyncio.sleep(1.0)  # cancelled ~100 times meanwhile
+            accepted = len(smtp.messages)
+            await tx.rollback()
+        finally:
+            await blocker.close()
+        await asyncio.wait_for(stopping, timeout=30)
+    finally:
+        await rt.stop()
+        smtp.stop()
+    rows = await db.fetch(f'SELECT status FROM "{schema}".deliveries WHERE channel = \'email\'')
+    sent = [r for r in rows if r["status"] == "sent"]
+    assert accepted >= 3 and accepted - 1 <= len(sent) <= len(smtp.messages), (accepted, len(sent), len(smtp.messages))
