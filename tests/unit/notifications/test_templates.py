@@ -12,8 +12,9 @@ from shared.contracts.commitments import (CommitmentAcknowledged, CommitmentOver
                                           CommitmentReturned, CommitmentSubmitted, CommitmentWithdrawn,
                                           DeadlineApproaching, DeadlineExtended)
 from shared.contracts.common import Contact, MeetingInfo
-from shared.contracts.invitations import (InvitationIssued, InvitationResponded, MeetingCancelled,
-                                         MeetingRescheduled, ReminderDue)
+from shared.contracts.invitations import (InvitationIssued, InvitationRescheduled, InvitationResponded,
+                                         MeetingCancelled, ReminderDue)
+from shared.contracts.registry import registry
 
 NOW = datetime(2026, 12, 1, 1, 0, tzinfo=UTC)
 ME = Recipient(recipient_id="r", name="Drs. H. Contoh", title="Sekretaris Daerah", role="sekda", email="a@b.go.id")
@@ -29,12 +30,14 @@ EVENTS = {
                                           region_code="52.05", role="sekda", invitee=CONTACT, rsvp_url="https://r/x",
                                           rsvp_expires_at=NOW),
     "reminder_due": ReminderDue(invitation_id=uuid.uuid4(), meeting_id=uuid.uuid4(), meeting=MEETING, role="sekda",
-                                invitee=CONTACT, lead="P1D", rsvp_url="https://r/x"),
+                                invitee=CONTACT, lead="P1D", rsvp_url="https://r/undangan/tok-remind"),
     "invitation_responded": InvitationResponded(invitation_id=uuid.uuid4(), meeting_id=uuid.uuid4(), meeting=MEETING,
                                                 region_code="52.05", role="sekda", invitee=CONTACT,
                                                 response="delegated", delegate=Contact(name="Wakil"), responded_at=NOW),
-    "meeting_rescheduled": MeetingRescheduled(meeting=MEETING, meeting_id=uuid.UUID(MEETING.meeting_id),
-                                              previous_starts_at=NOW - timedelta(days=1), reason="Agenda Gubernur"),
+    "meeting_rescheduled": InvitationRescheduled(
+        invitation_id=uuid.uuid4(), meeting_id=uuid.UUID(MEETING.meeting_id), meeting=MEETING, role="sekda",
+        invitee=CONTACT, previous_starts_at=NOW - timedelta(days=1), reason="Agenda Gubernur",
+        rsvp_url="https://r/undangan/tok-resch", rsvp_expires_at=NOW - timedelta(hours=12)),
     "meeting_cancelled": MeetingCancelled(meeting=MEETING, meeting_id=uuid.UUID(MEETING.meeting_id)),
     "commitment_requested": CommitmentRequested(commitment_id=uuid.uuid4(), region_code="52.05", fiscal_year=2026,
                                                 deadline=NOW),
@@ -73,6 +76,26 @@ def test_each_template_renders_subject_text_and_html(renderer, template):
         assert "Kabupaten Dompu" in out.text
     if template in ("commitment_submitted", "commitment_returned", "commitment_acknowledged", "commitment_withdrawn"):
         assert "Rp3.024.000.000" in out.text and "Rp3.024.000.000" in out.html
+
+
+# Notices to invitees with nothing left to act on (the meeting is off): no RSVP link.
+NO_ACTION = {"meeting_cancelled"}
+
+
+def test_every_notice_to_an_invitee_carries_their_own_rsvp_link(renderer):
+    """Every routed event that reaches invitees holds one invitee's link, and the notice shows it (text and href)."""
+    for rule in parse_rules(_data(None, "routing.yaml")):
+        if not (rule.invitee or rule.meeting_invitees) or rule.template in NO_ACTION:
+            continue
+        assert rule.invitee and not rule.meeting_invitees, f"{rule.event}: a meeting-wide audience has no one's link"
+        assert "rsvp_url" in registry.spec(rule.event).model.model_fields, rule.event
+        event = EVENTS[rule.template]
+        for response in (None, "accepted", "declined", "delegated"):
+            if "response" in type(event).model_fields:
+                event = event.model_copy(update={"response": response})
+            out = renderer.render(rule.template, {"event": event, "recipient": ME, "region": None, "event_type": "x"})
+            assert event.rsvp_url in out.text, (rule.template, response)
+            assert f'href="{event.rsvp_url}"' in out.html, (rule.template, response)
 
 
 def test_every_routed_template_exists(renderer):
