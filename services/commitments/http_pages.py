@@ -5,23 +5,19 @@ roles, and the region of a region operator, as the API keys), a random single-us
 `sign_in_link_minutes` is mailed to that address. The page answers the same either way, so it
 tells nobody who is in the directory. The link is mailed by this service directly over SMTP, not
 through Kafka and the notifications service: the link is a bearer credential, and an event would
-keep it in clear in a topic every consumer can read, for the topic's whole retention. Only the
-token's SHA-256 is stored. Opening the link shows a button (a mail scanner that fetches links
+keep it in clear in a topic every consumer can read, for the topic's whole retention. The mail is
+queued in the link's row and sent with retry (`sign_in_mail`); only the token's SHA-256 is stored.
+Opening the link shows a button (a mail scanner that fetches links
 does not use it up); pressing it consumes the link once and sets the session cookie (`shared.web_session`).
 The dashboard admits the roles `GET /summary` admits, as API keys do.
 """
 
 from __future__ import annotations
 
-import hashlib
-import secrets
 from datetime import datetime, timedelta
-from email.message import EmailMessage
-from email.utils import format_datetime, make_msgid
 from pathlib import Path
 from typing import Any
 
-import aiosmtplib
 import yaml
 from fastapi import Request
 from fastapi.responses import HTMLResponse, RedirectResponse
@@ -32,7 +28,7 @@ from shared.http import api_router
 from shared.logging import get_logger
 from shared.wita import as_wita
 
-from . import charts, store
+from . import charts, sign_in_mail, store
 from .summary import summary as build_summary
 
 log = get_logger(__name__)
@@ -58,8 +54,7 @@ def staff_directory(path: str | None = None) -> dict[str, dict[str, Any]]:
     return directory
 
 
-def _hash(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
+_hash = sign_in_mail.token_hash
 
 
 def _rt(request: Request) -> Any:
@@ -76,21 +71,6 @@ def _now(request: Request) -> datetime:
 
 def _message(title: str, text: str, status_code: int = 200) -> HTMLResponse:
     return web.render(PAGES, "message.html.j2", status_code=status_code, title=title, text=text)
-
-
-async def _mail_link(settings: Any, address: str, name: str, link: str, expires_at: datetime) -> None:
-    msg = EmailMessage()
-    msg["From"], msg["To"] = settings.smtp_from, address
-    msg["Subject"] = "Tautan masuk Sistem Rakor NTB"
-    msg["Date"], msg["Message-ID"] = format_datetime(datetime.now().astimezone()), make_msgid(domain="rakor.ntbprov.go.id")
-    msg["Auto-Submitted"] = "auto-generated"
-    msg.set_content(
-        f"PEMERINTAH PROVINSI NUSA TENGGARA BARAT\n\nYth. {name}\n\nDengan hormat,\n\n"
-        f"Untuk masuk ke Sistem Rakor Perluasan Kepesertaan BPJS Ketenagakerjaan, buka tautan berikut:\n{link}\n\n"
-        f"Tautan ini hanya dapat dipakai satu kali dan berlaku sampai {web.format_wita(expires_at)}. "
-        "Bila Bapak/Ibu tidak meminta tautan ini, abaikan surel ini.\n\n"
-        "Narahubung: Sekretariat Rakor, Biro Pemerintahan Setda Provinsi NTB, telepon (0370) 625 270\n")
-    await aiosmtplib.send(msg, hostname=settings.smtp_host, port=settings.smtp_port, timeout=30, start_tls=False)
 
 
 def signed_in(request: Request) -> Principal | None:
@@ -118,18 +98,12 @@ def router() -> Any:
         email = form.get("email", "").strip().lower()
         person = request.app.state.staff.get(email) if len(email) <= 254 else None
         if person is not None:
-            token = secrets.token_urlsafe(32)
-            now = _now(request)
-            expires = now + timedelta(minutes=rt.settings.sign_in_link_minutes)
-            await rt.pool.execute("INSERT INTO sign_in_links (token_hash, email, created_at, expires_at) "
-                                  "VALUES ($1, $2, $3, $4)", _hash(token), email, now, expires)
-            try:
-                await _mail_link(rt.settings, email, person["name"], f"{rt.settings.public_base_url}/masuk/{token}",
-                                 expires)
-                log.info("sign-in link mailed", principal=web_session.subject_of(email))
-            except (aiosmtplib.SMTPException, OSError) as exc:
-                log.warning("sign-in link could not be mailed", principal=web_session.subject_of(email),
-                            error=type(exc).__name__)
+            # Queued in the same row that makes the link valid: a relay down or a restart loses nothing.
+            await sign_in_mail.request_link(rt.pool, _secret(request), email, _now(request),
+                                            timedelta(minutes=rt.settings.sign_in_link_minutes))
+            if getattr(rt, "sign_in_mailer", None) is not None:
+                rt.sign_in_mailer.wake()
+            log.info("sign-in link requested", principal=web_session.subject_of(email))
         # The same answer whether or not the address is known: the page reveals nobody.
         return web.render(PAGES, "sign_in.html.j2", sent=True, error="", csrf=web.csrf_token(_secret(request), "masuk"))
 

@@ -29,14 +29,18 @@ GOOD = {
     "NOTIFICATIONS_WEBHOOK_SECRET": "Zx9Cv2Bn7Mq4Lk8Jh3Gf6Ds1Ap5Ow0Ie",
     "DATABASE_URL": GOOD_DB,
     "COMMITMENTS_SESSION_SECRET": "Pd4Hs8Kw2Nx6Qb9Tm3Vr7Yc1Lf5Zg0Je",
+    "COMMITMENTS_SMTP_USERNAME": "rakor-masuk",
+    "COMMITMENTS_SMTP_PASSWORD": "Gk7Wp3Xn9Rt5Bm",
 }
 FIELD = {"INVITATIONS_RSVP_SECRET": "rsvp_secret", "NOTIFICATIONS_SMTP_USERNAME": "smtp_username",
          "NOTIFICATIONS_SMTP_PASSWORD": "smtp_password", "NOTIFICATIONS_WEBHOOK_SECRET": "webhook_secret",
-         "DATABASE_URL": "database_url", "COMMITMENTS_SESSION_SECRET": "session_secret"}
+         "DATABASE_URL": "database_url", "COMMITMENTS_SESSION_SECRET": "session_secret",
+         "COMMITMENTS_SMTP_USERNAME": "smtp_username", "COMMITMENTS_SMTP_PASSWORD": "smtp_password"}
 SERVICE_OF = {"INVITATIONS_RSVP_SECRET": InvitationsSettings, "NOTIFICATIONS_SMTP_USERNAME": NotificationsSettings,
               "NOTIFICATIONS_SMTP_PASSWORD": NotificationsSettings,
               "NOTIFICATIONS_WEBHOOK_SECRET": NotificationsSettings, "DATABASE_URL": CommitmentsSettings,
-              "COMMITMENTS_SESSION_SECRET": CommitmentsSettings}
+              "COMMITMENTS_SESSION_SECRET": CommitmentsSettings, "COMMITMENTS_SMTP_USERNAME": CommitmentsSettings,
+              "COMMITMENTS_SMTP_PASSWORD": CommitmentsSettings}
 BAD_VALUES = {
     "missing": None,
     "empty": "",
@@ -60,7 +64,7 @@ def test_good_secrets_start_in_production(cls):
     assert cls(**_kwargs(cls)).environment == "production"
 
 
-@pytest.mark.parametrize("variable", [v for v in GOOD if v != "NOTIFICATIONS_SMTP_USERNAME"])
+@pytest.mark.parametrize("variable", [v for v in GOOD if not v.endswith("_SMTP_USERNAME")])
 @pytest.mark.parametrize("label", BAD_VALUES)
 def test_each_secret_is_refused_when_missing_default_or_weak(variable, label):
     cls, value = SERVICE_OF[variable], BAD_VALUES[label]
@@ -79,9 +83,12 @@ def test_each_secret_is_refused_when_missing_default_or_weak(variable, label):
     assert cls(**{**kwargs, "environment": "development"}).environment == "development"
 
 
-def test_production_needs_an_authenticated_smtp_relay():
-    with pytest.raises(ValidationError, match="NOTIFICATIONS_SMTP_USERNAME"):
-        NotificationsSettings(**_kwargs(NotificationsSettings, smtp_username=None) | {"smtp_username": None})
+@pytest.mark.parametrize("cls, variable", [(NotificationsSettings, "NOTIFICATIONS_SMTP_USERNAME"),
+                                           (CommitmentsSettings, "COMMITMENTS_SMTP_USERNAME")])
+def test_production_needs_an_authenticated_smtp_relay(cls, variable):
+    """Both services that mail (notices; sign-in links) refuse an unauthenticated relay in production."""
+    with pytest.raises(ValidationError, match=variable):
+        cls(**_kwargs(cls, smtp_username=None) | {"smtp_username": None})
 
 
 def test_production_is_the_default_mode(monkeypatch):
@@ -102,7 +109,8 @@ def test_published_values_are_refused_wherever_they_appear(published, before, af
 @pytest.mark.parametrize("service, variable", [("invitations", "INVITATIONS_RSVP_SECRET"),
                                                ("notifications", "NOTIFICATIONS_WEBHOOK_SECRET"),
                                                ("notifications", "NOTIFICATIONS_SMTP_PASSWORD"),
-                                               ("commitments", "DATABASE_URL")])
+                                               ("commitments", "DATABASE_URL"),
+                                               ("commitments", "COMMITMENTS_SMTP_PASSWORD")])
 def test_the_service_process_refuses_to_start_and_prints_no_secret(service, variable):
     """`python -m services.<name>` exits 2 naming the variable; stderr quotes no secret given to it."""
     env = {k: v for k, v in os.environ.items() if k != "NTB_ENV" and not k.endswith(("_SECRET", "_PASSWORD"))}
