@@ -7,7 +7,7 @@ from typing import Any
 
 from fastapi import FastAPI
 
-from shared import migrations
+from shared import migrations, web
 from shared.contracts import topics
 from shared.contracts.commitments import RealizationReported, SubmitCommitment
 from shared.contracts.invitations import MeetingConcluded
@@ -72,4 +72,5 @@ def build(settings: CommitmentsSettings, *, clock: Clock = system_clock) -> tupl
     app.include_router(http_pages.router())
     app.include_router(http_review_pages.router())
     app.include_router(http_region_pages.router())
+    web.serve_page_errors(app, ["masuk", "keluar", "dasbor", "komitmen", "tinjauan"])
     return runtime, app

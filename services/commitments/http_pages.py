@@ -24,7 +24,6 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 
 from shared import labels, web, web_session
 from shared.auth import Principal, Role
-from shared.http import api_router
 from shared.logging import get_logger
 from shared.wita import as_wita
 
@@ -73,13 +72,20 @@ def _message(title: str, text: str, status_code: int = 200) -> HTMLResponse:
     return web.render(PAGES, "message.html.j2", status_code=status_code, title=title, text=text)
 
 
+def session_ended() -> HTMLResponse:
+    """A form sent without a live session (expired, signed out, another browser): say so, and how to go on."""
+    return _message("Sesi Anda telah berakhir", "Isian belum tersimpan karena sesi masuk Anda telah berakhir "
+                    "atau belum dimulai. Silakan masuk kembali dengan tautan yang dikirim ke surel dinas Anda, "
+                    "lalu ulangi isian.", 401)
+
+
 def signed_in(request: Request) -> Principal | None:
     found = web_session.from_request(request, _secret(request))
     return found[0] if found else None
 
 
 def router() -> Any:
-    pages = api_router(include_in_schema=False)
+    pages = web.page_router()
 
     @pages.get("/masuk", response_class=HTMLResponse)
     async def sign_in_form(request: Request) -> HTMLResponse:

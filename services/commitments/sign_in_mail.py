@@ -46,13 +46,15 @@ def token_hash(token: str) -> str:
 
 
 async def request_link(conn: asyncpg.Connection | asyncpg.Pool, secret: bytes, email: str, now: datetime,
-                       lifetime: timedelta) -> None:
-    """A new single-use link for `email`, valid for `lifetime`, queued to be mailed."""
+                       lifetime: timedelta) -> str:
+    """A new single-use link for `email`, valid for `lifetime`, queued to be mailed; its token."""
     link_id = uuid.uuid4()
+    token = token_for(secret, link_id)
     await conn.execute(
         "INSERT INTO sign_in_links (token_hash, email, created_at, expires_at, link_id, mail_state, mail_next_at) "
         "VALUES ($1, $2, $3, $4, $5, 'pending', $3)",
-        token_hash(token_for(secret, link_id)), email, now, now + lifetime, link_id)
+        token_hash(token), email, now, now + lifetime, link_id)
+    return token
 
 
 def letter(name: str, link: str, expires_at: datetime) -> str:
