@@ -14,6 +14,7 @@ The dashboard admits the roles `GET /summary` admits, as API keys do.
 
 from __future__ import annotations
 
+import re
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -79,6 +80,20 @@ def session_ended() -> HTMLResponse:
                     "lalu ulangi isian.", 401)
 
 
+# Where a sign-in may lead back to: the pages a notice links to (and nothing that could leave the site).
+_NEXT = re.compile(r"/(?:dasbor|komitmen|tinjauan(?:/[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})?)")
+
+
+def next_path(value: str | None) -> str | None:
+    return value if value and _NEXT.fullmatch(value) else None
+
+
+def to_sign_in(request: Request) -> RedirectResponse:
+    """A page opened without a session (a notice's link, say): sign in first, then come back to it."""
+    back = next_path(request.url.path)
+    return RedirectResponse(f"/masuk?lanjut={back}" if back and back != "/dasbor" else "/masuk", status_code=303)
+
+
 def signed_in(request: Request) -> Principal | None:
     found = web_session.from_request(request, _secret(request))
     return found[0] if found else None
@@ -88,30 +103,32 @@ def router() -> Any:
     pages = web.page_router()
 
     @pages.get("/masuk", response_class=HTMLResponse)
-    async def sign_in_form(request: Request) -> HTMLResponse:
-        return web.render(PAGES, "sign_in.html.j2", sent=False, error="",
+    async def sign_in_form(request: Request, lanjut: str = "") -> HTMLResponse:
+        return web.render(PAGES, "sign_in.html.j2", sent=False, error="", lanjut=next_path(lanjut) or "",
                           csrf=web.csrf_token(_secret(request), "masuk"))
 
     @pages.post("/masuk", response_class=HTMLResponse)
     async def request_link(request: Request) -> HTMLResponse:
         rt = _rt(request)
         try:
-            form = await web.read_form(request, ("email",))
+            form = await web.read_form(request, ("email", "lanjut"))
             web.check_csrf(_secret(request), "masuk", form.get(web.CSRF_FIELD))
         except web.FormError as exc:
-            return web.render(PAGES, "sign_in.html.j2", status_code=400, sent=False, error=str(exc),
+            return web.render(PAGES, "sign_in.html.j2", status_code=400, sent=False, error=str(exc), lanjut="",
                               csrf=web.csrf_token(_secret(request), "masuk"))
         email = form.get("email", "").strip().lower()
         person = request.app.state.staff.get(email) if len(email) <= 254 else None
         if person is not None:
             # Queued in the same row that makes the link valid: a relay down or a restart loses nothing.
             await sign_in_mail.request_link(rt.pool, _secret(request), email, _now(request),
-                                            timedelta(minutes=rt.settings.sign_in_link_minutes))
+                                            timedelta(minutes=rt.settings.sign_in_link_minutes),
+                                            next_path(form.get("lanjut")))
             if getattr(rt, "sign_in_mailer", None) is not None:
                 rt.sign_in_mailer.wake()
             log.info("sign-in link requested", principal=web_session.subject_of(email))
         # The same answer whether or not the address is known: the page reveals nobody.
-        return web.render(PAGES, "sign_in.html.j2", sent=True, error="", csrf=web.csrf_token(_secret(request), "masuk"))
+        return web.render(PAGES, "sign_in.html.j2", sent=True, error="", lanjut="",
+                          csrf=web.csrf_token(_secret(request), "masuk"))
 
     @pages.get("/masuk/{token}", response_class=HTMLResponse)
     async def confirm(request: Request, token: str) -> HTMLResponse:
@@ -130,9 +147,10 @@ def router() -> Any:
             web.check_csrf(_secret(request), "tautan:" + _hash(token[:100]), form.get(web.CSRF_FIELD))
         except web.FormError as exc:
             return _message("Belum dapat masuk", str(exc), 400)
-        email = await rt.pool.fetchval(
+        used = await rt.pool.fetchrow(
             "UPDATE sign_in_links SET used_at = $2 WHERE token_hash = $1 AND used_at IS NULL AND expires_at > $2 "
-            "RETURNING email", _hash(token[:100]), _now(request))
+            "RETURNING email, next_path", _hash(token[:100]), _now(request))
+        email = used["email"] if used else None
         person = request.app.state.staff.get(email) if email else None
         if person is None:
             return _message("Tautan masuk tidak berlaku", "Tautan ini sudah dipakai, kedaluwarsa, atau tidak "
@@ -140,7 +158,7 @@ def router() -> Any:
         lifetime = rt.settings.session_hours * 3600
         cookie = web_session.issue(_secret(request), email=email, name=person["name"], role=person["role"],
                                    region_code=person["region_code"], lifetime_seconds=lifetime)
-        response = RedirectResponse("/dasbor", status_code=303)
+        response = RedirectResponse(next_path(used["next_path"]) or "/dasbor", status_code=303)
         web_session.set_cookie(response, cookie, lifetime_seconds=lifetime, development=rt.settings.development)
         log.info("signed in", principal=web_session.subject_of(email), role=person["role"].value)
         return response
@@ -161,7 +179,7 @@ def router() -> Any:
     async def dashboard(request: Request) -> Any:
         principal = signed_in(request)
         if principal is None:
-            return RedirectResponse("/masuk", status_code=303)
+            return to_sign_in(request)
         if principal.role not in DASHBOARD_ROLES:
             return _message("Tidak berwenang", "Peran Anda tidak dapat membuka dasbor ini.", 403)
         rt = _rt(request)

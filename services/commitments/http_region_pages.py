@@ -26,7 +26,7 @@ from shared.wita import as_wita
 
 from . import calculator, rates, store
 from . import operations as ops
-from .http_pages import PAGES, _message, _now, _rt, _secret, session_ended, signed_in
+from .http_pages import PAGES, _message, _now, _rt, _secret, session_ended, signed_in, to_sign_in
 from .workflow import IllegalTransition
 
 log = get_logger(__name__)
@@ -103,7 +103,7 @@ def router() -> Any:
     async def show(request: Request, selesai: str = "") -> Any:
         principal = signed_in(request)
         if principal is None:
-            return RedirectResponse("/masuk", status_code=303)
+            return to_sign_in(request)
         if principal.role is not Role.REGION_OPERATOR:
             return RedirectResponse("/tinjauan", status_code=303)
         return await _page(request, principal.region_code, done=DONE.get(selesai, ""))

@@ -22,7 +22,7 @@ from shared.wita import as_wita
 
 from . import operations as ops
 from . import store
-from .http_pages import PAGES, ROLE_LABELS, _message, _now, _rt, _secret, session_ended, signed_in
+from .http_pages import PAGES, ROLE_LABELS, _message, _now, _rt, _secret, session_ended, signed_in, to_sign_in
 from .workflow import Action, ActionForbidden, IllegalTransition
 
 log = get_logger(__name__)
@@ -49,7 +49,7 @@ def router() -> Any:
     async def queue(request: Request) -> Any:
         principal = signed_in(request)
         if principal is None:
-            return RedirectResponse("/masuk", status_code=303)
+            return to_sign_in(request)
         rt = _rt(request)
         rows = [r for r in await store.list_all(rt.pool, rt.settings.fiscal_year) if _visible(principal, r["region_code"])]
         waiting = QUEUE_OF.get(principal.role, ())
@@ -62,7 +62,7 @@ def router() -> Any:
     async def detail(request: Request, commitment_id: uuid.UUID, selesai: str = "") -> Any:
         principal = signed_in(request)
         if principal is None:
-            return RedirectResponse("/masuk", status_code=303)
+            return to_sign_in(request)
         return await _detail(request, principal, commitment_id, done=DONE.get(selesai, ""))
 
     @pages.post("/tinjauan/{commitment_id}", response_class=HTMLResponse)

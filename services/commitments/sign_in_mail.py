@@ -46,14 +46,14 @@ def token_hash(token: str) -> str:
 
 
 async def request_link(conn: asyncpg.Connection | asyncpg.Pool, secret: bytes, email: str, now: datetime,
-                       lifetime: timedelta) -> str:
+                       lifetime: timedelta, next_path: str | None = None) -> str:
     """A new single-use link for `email`, valid for `lifetime`, queued to be mailed; its token."""
     link_id = uuid.uuid4()
     token = token_for(secret, link_id)
     await conn.execute(
-        "INSERT INTO sign_in_links (token_hash, email, created_at, expires_at, link_id, mail_state, mail_next_at) "
-        "VALUES ($1, $2, $3, $4, $5, 'pending', $3)",
-        token_hash(token), email, now, now + lifetime, link_id)
+        "INSERT INTO sign_in_links (token_hash, email, created_at, expires_at, link_id, mail_state, mail_next_at, "
+        "next_path) VALUES ($1, $2, $3, $4, $5, 'pending', $3, $6)",
+        token_hash(token), email, now, now + lifetime, link_id, next_path)
     return token
 
 

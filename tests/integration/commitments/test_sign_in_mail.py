@@ -113,3 +113,33 @@ async def test_the_relay_login_is_used_and_a_wrong_password_keeps_the_mail_queue
         assert await db.fetchval(f'SELECT mail_state FROM "{schema}".sign_in_links') == "sent"
     finally:
         relay.stop()
+
+
+async def test_a_notice_link_opened_before_signing_in_leads_back_to_it(topic_prefix, schema_for):
+    """/tinjauan/<id> from a notice -> sign in -> the mailed link -> that same page (and nowhere else)."""
+    relay = SmtpServer(free_port())
+    relay.start()
+    try:
+        async with running(topic_prefix, schema_for("com"), smtp_port=relay.port, **FAST) as svc:
+            commitment = (await svc.open("52.05"))["52.05"]
+            r = await svc.client.get(f"/tinjauan/{commitment}")
+            assert r.status_code == 303 and r.headers["location"] == f"/masuk?lanjut=/tinjauan/{commitment}"
+            page = await svc.client.get(r.headers["location"])
+            assert f'name="lanjut" value="/tinjauan/{commitment}"' in page.text
+            for lanjut, expected in ((f"/tinjauan/{commitment}", f"/tinjauan/{commitment}"),
+                                     ("//evil.example/x", "/dasbor"), ("https://evil.example", "/dasbor"),
+                                     ("/tinjauan/../keluar", "/dasbor")):
+                csrf = re.search(r'name="csrf" value="([^"]+)"', page.text).group(1)
+                count = len(relay.handler.to(REVIEWER))
+                r = await svc.client.post("/masuk", content=urlencode({"csrf": csrf, "email": REVIEWER,
+                                                                       "lanjut": lanjut}), headers=FORM)
+                assert r.status_code == 200
+                await eventually(lambda: _v(len(relay.handler.to(REVIEWER)) > count))
+                link = re.search(r"http://\S+(/masuk/[A-Za-z0-9_-]+)",
+                                 relay.handler.to(REVIEWER)[-1].get_content()).group(1)
+                confirm = await svc.client.get(link)
+                csrf2 = re.search(r'name="csrf" value="([^"]+)"', confirm.text).group(1)
+                r = await svc.client.post(link, content=urlencode({"csrf": csrf2}), headers=FORM)
+                assert r.status_code == 303 and r.headers["location"] == expected, lanjut
+    finally:
+        relay.stop()

@@ -15,6 +15,7 @@ import pytest
 
 from services.notifications.bootstrap import build as build_notifications
 from shared.formatting import format_wita_range
+from shared.wita import as_wita
 
 from ..conftest import eventually
 from ..notifications.conftest import SmtpServer, notif_settings
@@ -47,7 +48,8 @@ async def test_the_link_in_the_rescheduled_notice_opens_the_current_meeting(
     server, task, base = await serve(app, rt, port=port)
     to = "bpkad@dompukab.go.id"
     try:
-        start = (clock.now + timedelta(days=10)).replace(microsecond=0)
+        # 09.00 WITA ten days on (a meeting at a time an official would see in an invitation).
+        start = as_wita(clock.now + timedelta(days=10)).replace(hour=9, minute=0, second=0, microsecond=0)
         client, auth = await organizer_client(rt, app)
         async with client:
             meeting_id = await scheduled_and_invited(client, auth, start)
@@ -60,7 +62,7 @@ async def test_the_link_in_the_rescheduled_notice_opens_the_current_meeting(
             await page.get_by_role("button", name="Simpan jawaban").click()
             await page.wait_for_url("**tersimpan=1")
 
-            later = start + timedelta(days=2, hours=5)  # Senin 13.00 WITA -> Rabu 18.00 WITA
+            later = start + timedelta(days=2, hours=4)  # two days later, 13.00 WITA
             r = await client.post(f"/meetings/{meeting_id}/reschedule", headers=auth, json={
                 "starts_at": later.isoformat(), "ends_at": (later + timedelta(hours=2)).isoformat(),
                 "reason": "Menyesuaikan agenda Wakil Gubernur"})
