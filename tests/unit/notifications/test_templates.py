@@ -98,6 +98,42 @@ def test_every_notice_to_an_invitee_carries_their_own_rsvp_link(renderer):
             assert f'href="{event.rsvp_url}"' in out.html, (rule.template, response)
 
 
+# Notices whose readers have nothing left to do on a page: the why, per template.
+NOTHING_TO_DO = {
+    "meeting_cancelled": "the meeting is off",
+    "commitment_acknowledged": "the last step: the commitment is final",
+    "commitment_withdrawn": "the request is withdrawn",
+    "invitation_responded": "for the organizer desk's information; the invitations service has no organizer page",
+    "daily_digest": "a summary; its readers act on the individual notices",
+}
+
+
+def test_every_notice_links_to_where_its_reader_acts(renderer):
+    """A region's officials get their commitment page, reviewers the commitment, the province its dashboard."""
+    people = {
+        "region": Recipient(recipient_id="r1", name="Sekda", role="sekda", region_code="52.05", email="s@b.go.id"),
+        "province": Recipient(recipient_id="r2", name="Asisten", role="province_escalation", email="a@b.go.id"),
+        "reviewer": Recipient(recipient_id="r3", name="Verifikator", role="disnakertrans_reviewer", email="v@b.go.id"),
+    }
+    checked = set()
+    for rule in parse_rules(_data(None, "routing.yaml")):
+        if rule.template in NOTHING_TO_DO or rule.invitee or rule.meeting_invitees:
+            continue  # invitees: test_every_notice_to_an_invitee_carries_their_own_rsvp_link
+        event = EVENTS[rule.template]
+        audiences = ([people["region"]] if rule.region_roles else []) + (
+            [people["reviewer"] if r.endswith(("_reviewer", "_staff")) else people["province"] for r in rule.roles])
+        for person in audiences:
+            out = renderer.render(rule.template, {"event": event, "recipient": person, "region": "Kabupaten Dompu",
+                                                  "event_type": "x"})
+            link = ("/komitmen" if person.region_code else
+                    f"/tinjauan/{event.commitment_id}" if person.role.endswith("_reviewer") else "/dasbor")
+            assert f"http://127.0.0.1:8002{link}" in out.text, (rule.template, person.role)
+            assert f'href="http://127.0.0.1:8002{link}"' in out.html, (rule.template, person.role)
+            checked.add(rule.template)
+    assert {"commitment_requested", "commitment_returned", "commitment_overdue", "commitment_submitted",
+            "deadline_approaching", "deadline_extended"} <= checked
+
+
 def test_every_routed_template_exists(renderer):
     """Each template named in routing.yaml has its text and HTML file."""
     env = make_environment()
