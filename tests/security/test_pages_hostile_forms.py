@@ -224,7 +224,8 @@ async def test_hostile_form_posts_over_a_raw_socket(topic_prefix, schema_for, db
         async def csrf_for(form: str, port: int, path: str, cookie: str) -> str:
             if form != "undangan":
                 return ""
-            page = await raw_request(port, "GET", path, [(b"Cookie", cookie.encode())] if cookie else [])
+            sent = [(b"Cookie", cookie.encode("utf-8", "surrogateescape"))] if cookie else []
+            page = await raw_request(port, "GET", path, sent)
             found = re.search(r'name="csrf" value="([^"]+)"', page.body)
             return found.group(1) if found else ""
 
