@@ -15,7 +15,7 @@ The dashboard admits the roles `GET /summary` admits, as API keys do.
 from __future__ import annotations
 
 import re
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -198,6 +198,7 @@ def router() -> Any:
             gauge_realized=charts.gauge(coverage["with_realization_percent"], coverage["target_percent"],
                                         "Cakupan terealisasi"),
             timeline=charts.timeline(moments, start, now), submissions=len(moments),
+            as_of=date.fromisoformat(coverage["as_of"]),
             csrf=web.csrf_token(_secret(request), principal.key_id))
 
     return pages
