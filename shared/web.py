@@ -145,14 +145,20 @@ def page_router(**kwargs: Any) -> Any:
 
 
 def serve_page_errors(app: FastAPI, prefixes: Iterable[str]) -> None:
-    """No such page under a page's path (404, 405): an Indonesian page there, JSON for the API elsewhere."""
+    """No such page under a page's path (404, 405) and a body over the app's cap (413): an Indonesian
+    page there, JSON for the API elsewhere."""
     roots = tuple(f"/{p.strip('/')}" for p in prefixes)
     previous = app.exception_handlers.get(StarletteHTTPException)
 
+    def under_pages(path: str) -> bool:
+        return any(path == r or path.startswith(r + "/") for r in roots)
+
+    # The body cap (shared.http.BodySizeLimit) asks this before answering 413 with JSON.
+    app.state.page_refusal = lambda path, status: refused_page(status) if under_pages(path) else None
+
     async def not_found(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, StarletteHTTPException)
-        path = request.url.path
-        if exc.status_code in (404, 405) and any(path == r or path.startswith(r + "/") for r in roots):
+        if exc.status_code in (404, 405) and under_pages(request.url.path):
             return refused_page(exc.status_code)
         if previous is not None:
             return await previous(request, exc)

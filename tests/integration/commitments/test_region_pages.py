@@ -114,5 +114,8 @@ async def test_page_addresses_that_are_not_pages_answer_with_a_page(topic_prefix
             assert r.status_code == status, path
             assert r.headers["content-type"].startswith("text/html") and "Nusa Tenggara Barat" in r.text, path
             assert "bukan-uuid" not in r.text, path
+        for size in (300 * 1024, 2 * 1024 * 1024):  # over the app's body cap: a page too, for a page
+            r = await svc.client.post("/komitmen", content=b"a=" + b"x" * size, headers=FORM | reviewer)
+            assert r.status_code == 413 and "Isian formulir terlalu panjang" in r.text
         r = await svc.client.get("/commitments/bukan", headers=await svc.auth(Role.ORGANIZER))
         assert r.headers["content-type"].startswith("application/json")  # the API keeps its JSON errors
