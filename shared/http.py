@@ -231,7 +231,7 @@ class BodySizeLimit:
             return
         declared = dict(scope.get("headers") or []).get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
-            await self._reject(send)
+            await self._reject(scope, receive, send)
             return
         chunks: list[bytes] = []
         received = 0
@@ -243,7 +243,7 @@ class BodySizeLimit:
             chunk = message.get("body", b"")
             received += len(chunk)
             if received > self.max_bytes:
-                await self._reject(send)
+                await self._reject(scope, receive, send)
                 return
             chunks.append(chunk)
             if not message.get("more_body", False):
@@ -251,7 +251,14 @@ class BodySizeLimit:
         body = b"".join(chunks)
         await self.app(scope, _replay([{"type": "http.request", "body": body, "more_body": False}], receive), send)
 
-    async def _reject(self, send: Any) -> None:
+    async def _reject(self, scope: dict, receive: Any, send: Any) -> None:
+        # A page answers with a page (shared.web.serve_page_errors sets app.state.page_refusal).
+        refusal = getattr(getattr(scope.get("app"), "state", None), "page_refusal", None)
+        page = refusal(scope.get("path", ""), 413) if refusal is not None else None
+        if page is not None:
+            page.headers["connection"] = "close"
+            await page(scope, receive, send)
+            return
         body = json.dumps({"detail": f"request body exceeds {self.max_bytes} bytes"}).encode()
         await send({"type": "http.response.start", "status": 413,
                     "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),

@@ -20,8 +20,12 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 import jinja2
-from fastapi import Request
-from fastapi.responses import HTMLResponse
+from fastapi import FastAPI, HTTPException, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import HTMLResponse, Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from .http import StrictRoute, api_router
 
 from .formatting import format_date, format_number, format_rupiah, format_wita, format_wita_range
 
@@ -87,6 +91,81 @@ async def read_form(request: Request, fields: Iterable[str]) -> dict[str, str]:
             raise FormError("Isian formulir memuat karakter yang tidak diizinkan.")
         form[name] = value.strip()
     return form
+
+
+# ---- refusals of the strict HTTP layer, as pages ------------------------------------------------------
+
+# What the strict layer (shared.http) refuses, in the words of a page; never the request's own values.
+_REFUSED = {
+    404: ("Halaman tidak ditemukan", "Alamat ini tidak dikenal. Periksa kembali tautan yang Anda buka, "
+                                     "atau mulai dari halaman Masuk."),
+    405: ("Permintaan tidak dapat diproses", "Halaman ini tidak menerima permintaan semacam itu."),
+    413: ("Isian terlalu panjang", "Isian formulir terlalu panjang."),
+    414: ("Alamat terlalu panjang", "Alamat halaman terlalu panjang."),
+    415: ("Permintaan tidak dapat diproses", "Formulir harus dikirim dari halaman ini."),
+    422: ("Permintaan tidak dapat diproses", "Alamat atau isian tidak dapat dibaca. Buka kembali halaman "
+                                             "dari tautan atau menu, lalu coba lagi."),
+}
+_SHARED_PAGES = jinja2.Environment(loader=jinja2.PackageLoader("shared", "web_templates"), autoescape=True,
+                                   undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+
+
+def refused_page(status_code: int) -> HTMLResponse:
+    title, text = _REFUSED.get(status_code, _REFUSED[422])
+    return render(_SHARED_PAGES, "refused.html.j2", status_code=status_code, title=title, text=text)
+
+
+class PageRoute(StrictRoute):
+    """A page: the strict layer's refusals (unknown or repeated query parameters, a path value of the
+    wrong shape) answer with an Indonesian page instead of the API's JSON. A path value that cannot
+    be what it names (not a UUID, say) is a page that does not exist: 404."""
+
+    def get_route_handler(self) -> Any:
+        handler = super().get_route_handler()
+
+        async def page(request: Request) -> Response:
+            try:
+                return await handler(request)
+            except RequestValidationError as exc:
+                on_path = any(e.get("loc", ("",))[0] == "path" for e in exc.errors())
+                return refused_page(404 if on_path else 422)
+            except HTTPException as exc:
+                if 400 <= exc.status_code < 500:
+                    return refused_page(exc.status_code)
+                raise
+
+        return page
+
+
+def page_router(**kwargs: Any) -> Any:
+    """The router of a service's pages (not in the OpenAPI document; refusals are pages)."""
+    router = api_router(include_in_schema=False, **kwargs)
+    router.route_class = PageRoute
+    return router
+
+
+def serve_page_errors(app: FastAPI, prefixes: Iterable[str]) -> None:
+    """No such page under a page's path (404, 405) and a body over the app's cap (413): an Indonesian
+    page there, JSON for the API elsewhere."""
+    roots = tuple(f"/{p.strip('/')}" for p in prefixes)
+    previous = app.exception_handlers.get(StarletteHTTPException)
+
+    def under_pages(path: str) -> bool:
+        return any(path == r or path.startswith(r + "/") for r in roots)
+
+    # The body cap (shared.http.BodySizeLimit) asks this before answering 413 with JSON.
+    app.state.page_refusal = lambda path, status: refused_page(status) if under_pages(path) else None
+
+    async def not_found(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, StarletteHTTPException)
+        if exc.status_code in (404, 405) and under_pages(request.url.path):
+            return refused_page(exc.status_code)
+        if previous is not None:
+            return await previous(request, exc)
+        from fastapi.exception_handlers import http_exception_handler
+        return await http_exception_handler(request, exc)
+
+    app.add_exception_handler(StarletteHTTPException, not_found)
 
 
 # ---- CSRF: a signed token bound to what the form acts on (an invitation, a session) -----------------

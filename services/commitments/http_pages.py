@@ -5,34 +5,30 @@ roles, and the region of a region operator, as the API keys), a random single-us
 `sign_in_link_minutes` is mailed to that address. The page answers the same either way, so it
 tells nobody who is in the directory. The link is mailed by this service directly over SMTP, not
 through Kafka and the notifications service: the link is a bearer credential, and an event would
-keep it in clear in a topic every consumer can read, for the topic's whole retention. Only the
-token's SHA-256 is stored. Opening the link shows a button (a mail scanner that fetches links
+keep it in clear in a topic every consumer can read, for the topic's whole retention. The mail is
+queued in the link's row and sent with retry (`sign_in_mail`); only the token's SHA-256 is stored.
+Opening the link shows a button (a mail scanner that fetches links
 does not use it up); pressing it consumes the link once and sets the session cookie (`shared.web_session`).
 The dashboard admits the roles `GET /summary` admits, as API keys do.
 """
 
 from __future__ import annotations
 
-import hashlib
-import secrets
-from datetime import datetime, timedelta
-from email.message import EmailMessage
-from email.utils import format_datetime, make_msgid
+import re
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import aiosmtplib
 import yaml
 from fastapi import Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 
 from shared import labels, web, web_session
 from shared.auth import Principal, Role
-from shared.http import api_router
 from shared.logging import get_logger
 from shared.wita import as_wita
 
-from . import charts, store
+from . import charts, sign_in_mail, store
 from .summary import summary as build_summary
 
 log = get_logger(__name__)
@@ -58,8 +54,7 @@ def staff_directory(path: str | None = None) -> dict[str, dict[str, Any]]:
     return directory
 
 
-def _hash(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
+_hash = sign_in_mail.token_hash
 
 
 def _rt(request: Request) -> Any:
@@ -78,19 +73,25 @@ def _message(title: str, text: str, status_code: int = 200) -> HTMLResponse:
     return web.render(PAGES, "message.html.j2", status_code=status_code, title=title, text=text)
 
 
-async def _mail_link(settings: Any, address: str, name: str, link: str, expires_at: datetime) -> None:
-    msg = EmailMessage()
-    msg["From"], msg["To"] = settings.smtp_from, address
-    msg["Subject"] = "Tautan masuk Sistem Rakor NTB"
-    msg["Date"], msg["Message-ID"] = format_datetime(datetime.now().astimezone()), make_msgid(domain="rakor.ntbprov.go.id")
-    msg["Auto-Submitted"] = "auto-generated"
-    msg.set_content(
-        f"PEMERINTAH PROVINSI NUSA TENGGARA BARAT\n\nYth. {name}\n\nDengan hormat,\n\n"
-        f"Untuk masuk ke Sistem Rakor Perluasan Kepesertaan BPJS Ketenagakerjaan, buka tautan berikut:\n{link}\n\n"
-        f"Tautan ini hanya dapat dipakai satu kali dan berlaku sampai {web.format_wita(expires_at)}. "
-        "Bila Bapak/Ibu tidak meminta tautan ini, abaikan surel ini.\n\n"
-        "Narahubung: Sekretariat Rakor, Biro Pemerintahan Setda Provinsi NTB, telepon (0370) 625 270\n")
-    await aiosmtplib.send(msg, hostname=settings.smtp_host, port=settings.smtp_port, timeout=30, start_tls=False)
+def session_ended() -> HTMLResponse:
+    """A form sent without a live session (expired, signed out, another browser): say so, and how to go on."""
+    return _message("Sesi Anda telah berakhir", "Isian belum tersimpan karena sesi masuk Anda telah berakhir "
+                    "atau belum dimulai. Silakan masuk kembali dengan tautan yang dikirim ke surel dinas Anda, "
+                    "lalu ulangi isian.", 401)
+
+
+# Where a sign-in may lead back to: the pages a notice links to (and nothing that could leave the site).
+_NEXT = re.compile(r"/(?:dasbor|komitmen|tinjauan(?:/[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})?)")
+
+
+def next_path(value: str | None) -> str | None:
+    return value if value and _NEXT.fullmatch(value) else None
+
+
+def to_sign_in(request: Request) -> RedirectResponse:
+    """A page opened without a session (a notice's link, say): sign in first, then come back to it."""
+    back = next_path(request.url.path)
+    return RedirectResponse(f"/masuk?lanjut={back}" if back and back != "/dasbor" else "/masuk", status_code=303)
 
 
 def signed_in(request: Request) -> Principal | None:
@@ -99,39 +100,35 @@ def signed_in(request: Request) -> Principal | None:
 
 
 def router() -> Any:
-    pages = api_router(include_in_schema=False)
+    pages = web.page_router()
 
     @pages.get("/masuk", response_class=HTMLResponse)
-    async def sign_in_form(request: Request) -> HTMLResponse:
-        return web.render(PAGES, "sign_in.html.j2", sent=False, error="",
+    async def sign_in_form(request: Request, lanjut: str = "") -> HTMLResponse:
+        return web.render(PAGES, "sign_in.html.j2", sent=False, error="", lanjut=next_path(lanjut) or "",
                           csrf=web.csrf_token(_secret(request), "masuk"))
 
     @pages.post("/masuk", response_class=HTMLResponse)
     async def request_link(request: Request) -> HTMLResponse:
         rt = _rt(request)
         try:
-            form = await web.read_form(request, ("email",))
+            form = await web.read_form(request, ("email", "lanjut"))
             web.check_csrf(_secret(request), "masuk", form.get(web.CSRF_FIELD))
         except web.FormError as exc:
-            return web.render(PAGES, "sign_in.html.j2", status_code=400, sent=False, error=str(exc),
+            return web.render(PAGES, "sign_in.html.j2", status_code=400, sent=False, error=str(exc), lanjut="",
                               csrf=web.csrf_token(_secret(request), "masuk"))
         email = form.get("email", "").strip().lower()
         person = request.app.state.staff.get(email) if len(email) <= 254 else None
         if person is not None:
-            token = secrets.token_urlsafe(32)
-            now = _now(request)
-            expires = now + timedelta(minutes=rt.settings.sign_in_link_minutes)
-            await rt.pool.execute("INSERT INTO sign_in_links (token_hash, email, created_at, expires_at) "
-                                  "VALUES ($1, $2, $3, $4)", _hash(token), email, now, expires)
-            try:
-                await _mail_link(rt.settings, email, person["name"], f"{rt.settings.public_base_url}/masuk/{token}",
-                                 expires)
-                log.info("sign-in link mailed", principal=web_session.subject_of(email))
-            except (aiosmtplib.SMTPException, OSError) as exc:
-                log.warning("sign-in link could not be mailed", principal=web_session.subject_of(email),
-                            error=type(exc).__name__)
+            # Queued in the same row that makes the link valid: a relay down or a restart loses nothing.
+            await sign_in_mail.request_link(rt.pool, _secret(request), email, _now(request),
+                                            timedelta(minutes=rt.settings.sign_in_link_minutes),
+                                            next_path(form.get("lanjut")))
+            if getattr(rt, "sign_in_mailer", None) is not None:
+                rt.sign_in_mailer.wake()
+            log.info("sign-in link requested", principal=web_session.subject_of(email))
         # The same answer whether or not the address is known: the page reveals nobody.
-        return web.render(PAGES, "sign_in.html.j2", sent=True, error="", csrf=web.csrf_token(_secret(request), "masuk"))
+        return web.render(PAGES, "sign_in.html.j2", sent=True, error="", lanjut="",
+                          csrf=web.csrf_token(_secret(request), "masuk"))
 
     @pages.get("/masuk/{token}", response_class=HTMLResponse)
     async def confirm(request: Request, token: str) -> HTMLResponse:
@@ -150,9 +147,10 @@ def router() -> Any:
             web.check_csrf(_secret(request), "tautan:" + _hash(token[:100]), form.get(web.CSRF_FIELD))
         except web.FormError as exc:
             return _message("Belum dapat masuk", str(exc), 400)
-        email = await rt.pool.fetchval(
+        used = await rt.pool.fetchrow(
             "UPDATE sign_in_links SET used_at = $2 WHERE token_hash = $1 AND used_at IS NULL AND expires_at > $2 "
-            "RETURNING email", _hash(token[:100]), _now(request))
+            "RETURNING email, next_path", _hash(token[:100]), _now(request))
+        email = used["email"] if used else None
         person = request.app.state.staff.get(email) if email else None
         if person is None:
             return _message("Tautan masuk tidak berlaku", "Tautan ini sudah dipakai, kedaluwarsa, atau tidak "
@@ -160,7 +158,7 @@ def router() -> Any:
         lifetime = rt.settings.session_hours * 3600
         cookie = web_session.issue(_secret(request), email=email, name=person["name"], role=person["role"],
                                    region_code=person["region_code"], lifetime_seconds=lifetime)
-        response = RedirectResponse("/dasbor", status_code=303)
+        response = RedirectResponse(next_path(used["next_path"]) or "/dasbor", status_code=303)
         web_session.set_cookie(response, cookie, lifetime_seconds=lifetime, development=rt.settings.development)
         log.info("signed in", principal=web_session.subject_of(email), role=person["role"].value)
         return response
@@ -181,7 +179,7 @@ def router() -> Any:
     async def dashboard(request: Request) -> Any:
         principal = signed_in(request)
         if principal is None:
-            return RedirectResponse("/masuk", status_code=303)
+            return to_sign_in(request)
         if principal.role not in DASHBOARD_ROLES:
             return _message("Tidak berwenang", "Peran Anda tidak dapat membuka dasbor ini.", 403)
         rt = _rt(request)
@@ -200,6 +198,7 @@ def router() -> Any:
             gauge_realized=charts.gauge(coverage["with_realization_percent"], coverage["target_percent"],
                                         "Cakupan terealisasi"),
             timeline=charts.timeline(moments, start, now), submissions=len(moments),
+            as_of=date.fromisoformat(coverage["as_of"]),
             csrf=web.csrf_token(_secret(request), principal.key_id))
 
     return pages

@@ -20,14 +20,13 @@ from pydantic import ValidationError
 from shared import labels, web
 from shared.auth import Role
 from shared.contracts.commitments import CommitmentBody, CommitmentLine, Programme, Segment
-from shared.http import api_router
 from shared.logging import get_logger
 from shared.regions import regions
 from shared.wita import as_wita
 
 from . import calculator, rates, store
 from . import operations as ops
-from .http_pages import PAGES, _message, _now, _rt, _secret, signed_in
+from .http_pages import PAGES, _message, _now, _rt, _secret, session_ended, signed_in, to_sign_in
 from .workflow import IllegalTransition
 
 log = get_logger(__name__)
@@ -98,13 +97,13 @@ def body_of(form: dict[str, str], region_code: str, fiscal_year: int) -> tuple[C
 
 
 def router() -> Any:
-    pages = api_router(include_in_schema=False)
+    pages = web.page_router()
 
     @pages.get("/komitmen", response_class=HTMLResponse)
     async def show(request: Request, selesai: str = "") -> Any:
         principal = signed_in(request)
         if principal is None:
-            return RedirectResponse("/masuk", status_code=303)
+            return to_sign_in(request)
         if principal.role is not Role.REGION_OPERATOR:
             return RedirectResponse("/tinjauan", status_code=303)
         return await _page(request, principal.region_code, done=DONE.get(selesai, ""))
@@ -113,7 +112,7 @@ def router() -> Any:
     async def act(request: Request) -> Any:
         principal = signed_in(request)
         if principal is None:
-            return RedirectResponse("/masuk", status_code=303)
+            return session_ended()
         if principal.role is not Role.REGION_OPERATOR:
             return _message("Tidak berwenang", "Halaman ini untuk operator daerah.", 403)
         region = principal.region_code
@@ -147,12 +146,9 @@ def router() -> Any:
                     return await _page(request, region, error="Tindakan tidak dikenal.", form=form, status_code=400)
         except ops.NotFound:
             return await _page(request, region, error="Belum ada permintaan komitmen untuk daerah Anda.", status_code=404)
-        except ops.VersionMismatch:
-            return await _page(request, region, form=form, status_code=412,
-                               error="Komitmen telah berubah sejak halaman ini dibuka; muat ulang halaman.")
-        except IllegalTransition:
-            return await _page(request, region, form=form, status_code=409,
-                               error="Komitmen tidak dapat diubah pada statusnya saat ini.")
+        except (ops.VersionMismatch, IllegalTransition) as exc:
+            return await _page(request, region, form=form, status_code=412 if isinstance(exc, ops.VersionMismatch)
+                               else 409, error=await _why_not_now(rt, region, action))
         except ops.InvalidCommitment:
             return await _page(request, region, form=form, status_code=422,
                                error="Angka komitmen tidak sesuai dengan kalkulator iuran; periksa kembali isian.")
@@ -160,6 +156,21 @@ def router() -> Any:
         return RedirectResponse(f"/komitmen?selesai={action}", status_code=303)
 
     return pages
+
+
+async def _why_not_now(rt: Any, region_code: str, action: str | None) -> str:
+    """Why a save or submission meets a commitment that moved on: said by what it is now (a second
+    click on "Sampaikan" finds it already submitted, not an error of the person's)."""
+    row = await store.get_by_region(rt.pool, region_code, rt.settings.fiscal_year)
+    status = row["status"] if row else ""
+    if status in ("submitted", "verified", "acknowledged"):
+        already = "sudah disampaikan dan menunggu verifikasi" if status == "submitted" else \
+            f"sudah {labels.label(labels.COMMITMENT_STATUS, status)}"
+        return (f"Komitmen ini {already}; " + ("penyampaian ulang tidak diperlukan." if action == "sampaikan"
+                                                else "isiannya tidak dapat diubah lagi."))
+    if status == "withdrawn":
+        return "Permintaan komitmen ini telah ditarik oleh penyelenggara; hubungi Sekretariat Rakor."
+    return "Komitmen telah berubah sejak halaman ini dibuka (mungkin oleh rekan Anda); muat ulang halaman."
 
 
 def _form_of(body: dict[str, Any] | None) -> dict[str, str]:
@@ -191,5 +202,6 @@ async def _page(request: Request, region_code: str, *, error: str = "", done: st
         status_label=labels.label(labels.COMMITMENT_STATUS, row["status"]) if row else "",
         deadline=as_wita(row["deadline"]) if row else None, returned=returned, error=error, done=done,
         form=form if form is not None else _form_of(row["body"] if row else None), figures=figures, body=body,
+        late=row is not None and row["status"] in ("requested", "draft", "returned") and _now(request) >= row["deadline"],
         labels=labels, lines=range(LINES), editable=row is not None and row["status"] in ("requested", "draft", "returned"),
         csrf=web.csrf_token(_secret(request), f"{principal.key_id}:komitmen") if principal else "")

@@ -16,14 +16,13 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 
 from shared import labels, web
 from shared.auth import Principal, Role
-from shared.http import api_router
 from shared.logging import get_logger
 from shared.regions import regions
 from shared.wita import as_wita
 
 from . import operations as ops
 from . import store
-from .http_pages import PAGES, ROLE_LABELS, _message, _now, _rt, _secret, signed_in
+from .http_pages import PAGES, ROLE_LABELS, _message, _now, _rt, _secret, session_ended, signed_in, to_sign_in
 from .workflow import Action, ActionForbidden, IllegalTransition
 
 log = get_logger(__name__)
@@ -44,13 +43,13 @@ def _visible(principal: Principal, region_code: str) -> bool:
 
 
 def router() -> Any:
-    pages = api_router(include_in_schema=False)
+    pages = web.page_router()
 
     @pages.get("/tinjauan", response_class=HTMLResponse)
     async def queue(request: Request) -> Any:
         principal = signed_in(request)
         if principal is None:
-            return RedirectResponse("/masuk", status_code=303)
+            return to_sign_in(request)
         rt = _rt(request)
         rows = [r for r in await store.list_all(rt.pool, rt.settings.fiscal_year) if _visible(principal, r["region_code"])]
         waiting = QUEUE_OF.get(principal.role, ())
@@ -63,14 +62,14 @@ def router() -> Any:
     async def detail(request: Request, commitment_id: uuid.UUID, selesai: str = "") -> Any:
         principal = signed_in(request)
         if principal is None:
-            return RedirectResponse("/masuk", status_code=303)
+            return to_sign_in(request)
         return await _detail(request, principal, commitment_id, done=DONE.get(selesai, ""))
 
     @pages.post("/tinjauan/{commitment_id}", response_class=HTMLResponse)
     async def act(request: Request, commitment_id: uuid.UUID) -> Any:
         principal = signed_in(request)
         if principal is None:
-            return RedirectResponse("/masuk", status_code=303)
+            return session_ended()
         try:
             form = await web.read_form(request, ("action", "note", "reasons", "version"))
             web.check_csrf(_secret(request), f"{principal.key_id}:{commitment_id}", form.get(web.CSRF_FIELD))
@@ -101,12 +100,14 @@ def router() -> Any:
         except (ActionForbidden, PermissionError):
             return await _detail(request, principal, commitment_id, status_code=403,
                                  error="Peran Anda tidak dapat melakukan tindakan ini.")
-        except ops.VersionMismatch:
-            return await _detail(request, principal, commitment_id, status_code=412,
-                                 error="Komitmen telah berubah sejak halaman ini dibuka; periksa kembali.")
-        except IllegalTransition:
-            return await _detail(request, principal, commitment_id, status_code=409,
-                                 error="Tindakan ini tidak dapat dilakukan pada status komitmen saat ini.")
+        except (ops.VersionMismatch, IllegalTransition) as exc:
+            # Said by what it is now: a second click, or a colleague who acted first.
+            row = await store.get(rt.pool, commitment_id)
+            now_label = labels.label(labels.COMMITMENT_STATUS, row["status"]) if row else "-"
+            return await _detail(request, principal, commitment_id,
+                                 status_code=412 if isinstance(exc, ops.VersionMismatch) else 409,
+                                 error=f"Tindakan tidak dilakukan: komitmen kini berstatus \u201c{now_label}\u201d "
+                                       "(mungkin sudah ditindaklanjuti). Periksa riwayat di bawah.")
         log.info("commitment reviewed from the page", action=name, commitment_id=str(commitment_id),
                  principal=principal.key_id)
         return RedirectResponse(f"/tinjauan/{commitment_id}?selesai={name}", status_code=303)

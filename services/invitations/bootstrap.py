@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from shared import migrations
+from shared import migrations, web
 from shared.contracts import topics
 from shared.http import create_app
 from shared.runtime import Runtime
@@ -35,4 +35,5 @@ def build(settings: InvitationsSettings, *, clock: Clock = system_clock) -> tupl
     app.include_router(http_directory.router())
     app.include_router(http_rsvp.router())
     app.include_router(http_pages.router())
+    web.serve_page_errors(app, ["undangan"])
     return runtime, app

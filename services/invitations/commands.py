@@ -17,8 +17,9 @@ import asyncpg
 
 from shared import timers
 from shared.contracts.common import Contact
-from shared.contracts.invitations import (Attendee, InvitationIssued, InvitationResponded, MeetingCancelled,
-                                          MeetingConcluded, MeetingRescheduled, RegionAttendance, ReminderDue)
+from shared.contracts.invitations import (Attendee, InvitationIssued, InvitationRescheduled, InvitationResponded,
+                                          MeetingCancelled, MeetingConcluded, MeetingRescheduled, RegionAttendance,
+                                          ReminderDue)
 from shared.logging import get_logger
 from shared.outbox import Outbox
 from shared.regions import regions
@@ -112,9 +113,22 @@ async def reschedule(conn: asyncpg.Connection, deps: Deps, meeting_id: uuid.UUID
         if domain.should_remind(meeting_status=moved["status"], invitation_status=invitation["status"],
                                 response=invitation["response"], starts_at=moved["starts_at"], now=now):
             await _arm_reminders(conn, deps, moved, invitation["invitation_id"], now, rearm=True)
-    await deps.outbox.add(conn, MeetingRescheduled(
+    event = await deps.outbox.add(conn, MeetingRescheduled(
         meeting=meeting_info(moved), meeting_id=meeting_id, previous_starts_at=meeting["starts_at"], reason=reason,
         calendar_uid=calendar_uid(moved), calendar_sequence=moved["sequence"]))
+    # Each person still holding a seat is told in an event of their own with their own link, the
+    # path of InvitationIssued: the meeting-wide event above is addressed to everyone, so it carries
+    # nobody's token. The links are signed with the new deadline.
+    trace = {"correlation_id": event.correlation_id, "causation_id": event.id}
+    told = [(InvitationRescheduled(
+        invitation_id=invitation["invitation_id"], meeting_id=meeting_id, meeting=meeting_info(moved),
+        previous_starts_at=meeting["starts_at"], reason=reason, region_code=invitation["region_code"],
+        role=invitation["role"], invitee=contact(invitation), rsvp_url=deps.link(invitation),
+        rsvp_expires_at=invitation["rsvp_expires_at"], response=invitation["response"],
+        calendar_uid=calendar_uid(moved), calendar_sequence=moved["sequence"],
+    ), trace) for invitation in await store.invitations_of(conn, meeting_id) if invitation["status"] == "active"]
+    await deps.outbox.add_many(conn, told)
+    log.info("meeting rescheduled", meeting_id=str(meeting_id), invitees_told=len(told), event_id=event.id)
     return moved
 
 
@@ -240,6 +254,7 @@ async def fire_reminder(deps: Deps, timer: timers.Timer, ctx: timers.TimerContex
     event = await ctx.outbox.add(ctx.conn, ReminderDue(
         invitation_id=invitation_id, meeting_id=meeting["meeting_id"], meeting=meeting_info(meeting),
         region_code=invitation["region_code"], role=invitation["role"], invitee=contact(invitation),
-        lead=timer.payload["lead"], rsvp_url=deps.link(invitation) if invitation["response"] is None else None))
+        # The link goes to everyone reminded: an official who accepted may still decline or delegate.
+        lead=timer.payload["lead"], rsvp_url=deps.link(invitation), response=invitation["response"]))
     log.info("reminder due", invitation_id=str(invitation_id), meeting_id=str(meeting["meeting_id"]),
              lead=timer.payload["lead"], region_code=invitation["region_code"], event_id=event.id)

@@ -17,7 +17,6 @@ from pydantic import ValidationError
 
 from shared import web
 from shared.contracts.common import Contact
-from shared.http import api_router
 from shared.logging import get_logger
 from shared.regions import regions
 from shared.wita import as_wita
@@ -119,7 +118,7 @@ async def _page(request: Request, token: str, invitation: Any, meeting: Any, *, 
 
 def router() -> Any:
     # StrictRoutes without a declared body: the form is read by `web.read_form`, not as JSON.
-    pages = api_router(prefix="/undangan", include_in_schema=False)
+    pages = web.page_router(prefix="/undangan")
 
     @pages.get("/{token}", response_class=HTMLResponse)
     async def show(request: Request, token: str, tersimpan: str = Query(default="", max_length=1)) -> HTMLResponse:

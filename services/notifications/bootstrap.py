@@ -29,8 +29,8 @@ from .settings import NotificationsSettings
 
 HANDLED = [
     invitations.MeetingScheduled, invitations.MeetingRescheduled, invitations.MeetingCancelled,
-    invitations.MeetingConcluded, invitations.InvitationIssued, invitations.InvitationResponded,
-    invitations.ReminderDue,
+    invitations.MeetingConcluded, invitations.InvitationIssued, invitations.InvitationRescheduled,
+    invitations.InvitationResponded, invitations.ReminderDue,
     commitments.CommitmentRequested, commitments.CommitmentSubmitted, commitments.CommitmentReturned,
     commitments.CommitmentVerified, commitments.CommitmentAcknowledged, commitments.CommitmentWithdrawn,
     commitments.DeadlineApproaching, commitments.DeadlineExtended, commitments.CommitmentOverdue,

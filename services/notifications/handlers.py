@@ -51,7 +51,7 @@ def invitee_of(payload: EventPayload) -> Recipient | None:
 # Calendar entries: the invitation creates it, a reschedule moves it, a cancellation removes it.
 CALENDAR_TYPES = {
     "ntb.invitations.invitation.issued.v1": "request",
-    "ntb.invitations.meeting.rescheduled.v1": "update",
+    "ntb.invitations.invitation.rescheduled.v1": "update",
     "ntb.invitations.meeting.cancelled.v1": "cancel",
 }
 SEQUENCE_EPOCH = datetime(2026, 1, 1, tzinfo=UTC)

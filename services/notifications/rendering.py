@@ -95,6 +95,7 @@ def make_environment(override_dir: str | None = None, *,
     base = pages_base_url.rstrip("/")
     env.globals["halaman_tinjauan"] = lambda commitment_id: f"{base}/tinjauan/{commitment_id}"
     env.globals["halaman_komitmen"] = f"{base}/komitmen"
+    env.globals["halaman_dasbor"] = f"{base}/dasbor"
     return env
 
 

@@ -52,6 +52,12 @@ class MeetingScheduled(EventPayload):
         return self
 
 
+class RsvpResponse(enum.StrEnum):
+    ACCEPTED = "accepted"
+    DECLINED = "declined"
+    DELEGATED = "delegated"
+
+
 @registry.event("ntb.invitations.meeting.rescheduled.v1", topic=INVITATIONS_EVENTS, key=_meeting_key)
 class MeetingRescheduled(CalendarEntry):
     """The meeting moved; reminders moved with it."""
@@ -60,6 +66,28 @@ class MeetingRescheduled(CalendarEntry):
     meeting_id: uuid.UUID = Field(description="Identifier of the meeting; the Kafka key")
     previous_starts_at: AwareDatetime = Field(description="The start before the change")
     reason: paragraph(1000) = Field(default="", description="Why it moved, in Bahasa Indonesia")
+
+
+@registry.event("ntb.invitations.invitation.rescheduled.v1", topic=INVITATIONS_EVENTS, key=_meeting_key)
+class InvitationRescheduled(CalendarEntry):
+    """The meeting moved, as told to one invitee: one per active invitation, after MeetingRescheduled.
+
+    It carries that invitee's own RSVP link (as InvitationIssued does), so the notice of the new
+    time lets its reader answer or change an answer; MeetingRescheduled, read by every consumer
+    of the topic, carries no link of anyone's.
+    """
+
+    invitation_id: uuid.UUID = Field(description="The invitation told of the change")
+    meeting_id: uuid.UUID = Field(description="The meeting; the Kafka key")
+    meeting: MeetingInfo = Field(description="The meeting as it now stands")
+    previous_starts_at: AwareDatetime = Field(description="The start before the change")
+    reason: paragraph(1000) = Field(default="", description="Why it moved, in Bahasa Indonesia")
+    region_code: RegionCode | None = Field(default=None, description="The invitee's regency/city; none for the province")
+    role: OfficialRole = Field(description="Which seat the invitee fills")
+    invitee: Contact = Field(description="Who is told, and how to reach them")
+    rsvp_url: WebUrl = Field(description="The invitee's own link to the RSVP page (signed token)")
+    rsvp_expires_at: AwareDatetime = Field(description="When answers now close (moved with the meeting)")
+    response: RsvpResponse | None = Field(default=None, description="The invitee's current answer, if any")
 
 
 @registry.event("ntb.invitations.meeting.cancelled.v1", topic=INVITATIONS_EVENTS, key=_meeting_key)
@@ -86,10 +114,6 @@ class InvitationIssued(CalendarEntry):
     delegated_from: uuid.UUID | None = Field(default=None, description="The invitation whose holder delegated")
 
 
-class RsvpResponse(enum.StrEnum):
-    ACCEPTED = "accepted"
-    DECLINED = "declined"
-    DELEGATED = "delegated"
 
 
 @registry.event("ntb.invitations.invitation.responded.v1", topic=INVITATIONS_EVENTS, key=_meeting_key)
@@ -120,7 +144,8 @@ class ReminderDue(EventPayload):
     role: OfficialRole = Field(description="The invitee's seat")
     invitee: Contact = Field(description="Who to remind")
     lead: str = Field(description="How long before the start, ISO 8601 duration such as P3D or P1D")
-    rsvp_url: WebUrl | None = Field(default=None, description="RSVP link, for invitees who have not answered")
+    rsvp_url: WebUrl | None = Field(default=None, description="The invitee's RSVP link (to answer, or change an answer)")
+    response: RsvpResponse | None = Field(default=None, description="The invitee's current answer, if any")
 
 
 class Attendee(EventPayload):

@@ -213,7 +213,7 @@ async def test_commitments_write_routes_refuse_every_caller_but_the_allowed_role
                 assert r.status_code == 303 and r.headers["location"] == "/masuk", caller.label
                 r = await client.post(f"/tinjauan/{uuid.uuid4()}", content="action=verify", headers={
                     **caller.headers, "content-type": "application/x-www-form-urlencoded"})
-                assert r.status_code == 303 and r.headers["location"] == "/masuk", caller.label
+                assert r.status_code == 401 and "Sesi Anda telah berakhir" in r.text, caller.label
                 tally.calls += 2
                 tally.refused += 2
         _check_rules_cover(app, COMMITMENTS_RULES, tally)

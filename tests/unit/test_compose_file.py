@@ -96,7 +96,8 @@ OPERATOR_ENV = {"POSTGRES_PASSWORD": "Qm3v9TzR2kLp8WxY", "INVITATIONS_RSVP_SECRE
                 "API_KEY_PEPPER": "Vb5Nm1Qw7Er3Ty9Ui2Op6As4Df8Gh0Jk",
                 "KAFKA_ADMIN_PASSWORD": "a1d2m3i4n5p6a7s8s9w0o1r2", "KAFKA_INVITATIONS_PASSWORD": "i9n8v7i6t5a4t3i2o1n0s9p8",
                 "KAFKA_COMMITMENTS_PASSWORD": "c1o2m3m4i5t6m7e8n9t0s1p2",
-                "KAFKA_NOTIFICATIONS_PASSWORD": "n9o8t7i6f5i4c3a2t1i0o9n8"}
+                "KAFKA_NOTIFICATIONS_PASSWORD": "n9o8t7i6f5i4c3a2t1i0o9n8",
+                "COMMITMENTS_SMTP_USERNAME": "rakor-masuk", "COMMITMENTS_SMTP_PASSWORD": "Gk7Wp3Xn9Rt5Bm"}
 _VARIABLE = re.compile(r"\$\{([A-Z_]+)(?::([?-])([^}]*))?\}")
 
 

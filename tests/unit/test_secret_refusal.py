@@ -33,17 +33,21 @@ GOOD = {
     "INVITATIONS_API_KEY_PEPPER": "Vb5Nm1Qw7Er3Ty9Ui2Op6As4Df8Gh0Jk",
     "COMMITMENTS_API_KEY_PEPPER": "Lz3Xc7Vb1Nm5Qa9Ws2Ed6Rf4Tg8Yh0Uj",
     "NOTIFICATIONS_API_KEY_PEPPER": "Ik9Ol3Pm7Nj1Hb5Gv2Fc6Dx4Sz8Aq0Wr",
+    "COMMITMENTS_SMTP_USERNAME": "rakor-masuk",
+    "COMMITMENTS_SMTP_PASSWORD": "Gk7Wp3Xn9Rt5Bm",
 }
 FIELD = {"INVITATIONS_RSVP_SECRET": "rsvp_secret", "NOTIFICATIONS_SMTP_USERNAME": "smtp_username",
          "NOTIFICATIONS_SMTP_PASSWORD": "smtp_password", "NOTIFICATIONS_WEBHOOK_SECRET": "webhook_secret",
          "DATABASE_URL": "database_url", "COMMITMENTS_SESSION_SECRET": "session_secret",
          "INVITATIONS_API_KEY_PEPPER": "api_key_pepper", "COMMITMENTS_API_KEY_PEPPER": "api_key_pepper",
-         "NOTIFICATIONS_API_KEY_PEPPER": "api_key_pepper"}
+         "NOTIFICATIONS_API_KEY_PEPPER": "api_key_pepper",
+         "COMMITMENTS_SMTP_USERNAME": "smtp_username", "COMMITMENTS_SMTP_PASSWORD": "smtp_password"}
 SERVICE_OF = {"INVITATIONS_RSVP_SECRET": InvitationsSettings, "NOTIFICATIONS_SMTP_USERNAME": NotificationsSettings,
               "NOTIFICATIONS_SMTP_PASSWORD": NotificationsSettings,
               "NOTIFICATIONS_WEBHOOK_SECRET": NotificationsSettings, "DATABASE_URL": CommitmentsSettings,
               "COMMITMENTS_SESSION_SECRET": CommitmentsSettings, "INVITATIONS_API_KEY_PEPPER": InvitationsSettings,
-              "COMMITMENTS_API_KEY_PEPPER": CommitmentsSettings, "NOTIFICATIONS_API_KEY_PEPPER": NotificationsSettings}
+              "COMMITMENTS_API_KEY_PEPPER": CommitmentsSettings, "NOTIFICATIONS_API_KEY_PEPPER": NotificationsSettings,
+              "COMMITMENTS_SMTP_USERNAME": CommitmentsSettings, "COMMITMENTS_SMTP_PASSWORD": CommitmentsSettings}
 BAD_VALUES = {
     "missing": None,
     "empty": "",
@@ -67,7 +71,7 @@ def test_good_secrets_start_in_production(cls):
     assert cls(**_kwargs(cls)).environment == "production"
 
 
-@pytest.mark.parametrize("variable", [v for v in GOOD if v != "NOTIFICATIONS_SMTP_USERNAME"])
+@pytest.mark.parametrize("variable", [v for v in GOOD if not v.endswith("_SMTP_USERNAME")])
 @pytest.mark.parametrize("label", BAD_VALUES)
 def test_each_secret_is_refused_when_missing_default_or_weak(variable, label):
     cls, value = SERVICE_OF[variable], BAD_VALUES[label]
@@ -86,9 +90,12 @@ def test_each_secret_is_refused_when_missing_default_or_weak(variable, label):
     assert cls(**{**kwargs, "environment": "development"}).environment == "development"
 
 
-def test_production_needs_an_authenticated_smtp_relay():
-    with pytest.raises(ValidationError, match="NOTIFICATIONS_SMTP_USERNAME"):
-        NotificationsSettings(**_kwargs(NotificationsSettings, smtp_username=None) | {"smtp_username": None})
+@pytest.mark.parametrize("cls, variable", [(NotificationsSettings, "NOTIFICATIONS_SMTP_USERNAME"),
+                                           (CommitmentsSettings, "COMMITMENTS_SMTP_USERNAME")])
+def test_production_needs_an_authenticated_smtp_relay(cls, variable):
+    """Both services that mail (notices; sign-in links) refuse an unauthenticated relay in production."""
+    with pytest.raises(ValidationError, match=variable):
+        cls(**_kwargs(cls, smtp_username=None) | {"smtp_username": None})
 
 
 def test_production_is_the_default_mode(monkeypatch):
@@ -164,7 +171,7 @@ def test_migrate_checks_only_the_database_secret():
     for cls in (InvitationsSettings, CommitmentsSettings, NotificationsSettings):
         # The relay's user name is not a secret: the Job sets it as the Deployment does.
         only_db = {"environment": "production", "database_url": GOOD_DB} | (
-            {"smtp_username": "notifikasi"} if cls is NotificationsSettings else {})
+            {"smtp_username": "notifikasi"} if cls in (NotificationsSettings, CommitmentsSettings) else {})
         with pytest.raises(ValidationError, match="API_KEY_PEPPER is missing"):
             cls(**only_db)
         with database_only():
@@ -179,7 +186,8 @@ def test_migrate_checks_only_the_database_secret():
                                                ("notifications", "NOTIFICATIONS_WEBHOOK_SECRET"),
                                                ("notifications", "NOTIFICATIONS_SMTP_PASSWORD"),
                                                ("commitments", "COMMITMENTS_API_KEY_PEPPER"),
-                                               ("commitments", "DATABASE_URL")])
+                                               ("commitments", "DATABASE_URL"),
+                                               ("commitments", "COMMITMENTS_SMTP_PASSWORD")])
 def test_the_service_process_refuses_to_start_and_prints_no_secret(service, variable):
     """`python -m services.<name>` exits 2 naming the variable; stderr quotes no secret given to it."""
     env = {k: v for k, v in os.environ.items() if k != "NTB_ENV" and not k.endswith(("_SECRET", "_PASSWORD"))}

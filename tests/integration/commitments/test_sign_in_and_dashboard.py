@@ -11,6 +11,7 @@ import pytest
 from shared import web_session
 from tests.integration.notifications.conftest import smtp_server  # noqa: F401 - fixture
 
+from ..conftest import eventually
 from .helpers import bpu_commitment, running
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("cleanup_schemas")]
@@ -30,9 +31,15 @@ async def ask_link(client, address: str) -> int:
     return r.status_code
 
 
-def link_in(smtp, address: str) -> str:
-    [mail] = smtp.handler.to(address)[-1:]
+async def link_in(smtp, address: str, count: int = 1) -> str:
+    """The link in the latest sign-in mail to `address`, once the `count`th has arrived (mailed by a worker)."""
+    await eventually(lambda: _value(len(smtp.handler.to(address)) >= count))
+    mail = smtp.handler.to(address)[-1]
     return re.search(r"(http://\S+/masuk/[A-Za-z0-9_-]+)", mail.get_content()).group(1)
+
+
+async def _value(value):
+    return value
 
 
 async def test_sign_in_from_a_mailed_link_and_see_the_dashboard_change(topic_prefix, schema_for, db, smtp_server):
@@ -46,9 +53,9 @@ async def test_sign_in_from_a_mailed_link_and_see_the_dashboard_change(topic_pre
         await ask_link(client, "orang.lain@gmail.com")
         assert smtp_server.handler.to("orang.lain@gmail.com") == []
         await ask_link(client, REVIEWER.upper())
+        link = await link_in(smtp_server, REVIEWER)
         mail = smtp_server.handler.to(REVIEWER)[0]
         assert mail["Subject"] == "Tautan masuk Sistem Rakor NTB" and "WITA" in mail.get_content()
-        link = link_in(smtp_server, REVIEWER)
         path = link.split("://", 1)[1].split("/", 1)[1]
         token = path.rsplit("/", 1)[1]
         stored = await db.fetchval(f'SELECT token_hash FROM "{schema_for("com")}".sign_in_links')
@@ -95,7 +102,7 @@ async def test_sign_in_from_a_mailed_link_and_see_the_dashboard_change(topic_pre
 async def test_an_expired_link_is_refused(topic_prefix, schema_for, db, smtp_server):
     async with running(topic_prefix, schema_for("com"), smtp_port=smtp_server.port) as svc:
         await ask_link(svc.client, REVIEWER)
-        path = link_in(smtp_server, REVIEWER).split("://", 1)[1].split("/", 1)[1]
+        path = (await link_in(smtp_server, REVIEWER)).split("://", 1)[1].split("/", 1)[1]
         page = await svc.client.get(f"/{path}")
         svc.clock.advance(timedelta(minutes=16))
         assert (await svc.client.get(f"/{path}")).status_code == 410

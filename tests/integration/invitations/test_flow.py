@@ -71,7 +71,9 @@ async def test_full_rakor_flow(start_service, clock, schema_for, topic_prefix, d
         assert decline_id not in reminded and delegator_id not in reminded and delegate_id in reminded
         assert all(p["lead"] == "P3D" for p in reminders)
         by_id = {p["invitation_id"]: p for p in reminders}
-        assert by_id[accept_id]["rsvp_url"] is None and by_id[delegate_id]["rsvp_url"]
+        # Everyone reminded gets their link (one who accepted may still decline or delegate) and their answer.
+        assert by_id[accept_id]["rsvp_url"] and by_id[accept_id]["response"] == "accepted"
+        assert by_id[delegate_id]["rsvp_url"] and by_id[delegate_id]["response"] is None
         clock.set(start - timedelta(days=1) + timedelta(minutes=1))
         await eventually(lambda: _reminders(published, 58))
 

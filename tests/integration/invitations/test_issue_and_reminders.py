@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from collections import Counter
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
 
 from shared.contracts.topics import INVITATIONS_EVENTS
 
 from ..conftest import eventually, read_topic
-from .conftest import ISSUED, REMINDER, organizer_client, scheduled_and_invited
+from services.invitations import tokens
+
+from .conftest import ISSUED, REMINDER, organizer_client, scheduled_and_invited, token_of
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("cleanup_schemas")]
 
@@ -103,6 +106,19 @@ async def test_reschedule_moves_and_cancel_cancels_reminders(start_service, cloc
     rescheduled = await published("ntb.invitations.meeting.rescheduled.v1")
     assert rescheduled[0]["payload"]["calendar_sequence"] == 1
     assert rescheduled[0]["payload"]["meeting"]["starts_at"].endswith("+08:00")
+    assert "undangan" not in json.dumps(rescheduled[0]["payload"])  # meeting-wide: nobody's link
+    # Each invitee is told in an event of their own, with a link to their own invitation, signed
+    # with the moved deadline.
+    told = await published("ntb.invitations.invitation.rescheduled.v1")
+    issued = await published(ISSUED)
+    assert sorted(t["payload"]["invitation_id"] for t in told) == sorted(i["payload"]["invitation_id"] for i in issued)
+    secret = rt.settings.rsvp_secret.get_secret_value().encode()
+    for event in told:
+        payload = event["payload"]
+        invitation_id, expires = tokens.verify_signature(secret, token_of(payload["rsvp_url"]))
+        assert str(invitation_id) == payload["invitation_id"]
+        assert expires == later - timedelta(hours=12) == datetime.fromisoformat(payload["rsvp_expires_at"])
+        assert payload["calendar_sequence"] == 1 and payload["previous_starts_at"]
     cancelled = await published("ntb.invitations.meeting.cancelled.v1")
     assert cancelled[0]["payload"]["calendar_sequence"] == 2
 

@@ -53,9 +53,9 @@ def shots(tmp_path) -> Path:
     return folder
 
 
-async def serve(app, runtime) -> tuple[uvicorn.Server, asyncio.Task, str]:
+async def serve(app, runtime, port: int | None = None) -> tuple[uvicorn.Server, asyncio.Task, str]:
     app.state.api_keys = ApiKeyStore(runtime.pool, runtime.settings.api_key_pepper)
-    port = free_port()
+    port = port or free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, lifespan="off"))
     task = asyncio.create_task(server.serve())
     while not server.started:

@@ -66,13 +66,14 @@ class RecordingHandler:
 class SmtpServer:
     """aiosmtpd in its own thread; can be started late to play a server that comes back."""
 
-    def __init__(self, port: int) -> None:
+    def __init__(self, port: int, **options: Any) -> None:
         self.port = port
         self.handler = RecordingHandler()
         self._controller: Controller | None = None
+        self._options = options  # aiosmtpd's: authenticator=..., auth_require_tls=False for a relay with AUTH
 
     def start(self) -> None:
-        self._controller = Controller(self.handler, hostname="127.0.0.1", port=self.port)
+        self._controller = Controller(self.handler, hostname="127.0.0.1", port=self.port, **self._options)
         self._controller.start()
 
     def stop(self) -> None:

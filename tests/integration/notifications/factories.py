@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 from shared.contracts.commitments import (CommitmentOverdue, CommitmentReturned, CommitmentSubmitted,
                                           CommitmentVerified, DeadlineApproaching)
 from shared.contracts.common import Contact, MeetingInfo
-from shared.contracts.invitations import InvitationIssued, MeetingCancelled, MeetingRescheduled
+from shared.contracts.invitations import InvitationIssued, InvitationRescheduled, MeetingCancelled, MeetingRescheduled
 
 START = datetime(2026, 12, 3, 1, 0, tzinfo=UTC)  # Kamis, 3 Desember 2026 pukul 09.00 WITA
 
@@ -35,6 +35,16 @@ def rescheduled(meeting: MeetingInfo, new_start: datetime) -> MeetingRescheduled
     moved = meeting_info(meeting.meeting_id, new_start)
     return MeetingRescheduled(meeting=moved, meeting_id=uuid.UUID(meeting.meeting_id),
                               previous_starts_at=meeting.starts_at, reason="Menyesuaikan agenda Gubernur")
+
+
+def told(moved: MeetingRescheduled, invited: InvitationIssued, response: str | None = None) -> InvitationRescheduled:
+    """The reschedule as the invitations service tells it to one invitee: with their own link."""
+    return InvitationRescheduled(
+        invitation_id=invited.invitation_id, meeting_id=moved.meeting_id, meeting=moved.meeting,
+        previous_starts_at=moved.previous_starts_at, reason=moved.reason, region_code=invited.region_code,
+        role=invited.role, invitee=invited.invitee, rsvp_url=f"https://rakor.ntbprov.go.id/undangan/{invited.invitation_id.hex}",
+        rsvp_expires_at=moved.meeting.starts_at - timedelta(hours=12), response=response,
+        calendar_uid=moved.calendar_uid, calendar_sequence=moved.calendar_sequence)
 
 
 def cancelled(meeting: MeetingInfo) -> MeetingCancelled:

@@ -1,4 +1,5 @@
-"""Meeting-wide notices reach everyone invited: a reschedule moves the calendar entry, a cancellation removes it."""
+"""Meeting changes reach everyone invited: a reschedule (one event per invitee, with their link) moves the
+calendar entry, a cancellation (meeting-wide) removes it."""
 
 from __future__ import annotations
 
@@ -37,10 +38,17 @@ async def test_reschedule_and_cancel_reach_current_invitees_with_calendar_update
 
         moved = factories.rescheduled(meeting, meeting.starts_at + timedelta(days=1))
         assert moved.calendar_uid is None  # the fallback identity: invitation id and event-time sequence
-        await publish(topic, [event_of(moved)])
+        # The meeting-wide event alone tells nobody (it carries no one's link); each seat still held
+        # (the delegate, not the sekda who delegated) gets an event of its own.
+        await publish(topic, [event_of(moved), event_of(factories.told(moved, delegate)),
+                              event_of(factories.told(moved, bpkad, "accepted"))])
         await eventually(lambda: db.fetchval(f"SELECT count(*) = 6 FROM {table} WHERE status = 'sent'"))
         updates = [m for m in smtp_server.messages if m["Subject"].strip().startswith("Perubahan jadwal")]
         assert sorted(m["X-Envelope-To"] for m in updates) == ["asisten1@dompukab.go.id", "bpkad@dompukab.go.id"]
+        for m, invited in ((m, delegate if m["X-Envelope-To"].startswith("asisten1") else bpkad) for m in updates):
+            body = m.get_body(("plain",)).get_content()
+            assert f"/undangan/{invited.invitation_id.hex}" in body  # their own link, nobody else's
+            assert body.count("/undangan/") == 1
         update = next(m for m in updates if m["X-Envelope-To"] == "asisten1@dompukab.go.id")
         calendar = next(p for p in update.walk() if p.get_content_type() == "text/calendar").get_content()
         assert f"UID:{delegate.invitation_id}@notifications.ntb-rakor" in calendar
@@ -69,7 +77,7 @@ async def test_producer_calendar_identity_is_used_when_sent(topic_prefix, schema
         invite = factories.invitation().model_copy(update={"calendar_uid": "rakor-2026@ntbprov.go.id"})
         moved = factories.rescheduled(invite.meeting, invite.meeting.starts_at + timedelta(hours=2)).model_copy(
             update={"calendar_uid": "rakor-2026@ntbprov.go.id", "calendar_sequence": 1})
-        await publish(topic_prefix + INVITATIONS_EVENTS, [event_of(invite), event_of(moved)])
+        await publish(topic_prefix + INVITATIONS_EVENTS, [event_of(invite), event_of(factories.told(moved, invite))])
         await eventually(lambda: db.fetchval(f'SELECT count(*) = 2 FROM "{schema}".deliveries WHERE status = \'sent\''))
         calendars = [next(p for p in m.walk() if p.get_content_type() == "text/calendar").get_content()
                      for m in smtp_server.messages]

@@ -41,6 +41,11 @@ def variants():
             response=response, responded_at=NOW, **extra)
 
 
+    for response in ("accepted", "declined", "delegated"):  # what an invitee is told they can still change
+        for template in ("meeting_rescheduled", "reminder_due"):
+            yield template, EVENTS[template].model_copy(update={"response": response})
+
+
 CASES = list(variants())
 
 

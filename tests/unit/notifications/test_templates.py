@@ -12,8 +12,9 @@ from shared.contracts.commitments import (CommitmentAcknowledged, CommitmentOver
                                           CommitmentReturned, CommitmentSubmitted, CommitmentWithdrawn,
                                           DeadlineApproaching, DeadlineExtended)
 from shared.contracts.common import Contact, MeetingInfo
-from shared.contracts.invitations import (InvitationIssued, InvitationResponded, MeetingCancelled,
-                                         MeetingRescheduled, ReminderDue)
+from shared.contracts.invitations import (InvitationIssued, InvitationRescheduled, InvitationResponded,
+                                         MeetingCancelled, ReminderDue)
+from shared.contracts.registry import registry
 
 NOW = datetime(2026, 12, 1, 1, 0, tzinfo=UTC)
 ME = Recipient(recipient_id="r", name="Drs. H. Contoh", title="Sekretaris Daerah", role="sekda", email="a@b.go.id")
@@ -29,12 +30,14 @@ EVENTS = {
                                           region_code="52.05", role="sekda", invitee=CONTACT, rsvp_url="https://r/x",
                                           rsvp_expires_at=NOW),
     "reminder_due": ReminderDue(invitation_id=uuid.uuid4(), meeting_id=uuid.uuid4(), meeting=MEETING, role="sekda",
-                                invitee=CONTACT, lead="P1D", rsvp_url="https://r/x"),
+                                invitee=CONTACT, lead="P1D", rsvp_url="https://r/undangan/tok-remind"),
     "invitation_responded": InvitationResponded(invitation_id=uuid.uuid4(), meeting_id=uuid.uuid4(), meeting=MEETING,
                                                 region_code="52.05", role="sekda", invitee=CONTACT,
                                                 response="delegated", delegate=Contact(name="Wakil"), responded_at=NOW),
-    "meeting_rescheduled": MeetingRescheduled(meeting=MEETING, meeting_id=uuid.UUID(MEETING.meeting_id),
-                                              previous_starts_at=NOW - timedelta(days=1), reason="Agenda Gubernur"),
+    "meeting_rescheduled": InvitationRescheduled(
+        invitation_id=uuid.uuid4(), meeting_id=uuid.UUID(MEETING.meeting_id), meeting=MEETING, role="sekda",
+        invitee=CONTACT, previous_starts_at=NOW - timedelta(days=1), reason="Agenda Gubernur",
+        rsvp_url="https://r/undangan/tok-resch", rsvp_expires_at=NOW - timedelta(hours=12)),
     "meeting_cancelled": MeetingCancelled(meeting=MEETING, meeting_id=uuid.UUID(MEETING.meeting_id)),
     "commitment_requested": CommitmentRequested(commitment_id=uuid.uuid4(), region_code="52.05", fiscal_year=2026,
                                                 deadline=NOW),
@@ -73,6 +76,62 @@ def test_each_template_renders_subject_text_and_html(renderer, template):
         assert "Kabupaten Dompu" in out.text
     if template in ("commitment_submitted", "commitment_returned", "commitment_acknowledged", "commitment_withdrawn"):
         assert "Rp3.024.000.000" in out.text and "Rp3.024.000.000" in out.html
+
+
+# Notices to invitees with nothing left to act on (the meeting is off): no RSVP link.
+NO_ACTION = {"meeting_cancelled"}
+
+
+def test_every_notice_to_an_invitee_carries_their_own_rsvp_link(renderer):
+    """Every routed event that reaches invitees holds one invitee's link, and the notice shows it (text and href)."""
+    for rule in parse_rules(_data(None, "routing.yaml")):
+        if not (rule.invitee or rule.meeting_invitees) or rule.template in NO_ACTION:
+            continue
+        assert rule.invitee and not rule.meeting_invitees, f"{rule.event}: a meeting-wide audience has no one's link"
+        assert "rsvp_url" in registry.spec(rule.event).model.model_fields, rule.event
+        event = EVENTS[rule.template]
+        for response in (None, "accepted", "declined", "delegated"):
+            if "response" in type(event).model_fields:
+                event = event.model_copy(update={"response": response})
+            out = renderer.render(rule.template, {"event": event, "recipient": ME, "region": None, "event_type": "x"})
+            assert event.rsvp_url in out.text, (rule.template, response)
+            assert f'href="{event.rsvp_url}"' in out.html, (rule.template, response)
+
+
+# Notices whose readers have nothing left to do on a page: the why, per template.
+NOTHING_TO_DO = {
+    "meeting_cancelled": "the meeting is off",
+    "commitment_acknowledged": "the last step: the commitment is final",
+    "commitment_withdrawn": "the request is withdrawn",
+    "invitation_responded": "for the organizer desk's information; the invitations service has no organizer page",
+    "daily_digest": "a summary; its readers act on the individual notices",
+}
+
+
+def test_every_notice_links_to_where_its_reader_acts(renderer):
+    """A region's officials get their commitment page, reviewers the commitment, the province its dashboard."""
+    people = {
+        "region": Recipient(recipient_id="r1", name="Sekda", role="sekda", region_code="52.05", email="s@b.go.id"),
+        "province": Recipient(recipient_id="r2", name="Asisten", role="province_escalation", email="a@b.go.id"),
+        "reviewer": Recipient(recipient_id="r3", name="Verifikator", role="disnakertrans_reviewer", email="v@b.go.id"),
+    }
+    checked = set()
+    for rule in parse_rules(_data(None, "routing.yaml")):
+        if rule.template in NOTHING_TO_DO or rule.invitee or rule.meeting_invitees:
+            continue  # invitees: test_every_notice_to_an_invitee_carries_their_own_rsvp_link
+        event = EVENTS[rule.template]
+        audiences = ([people["region"]] if rule.region_roles else []) + (
+            [people["reviewer"] if r.endswith(("_reviewer", "_staff")) else people["province"] for r in rule.roles])
+        for person in audiences:
+            out = renderer.render(rule.template, {"event": event, "recipient": person, "region": "Kabupaten Dompu",
+                                                  "event_type": "x"})
+            link = ("/komitmen" if person.region_code else
+                    f"/tinjauan/{event.commitment_id}" if person.role.endswith("_reviewer") else "/dasbor")
+            assert f"http://127.0.0.1:8002{link}" in out.text, (rule.template, person.role)
+            assert f'href="http://127.0.0.1:8002{link}"' in out.html, (rule.template, person.role)
+            checked.add(rule.template)
+    assert {"commitment_requested", "commitment_returned", "commitment_overdue", "commitment_submitted",
+            "deadline_approaching", "deadline_extended"} <= checked
 
 
 def test_every_routed_template_exists(renderer):
