@@ -27,6 +27,7 @@ from typing import Any
 import asyncpg
 import httpx
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from pydantic import SecretStr
 
 from shared.auth import ApiKeyStore, Role
 from shared.contracts import registry
@@ -35,6 +36,7 @@ from shared.contracts.topics import COMMITMENTS_EVENTS, COMMITMENTS_INBOUND
 from shared.envelope import CloudEvent
 from shared.kafka import SAFE_PRODUCER
 from shared.kafka_security import client_options
+from shared.settings import DEVELOPMENT_API_KEY_PEPPER
 
 from .harness import _REGIONS, BOOTSTRAP, DSN, SOURCE
 from .scenarios import percentile
@@ -75,7 +77,8 @@ class Burst:
                                                 server_settings={"search_path": self.commitments.schema})
         self.n_pool = await asyncpg.create_pool(DSN, min_size=1, max_size=2,
                                                 server_settings={"search_path": self.notifications.schema})
-        keys = ApiKeyStore(self.c_pool)
+        # The services run in development mode (bench/services.py), so they hash keys with its pepper.
+        keys = ApiKeyStore(self.c_pool, SecretStr(DEVELOPMENT_API_KEY_PEPPER))
         self.organizer = (await keys.issue(name="bench organizer", role=Role.ORGANIZER))[0]
         self.reviewer = (await keys.issue(name="bench reviewer", role=Role.DISNAKERTRANS_REVIEWER))[0]
         self.region_keys = {r: (await keys.issue(name=f"bench {r}", role=Role.REGION_OPERATOR, region_code=r))[0]

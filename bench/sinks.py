@@ -21,8 +21,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
-from .b4 import SinkLog
 from .services import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -44,6 +44,54 @@ def _wait_listening(port: int, process: subprocess.Popen[bytes], what: str) -> N
             return
         time.sleep(0.1)
     raise TimeoutError(f"{what} not listening on {port}")
+
+
+class SinkLog:
+    """The aiosmtpd sink's `accept-time notification-id` lines, read incrementally (the harness must stay cheap)."""
+
+    def __init__(self, path: Path) -> None:
+        self._path = path
+        self._offset = 0
+        self._partial = b""
+        self.accepted: dict[str, float] = {}
+
+    def read(self) -> dict[str, float]:
+        """notification id -> acceptance time (wall clock), first acceptance wins."""
+        with contextlib.suppress(FileNotFoundError), open(self._path, "rb") as f:
+            f.seek(self._offset)
+            chunk = f.read()
+            self._offset += len(chunk)
+            lines = (self._partial + chunk).split(b"\n")
+            self._partial = lines.pop()
+            for line in lines:
+                parts = line.split()
+                if len(parts) == 2:
+                    self.accepted.setdefault(parts[1].decode(), float(parts[0]))
+        return self.accepted
+
+
+def aiosmtpd_main(port: int, path: str) -> None:
+    """A minimal SMTP sink: accept everything, append `time notification-id` per message."""
+    from aiosmtpd.controller import Controller
+
+    out = open(path, "a", buffering=1)  # noqa: SIM115 - line-buffered for the reader
+
+    class Handler:
+        async def handle_DATA(self, server: object, session: object, envelope: Any) -> str:  # noqa: N802
+            now = time.time()
+            for line in envelope.content.split(b"\r\n", 40)[:40]:
+                if line.lower().startswith(b"x-notification-id:"):
+                    out.write(f"{now:.6f} {line.split(b':', 1)[1].strip().decode()}\n")
+                    break
+            return "250 OK"
+
+    controller = Controller(Handler(), hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
+        while True:
+            time.sleep(3600)
+    finally:
+        controller.stop()
 
 
 class Sink:
@@ -68,7 +116,7 @@ class AiosmtpdSink(Sink):
     def __init__(self) -> None:
         self.port = free_port()
         path = Path(tempfile.mkdtemp(prefix="bench-sink-")) / "accepted.txt"
-        self.process = subprocess.Popen([sys.executable, "-m", "bench.b4", "--sink", str(self.port), str(path)],
+        self.process = subprocess.Popen([sys.executable, "-m", "bench.sinks", "--sink", str(self.port), str(path)],
                                         env=os.environ | {"PYTHONUNBUFFERED": "1"})
         self._log = SinkLog(path)
         _wait_listening(self.port, self.process, "aiosmtpd sink")
@@ -123,3 +171,8 @@ def start_sink(kind: str) -> Sink:
 
 def available_kinds() -> list[str]:
     return (["c"] if c_sink_path() else []) + ["aiosmtpd"]
+
+
+if __name__ == "__main__":
+    if sys.argv[1:2] == ["--sink"]:
+        aiosmtpd_main(int(sys.argv[2]), sys.argv[3])

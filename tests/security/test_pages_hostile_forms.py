@@ -192,7 +192,7 @@ async def test_hostile_form_posts_over_a_raw_socket(topic_prefix, schema_for, db
     outcomes: Counter[str] = Counter()
     try:
         for app, rt in ((com_app, com), (inv_app, inv)):
-            app.state.api_keys = ApiKeyStore(rt.pool)
+            app.state.api_keys = ApiKeyStore(rt.pool, rt.settings.api_key_pepper)
         (com_server, com_task, com_port), (inv_server, inv_task, inv_port) = await serve(com_app), await serve(inv_app)
         servers = [(com_server, com_task), (inv_server, inv_task)]
         # The data the forms act on: Dompu's request (submitted once, so a reviewer can act), 30 invitations.
