@@ -37,7 +37,8 @@ async def statements(conn: asyncpg.Connection) -> dict[tuple[str, str], int] | N
     return {(r["role"], r["query"]): r["calls"] for r in rows}
 
 
-async def run_idle(seconds: float, warmup: float) -> dict[str, Any]:
+async def run_idle(seconds: float, warmup: float, env: dict[str, str] | None = None) -> dict[str, Any]:
+    """`env`: settings for every service (`{SERVICE}_NAME` form, bench/services.py), for an A/B of a setting."""
     conn = await asyncpg.connect(DSN)
     try:
         try:
@@ -49,7 +50,7 @@ async def run_idle(seconds: float, warmup: float) -> dict[str, Any]:
                                  str(Path(tempfile.mkdtemp(prefix="bench-idle-")) / "accepted.txt")])
         services = None
         try:
-            services = await Services.start(smtp_port=sink_port)
+            services = await Services.start(smtp_port=sink_port, env=env)
             await asyncio.sleep(warmup)
             before = await statements(conn)
             cpu0 = {n: services[n].cpu() for n in NAMES}

@@ -136,7 +136,8 @@ class Runtime:
                                   metrics=self.metrics, stall_seconds=s.consumer_stall_seconds,
                                   backoff_cap=s.retry_backoff_max_seconds,
                                   **s.kafka_security.aiokafka_options(),
-                                  **({"fetch_max_wait_ms": s.consumer_fetch_max_wait_ms} | options))
+                                  **({"fetch_max_wait_ms": s.consumer_fetch_max_wait_ms,
+                                     "consumer_timeout_ms": s.consumer_fetcher_timeout_ms} | options))
             await subscription.start()
             self.subscriptions.append(subscription)
         self._tasks.append(asyncio.create_task(self.relay.run(), name="outbox-relay"))

@@ -121,8 +121,15 @@ class ServiceSettings(BaseSettings):
     )
     retry_backoff_max_seconds: float = Field(default=30.0, gt=0)
     consumer_fetch_max_wait_ms: int = Field(
-        default=2000, ge=10, le=30_000, description="How long the broker holds a consumer's fetch while there is "
-        "nothing to read (a record that arrives answers it at once): the idle consumer's polling rate")
+        default=5000, ge=10, le=30_000, description="How long the broker holds a consumer's fetch while there is "
+        "nothing to read (a record that arrives answers it at once): the idle consumer's polling rate. Heartbeats "
+        "use their own connection, so this does not delay failure detection; it bounds how long a consumer that "
+        "rewound after a failed batch waits for the fetch already in flight (was 2000, aiokafka's 500)")
+    consumer_fetcher_timeout_ms: int = Field(
+        default=2000, ge=10, le=30_000, description="The longest aiokafka's background fetcher waits before it looks "
+        "at its partitions again (its `consumer_timeout_ms`, aiokafka's default 200). Every event it acts on (a fetch "
+        "answered, records consumed, a seek, a rebalance, a metadata refresh) wakes it at once, so this bounds only "
+        "its idle wake-ups: with 200 the loop ran five times a second per consumer doing nothing")
     consumer_stall_seconds: float = Field(
         default=60.0, gt=0, description="A partition with lag and no committed progress for this long is stalled "
                                         "(ntb_consumer_stalled, /readyz detail, a log line naming the record)"

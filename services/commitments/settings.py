@@ -48,7 +48,9 @@ class CommitmentsSettings(ServiceSettings):
         default=10, ge=1, description="Transient SMTP failures of one sign-in mail retried up to this (while the link lasts)")
     sign_in_mail_backoff_base_seconds: float = Field(default=2.0, gt=0)
     sign_in_mail_backoff_max_seconds: float = Field(default=60.0, gt=0)
-    sign_in_mail_poll_seconds: float = Field(default=2.0, gt=0, description="How often pending sign-in mails are looked for")
+    sign_in_mail_poll_seconds: float = Field(
+        default=30.0, gt=0, description="The longest the sign-in mailer sleeps: it sleeps until the next pending mail "
+        "is due, and a link requested in this process wakes it at once (was a 2 s poll)")
     sign_in_mail_lease_seconds: float = Field(
         default=120.0, gt=0, description="A mail claimed and not marked by then is tried again (the sender died)")
 
