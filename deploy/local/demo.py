@@ -465,13 +465,14 @@ def trace(correlation_id: str, region: str, operator: Api) -> bool:
     lines = log_lines(correlation_id)
     print(f"\nTrace of {region}'s external submission, correlation id {correlation_id}:")
     for line in lines:
-        extra = " ".join(f"{k}={line[k]}" for k in ("event_type", "region_code", "recipient_id", "template", "outcome")
+        extra = " ".join(f"{k}={line[k]}" for k in ("event_type", "region_code", "recipient_id", "recipient_ids",
+                                                    "template", "outcome")
                          if line.get(k))
         print(f"  {line.get('timestamp', '')[11:23]} {line.get('service', '?'):<13} {line.get('event', '')}  {extra}")
     submitted = any(line.get("service") == "commitments" and line.get("event") == "commitment submitted"
                     for line in lines)
-    emailed = any(line.get("service") == "notifications" and line.get("event") == "delivery sent"
-                  and line.get("recipient_id") in bpjs_staff for line in lines)
+    emailed = any(line.get("service") == "notifications" and line.get("event") == "deliveries sent"
+                  and bpjs_staff & set(line.get("recipient_ids") or ()) for line in lines)
     print(f"  external submission handled by commitments: {'yes' if submitted else 'NO'}; "
           f"email sent to BPJS staff: {'yes' if emailed else 'NO'}")
     return submitted and emailed

@@ -8,7 +8,8 @@ where the lease is still ours, with the DeliverySent/DeliveryFailed outbox rows)
 `MARK_EVERY` finished sends while the batch is being sent, and the rest of the batch while the
 next one is already being claimed and sent. Rows of a batch that were not
 started before their lease got too short to finish a send are given back. One log line per
-batch at INFO ("deliveries marked", with the counts); each failure and retry has its own
+batch at INFO ("deliveries marked", with the counts), plus one "deliveries sent" line per event
+with its correlation id and recipient ids; each failure and retry has its own
 warning, and the rows themselves are the audit trail.
 
 Idle, the loop costs nothing: it sleeps until a committed pending row wakes it
@@ -302,6 +303,7 @@ class Sender:
         marked = await store.mark(self._pool, now, outcomes, events, timeout=STATEMENT_TIMEOUT)
         tally: Counter[tuple[str, str]] = Counter()
         lost = 0
+        sent_by_event: dict[str, list[Any]] = {}
         for row, attempt, outcome_name in decided:  # after the commit: what is logged is true
             if row["delivery_id"] not in marked:
                 lost += 1
@@ -309,6 +311,8 @@ class Sender:
                     log.warning("lease lost before marking; another sender owns the delivery")
                 continue
             tally[row["channel"], outcome_name] += 1
+            if outcome_name == "sent":
+                sent_by_event.setdefault(row["source_event_id"], []).append(row)
             if outcome_name != "sent":  # each failure and retry is worth its own line
                 with self._context(row):
                     log.warning("delivery " + outcome_name, attempts=row["attempts"], detail=attempt.detail)
@@ -319,7 +323,16 @@ class Sender:
                 self._metrics.deliveries.labels(channel, outcome_name).inc(n)
         for outcome_name, n in by_outcome.items():
             self.counts[outcome_name] = self.counts.get(outcome_name, 0) + n
-        # One line per batch; the rows (status, attempts, sent_at, last_error) are the audit trail.
+        # One line per event sent (not per e-mail: an event is about four), carrying its correlation
+        # id so `ntbctl logs <correlation id>` follows a submission to its e-mails; recipient ids
+        # only, never addresses. The rows (status, attempts, sent_at, last_error) are the audit trail.
+        for rows in sent_by_event.values():
+            first = rows[0]
+            with message_context(event_id=first["source_event_id"], event_type=first["source_event_type"],
+                                 correlation_id=first["correlation_id"], trace_id=delivery_trace(first).trace_id):
+                log.info("deliveries sent", recipient_ids=sorted({r["recipient_id"] for r in rows}),
+                         channels=sorted({r["channel"] for r in rows}), count=len(rows))
+        # And one line per marking group with the counts.
         log.info("deliveries marked", sent=by_outcome["sent"], failed=by_outcome["failed"],
                  retry=by_outcome["retry"], lease_lost=lost)
 
