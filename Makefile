@@ -89,6 +89,6 @@ clean: down ## stop everything and delete local data
 
 contracts: venv ## regenerate the published AsyncAPI and OpenAPI documents
 	@$(PY) -m shared.contracts.asyncapi > deploy/asyncapi/asyncapi.yaml
-	@$(PY) -m shared.kafka_acls --compose > deploy/compose/kafka-acls.sh
+	@$(PY) -m shared.contracts.kafka_acls --compose > deploy/compose/kafka-acls.sh
 	@for s in invitations commitments notifications; do NTB_ENV=development $(PY) -m services.$$s openapi > deploy/openapi/$$s.json; done
 	@echo "written deploy/asyncapi/asyncapi.yaml, deploy/compose/kafka-acls.sh and deploy/openapi/*.json"

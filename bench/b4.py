@@ -49,13 +49,13 @@ import asyncpg
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.structs import TopicPartition
 
-from shared import db as shared_db
+from shared.platform import db as shared_db
 from shared.contracts import registry
 from shared.contracts.commitments import CommitmentSubmitted, SubmitCommitment
 from shared.contracts.topics import COMMITMENTS_EVENTS, dlq
-from shared.envelope import CloudEvent
-from shared.kafka import SAFE_PRODUCER, ensure_topics
-from shared.kafka_security import client_options
+from shared.platform.envelope import CloudEvent
+from shared.platform.kafka import SAFE_PRODUCER, ensure_topics
+from shared.platform.kafka_security import client_options
 
 from .harness import BOOTSTRAP, DSN, PARTITIONS, drop_schema_and_topics, new_space, submit_event, submitted_model
 
@@ -478,11 +478,11 @@ async def run_sender_idle(seconds: float, sink: Sink) -> dict[str, Any]:
 
     from services.notifications.bootstrap import default_channels, migration_sets
     from services.notifications.sender import Sender
-    from shared import migrations
+    from shared.platform import migrations
     from shared.contracts.registry import registry as event_registry
-    from shared.outbox import Outbox
-    from shared.tasks import cancel_and_wait
-    from shared.timers import system_clock
+    from shared.platform.outbox import Outbox
+    from shared.platform.tasks import cancel_and_wait
+    from shared.platform.timers import system_clock
 
     space = new_space("b4idle")
     settings = _settings(space, sink.port)

@@ -29,14 +29,16 @@ import httpx
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from pydantic import SecretStr
 
-from shared.auth import ApiKeyStore, Role
+from shared.platform.auth import ApiKeyStore
+
+from shared.contracts.roles import Role
 from shared.contracts import registry
 from shared.contracts.commitments import SubmitCommitment
 from shared.contracts.topics import COMMITMENTS_EVENTS, COMMITMENTS_INBOUND
-from shared.envelope import CloudEvent
-from shared.kafka import SAFE_PRODUCER
-from shared.kafka_security import client_options
-from shared.settings import DEVELOPMENT_API_KEY_PEPPER
+from shared.platform.envelope import CloudEvent
+from shared.platform.kafka import SAFE_PRODUCER
+from shared.platform.kafka_security import client_options
+from shared.platform.settings import DEVELOPMENT_API_KEY_PEPPER
 
 from .harness import _REGIONS, BOOTSTRAP, DSN, SOURCE
 from .scenarios import percentile

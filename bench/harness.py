@@ -19,16 +19,16 @@ import asyncpg
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
 
-from shared import inbox, migrations
+from shared.platform import inbox, migrations
 from shared.contracts import registry
 from shared.contracts.commitments import CommitmentSubmitted, SubmitCommitment
 from shared.contracts.topics import COMMITMENTS_EVENTS, COMMITMENTS_INBOUND, dlq
-from shared.db import create_pool
-from shared.envelope import CloudEvent
-from shared.kafka import SAFE_PRODUCER, ensure_topics
-from shared.outbox import OUTBOX_INSERT
-from shared.regions import regions
-from shared.kafka_security import client_options
+from shared.platform.db import create_pool
+from shared.platform.envelope import CloudEvent
+from shared.platform.kafka import SAFE_PRODUCER, ensure_topics
+from shared.platform.outbox import OUTBOX_INSERT
+from shared.contracts.regions import regions
+from shared.platform.kafka_security import client_options
 
 BOOTSTRAP = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", f"127.0.0.1:{os.environ.get('LOCAL_KAFKA_PORT', '19092')}")
 DSN = os.environ.get("DATABASE_URL", f"postgresql://ntb:ntb@127.0.0.1:{os.environ.get('LOCAL_PG_PORT', '15432')}/ntb")
@@ -86,7 +86,7 @@ def new_space(tag: str) -> Space:
 async def prepare(space: Space) -> asyncpg.Pool:
     """Schema with the messaging tables and the aggregate table; topics with their DLQ twins."""
     pool = await create_pool(DSN, space.schema, min_size=2, max_size=4)
-    sets = [*migrations.load("messaging", "shared", "sql"),
+    sets = [*migrations.load("messaging", "shared.platform", "sql"),
             migrations.Migration("bench", 1, "commitment", STATE_TABLE)]
     async with pool.acquire() as conn:
         await migrations.migrate(conn, space.schema, sets)

@@ -22,7 +22,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from shared.logging import configure_logging
+from shared.platform.logging import configure_logging
 
 SCALES: dict[str, dict[str, Any]] = {
     "smoke": {"B1": 200, "B2": 20, "B3": 200, "B4": 50, "B4_idle": 2, "B5": [100, 200], "B5_B4": [20, 40], "repeats": 1},
@@ -301,7 +301,7 @@ def main() -> None:
     configure_logging("bench", level=args.log_level, json=True)
     # The cost of logging counts, the lines do not (BENCH_LOG_FILE keeps them for a diagnosis).
     logging.getLogger().handlers[0].setStream(open(os.environ.get("BENCH_LOG_FILE", os.devnull), "w"))  # noqa: SIM115
-    # Freeze what is loaded, as a service does once started (shared/runtime.py, serve): the
+    # Freeze what is loaded, as a service does once started (shared/platform/runtime.py, serve): the
     # raw and framework sides of every ratio run in this one process, so both get it.
     gc.collect()
     gc.freeze()

@@ -21,13 +21,13 @@ from typing import Any
 import asyncpg
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
-from shared.consumer import EventConsumer, HandlerContext, attach
+from shared.platform.consumer import EventConsumer, HandlerContext, attach
 from shared.contracts import registry
 from shared.contracts.commitments import SubmitCommitment
-from shared.dead_letter import DeadLetterPublisher
-from shared.kafka_security import client_options
-from shared.kafka import MAX_RECORD_BYTES, SAFE_PRODUCER, SafeProducer, make_broker
-from shared.outbox import Outbox, OutboxRelay
+from shared.platform.dead_letter import DeadLetterPublisher
+from shared.platform.kafka_security import client_options
+from shared.platform.kafka import MAX_RECORD_BYTES, SAFE_PRODUCER, SafeProducer, make_broker
+from shared.platform.outbox import Outbox, OutboxRelay
 
 from .harness import (BOOTSTRAP, CLAIM_MANY, OUTBOX_SQL, UPSERT, Space, drop, fill_topic, new_space, prepare,
                       raw_outbox_args, submit_event, submit_events, submitted_model, submitted_payload)

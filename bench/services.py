@@ -166,7 +166,7 @@ class Services:
 async def drop_prefixed_topics(prefix: str) -> None:
     from aiokafka.admin import AIOKafkaAdminClient
 
-    from shared.kafka_security import client_options
+    from shared.platform.kafka_security import client_options
     admin = AIOKafkaAdminClient(bootstrap_servers=BOOTSTRAP, **client_options())
     await admin.start()
     try:

@@ -1,5 +1,8 @@
-"""Contracts and small infrastructure helpers shared by the services.
+"""What the services share, split by who depends on it.
 
-Only event contracts and delivery machinery live here; business logic stays in
-each service.
+- `shared.contracts`: the published contracts (event payloads, topics, roles, regions, ACLs).
+  Depends on no other part of the project, so an outside system can read it alone.
+- `shared.platform`: the delivery machinery every service runs on (Kafka, PostgreSQL, outbox,
+  inbox, timers, HTTP edges, pages, unit of work). Business rules stay in each service.
+- `shared.ntbctl`: the operators' command line. No service imports it.
 """

@@ -35,7 +35,7 @@ from typing import Any, TypeVar
 import httpx
 import yaml
 from aiokafka import AIOKafkaProducer
-from shared.kafka_security import client_options
+from shared.platform.kafka_security import client_options
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]

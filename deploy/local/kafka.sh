@@ -14,7 +14,7 @@
 #   LOCAL_KAFKA_JVM_OPTS         replaces the default (small) JVM options
 #   LOCAL_KAFKA_SECURITY         none (default) | sasl_ssl: a SASL_SSL listener (SCRAM-SHA-512) with a
 #                                CA and broker certificate made here, one SCRAM user per principal of
-#                                shared/kafka_acls.py, the StandardAuthorizer and those ACLs. Its
+#                                shared/contracts/kafka_acls.py, the StandardAuthorizer and those ACLs. Its
 #                                data lives apart (.local/kafka-secured): switch by stop + start.
 #                                `kafka.sh client-env [PRINCIPAL]` prints a principal's client
 #                                settings (default admin; nothing when not secured).
@@ -89,10 +89,10 @@ ensure_libs() {
   say "jars ready: $(basename "$LIBS"/kafka_2.13-*.jar)"
 }
 
-# Principals of shared/kafka_acls.py (the one definition), e.g. "admin invitations ... bpjs".
+# Principals of shared/contracts/kafka_acls.py (the one definition), e.g. "admin invitations ... bpjs".
 principals() {
   [[ -x $PY ]] || die "LOCAL_KAFKA_SECURITY=sasl_ssl needs the virtualenv ($PY); run 'make venv'"
-  (cd "$REPO" && "$PY" -c 'from shared.kafka_acls import principals; print(*principals())')
+  (cd "$REPO" && "$PY" -c 'from shared.contracts.kafka_acls import principals; print(*principals())')
 }
 
 # A CA and a broker certificate for 127.0.0.1, made once; passwords made once per principal.
@@ -128,7 +128,7 @@ make_secrets() {
 write_security_config() {
   cat <<EOF
 # SASL_SSL for clients and between brokers; the controller listener takes mutual TLS with the
-# broker certificate. ACLs decide everything else (shared/kafka_acls.py).
+# broker certificate. ACLs decide everything else (shared/contracts/kafka_acls.py).
 listeners=SASL_SSL://$HOST:$PORT,CONTROLLER://$HOST:$CPORT
 advertised.listeners=SASL_SSL://$HOST:$PORT
 inter.broker.listener.name=SASL_SSL
@@ -207,7 +207,7 @@ EOF
   fi
 }
 
-# A principal's client settings (shared/kafka_security.py reads them); default the administrator.
+# A principal's client settings (shared/platform/kafka_security.py reads them); default the administrator.
 security_env() {
   [[ $SECURITY == sasl_ssl ]] || return 0
   local who="${1:-admin}"

@@ -1,4 +1,4 @@
-"""Apply shared.kafka_acls to the local secured broker (called by kafka.sh; tests use `apply`).
+"""Apply shared.contracts.kafka_acls to the local secured broker (called by kafka.sh; tests use `apply`).
 
     python deploy/local/kafka_acls.py [PREFIX]
 
@@ -16,8 +16,8 @@ from typing import Any
 from confluent_kafka.admin import (AclBinding, AclOperation, AclPermissionType, AdminClient, ResourcePatternType,
                                    ResourceType)
 
-from shared.kafka_acls import bindings
-from shared.kafka_security import KafkaSecurity
+from shared.contracts.kafka_acls import bindings
+from shared.platform.kafka_security import KafkaSecurity
 
 
 def librdkafka_config(security: KafkaSecurity, bootstrap: str) -> dict[str, Any]:

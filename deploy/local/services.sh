@@ -40,13 +40,13 @@ cmd_start() {
   mkdir -p "$LOGS" "$RUN"
   stack_env
   # Topics are provisioned before any service starts; the services only verify them.
-  (cd "$REPO" && eval "$("$HERE/kafka.sh" client-env admin)" && "$PY" -m shared.ops topics apply >/dev/null) || die "provisioning the topics failed (ntbctl topics apply)"
+  (cd "$REPO" && eval "$("$HERE/kafka.sh" client-env admin)" && "$PY" -m shared.ntbctl.commands topics apply >/dev/null) || die "provisioning the topics failed (ntbctl topics apply)"
   for entry in "${SERVICES[@]}"; do
     local name="${entry%%:*}" port="${entry##*:}" upper
     upper="$(tr a-z A-Z <<<"$name")"
     if pid_of "$name" >/dev/null; then say "$name already running"; continue; fi
     if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then die "port $port for $name is taken by another process"; fi
-    # On the secured stack each service logs in as its own principal (shared/kafka_acls.py).
+    # On the secured stack each service logs in as its own principal (shared/contracts/kafka_acls.py).
     (cd "$REPO" && eval "$("$HERE/kafka.sh" client-env "$name")" && \
       export "${upper}_HTTP_PORT=$port" "${upper}_LOG_JSON=true" && \
       exec "$PY" -m "services.$name" >>"$LOGS/$name$LOG_SUFFIX.log" 2>&1) &

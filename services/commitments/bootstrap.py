@@ -7,14 +7,14 @@ from typing import Any
 
 from fastapi import FastAPI
 
-from shared import migrations, web
+from shared.platform import migrations, web
 from shared.contracts import topics
 from shared.contracts.commitments import RealizationReported, SubmitCommitment
 from shared.contracts.invitations import MeetingConcluded
-from shared.http import create_app
-from shared.runtime import Runtime
-from shared.tasks import cancel_and_wait
-from shared.timers import Clock, system_clock
+from shared.platform.http import create_app
+from shared.platform.runtime import Runtime
+from shared.platform.tasks import cancel_and_wait
+from shared.platform.timers import Clock, system_clock
 
 from . import http, http_pages, http_region_pages, http_review_pages
 from .handlers import Handlers
@@ -24,7 +24,7 @@ from .sign_in_mail import SignInMailer
 
 
 def migration_sets() -> list[list[migrations.Migration]]:
-    return [migrations.load("messaging", "shared", "sql"), migrations.load("commitments", "services.commitments")]
+    return [migrations.load("messaging", "shared.platform", "sql"), migrations.load("commitments", "services.commitments")]
 
 
 class CommitmentsRuntime(Runtime):

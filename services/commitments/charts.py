@@ -11,8 +11,8 @@ from datetime import datetime
 from decimal import Decimal
 from html import escape
 
-from shared.formatting import format_number
-from shared.wita import as_wita
+from shared.platform.formatting import format_number
+from shared.platform.wita import as_wita
 
 NAVY, GOLD, GREEN, GREY, RED = "#0b3d6e", "#c9a227", "#1f7a3a", "#d6dbe1", "#a4262c"
 

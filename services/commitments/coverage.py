@@ -10,7 +10,7 @@ from typing import Any
 
 import yaml
 
-from shared.regions import regions
+from shared.contracts.regions import regions
 
 
 @dataclass(frozen=True, slots=True)

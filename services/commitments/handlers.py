@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 
-from shared import sender_region
-from shared.auth import Role
-from shared.consumer import HandlerContext, PermanentError
+from shared.platform import sender_region
+from shared.contracts.roles import Role
+from shared.platform.consumer import HandlerContext, PermanentError
 from shared.contracts.commitments import CommitmentBody, RealizationReported, SubmitCommitment
 from shared.contracts.invitations import MeetingConcluded
-from shared.logging import get_logger
-from shared.regions import regions
-from shared.timers import Clock, Timer, TimerContext
+from shared.platform.logging import get_logger
+from shared.contracts.regions import regions
+from shared.platform.timers import Clock, Timer, TimerContext
 
 from . import operations as ops
 from .settings import CommitmentsSettings

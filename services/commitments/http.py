@@ -11,14 +11,16 @@ import asyncpg
 from fastapi import APIRouter, Depends, Header, HTTPException, Request, Response, status
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationError
 
-from shared.auth import Principal, Role, require
+from shared.platform.auth import Principal, require
+
+from shared.contracts.roles import Role
 from shared.contracts.commitments import (BudgetStage, CommitmentBody, CommitmentStatus, FundingSource, Programme,
                                           Segment)
 from shared.contracts.text import line, paragraph
-from shared.http import api_router, body_limit, error
-from shared.logging import get_logger
-from shared.regions import RegionCode, regions
-from shared.wita import as_wita
+from shared.platform.http import api_router, body_limit, error
+from shared.platform.logging import get_logger
+from shared.contracts.regions import RegionCode, regions
+from shared.platform.wita import as_wita
 
 from . import calculator, operations as ops, store
 from .summary import summary as build_summary

@@ -8,7 +8,7 @@ through Kafka and the notifications service: the link is a bearer credential, an
 keep it in clear in a topic every consumer can read, for the topic's whole retention. The mail is
 queued in the link's row and sent with retry (`sign_in_mail`); only the token's SHA-256 is stored.
 Opening the link shows a button (a mail scanner that fetches links
-does not use it up); pressing it consumes the link once and sets the session cookie (`shared.web_session`).
+does not use it up); pressing it consumes the link once and sets the session cookie (`shared.platform.web_session`).
 The dashboard admits the roles `GET /summary` admits, as API keys do.
 """
 
@@ -23,10 +23,11 @@ import yaml
 from fastapi import Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 
-from shared import labels, web, web_session
-from shared.auth import Principal, Role
-from shared.logging import get_logger
-from shared.wita import as_wita
+from shared.platform import labels, web, web_session
+from shared.platform.auth import Principal
+from shared.contracts.roles import Role
+from shared.platform.logging import get_logger
+from shared.platform.wita import as_wita
 
 from . import charts, sign_in_mail, store
 from .summary import summary as build_summary
@@ -205,7 +206,7 @@ def router() -> Any:
 
 
 async def _submissions(pool: Any, fiscal_year: int) -> list[Any]:
-    from shared.regions import regions
+    from shared.contracts.regions import regions
 
     rows = await pool.fetch("SELECT s.submitted_at, c.region_code FROM submissions s JOIN commitments c "
                             "USING (commitment_id) WHERE c.fiscal_year = $1 ORDER BY s.submitted_at", fiscal_year)

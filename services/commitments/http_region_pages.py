@@ -17,12 +17,12 @@ from fastapi import Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 from pydantic import ValidationError
 
-from shared import labels, web
-from shared.auth import Role
+from shared.platform import labels, web
+from shared.contracts.roles import Role
 from shared.contracts.commitments import CommitmentBody, CommitmentLine, Programme, Segment
-from shared.logging import get_logger
-from shared.regions import regions
-from shared.wita import as_wita
+from shared.platform.logging import get_logger
+from shared.contracts.regions import regions
+from shared.platform.wita import as_wita
 
 from . import calculator, rates, store
 from . import operations as ops

@@ -14,11 +14,12 @@ from typing import Any
 from fastapi import Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 
-from shared import labels, web
-from shared.auth import Principal, Role
-from shared.logging import get_logger
-from shared.regions import regions
-from shared.wita import as_wita
+from shared.platform import labels, web
+from shared.platform.auth import Principal
+from shared.contracts.roles import Role
+from shared.platform.logging import get_logger
+from shared.contracts.regions import regions
+from shared.platform.wita import as_wita
 
 from . import operations as ops
 from . import store

@@ -15,16 +15,16 @@ from typing import Any
 
 import asyncpg
 
-from shared.auth import Role
+from shared.contracts.roles import Role
 from shared.contracts.commitments import (CommitmentAcknowledged, CommitmentBody, CommitmentDrafted,
                                           CommitmentOverdue, CommitmentRequested, CommitmentReturned,
                                           CommitmentStatus as S, CommitmentSubmitted, CommitmentVerified,
                                           CommitmentWithdrawn, DeadlineApproaching, DeadlineExtended,
                                           RealizationRecorded, RealizationReported)
 from shared.contracts.registry import EventPayload
-from shared.envelope import CloudEvent
-from shared import timers
-from shared.wita import as_wita
+from shared.platform.envelope import CloudEvent
+from shared.platform import timers
+from shared.platform.wita import as_wita
 
 from . import calculator, rates, store
 from .workflow import AWAITING_SUBMISSION, COMMITTED, Action, IllegalTransition, next_state

@@ -2,12 +2,12 @@ from datetime import datetime, timedelta
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 
-from shared.settings import ServiceSettings, service_config
-from shared.smtp import SmtpConfig
-from shared.wita import as_wita
+from shared.platform.settings import ServiceSettings, service_config
+from shared.platform.smtp import SmtpConfig
+from shared.platform.wita import as_wita
 
 
-# DEVELOPMENT ONLY (NTB_ENV=development); production refuses it (shared.settings).
+# DEVELOPMENT ONLY (NTB_ENV=development); production refuses it (shared.platform.settings).
 DEV_SESSION_SECRET = "dev-only-session-secret-do-not-use-in-production"
 
 

@@ -25,9 +25,9 @@ from typing import Any
 
 import asyncpg
 
-from shared import smtp, web, web_session
-from shared.logging import get_logger
-from shared.retry import backoff_delays
+from shared.platform import smtp, web, web_session
+from shared.platform.logging import get_logger
+from shared.platform.retry import backoff_delays
 
 log = get_logger(__name__)
 

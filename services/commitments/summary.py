@@ -6,7 +6,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from shared.contracts.commitments import CommitmentStatus
-from shared.regions import PROVINCE_CODE, regions
+from shared.contracts.regions import PROVINCE_CODE, regions
 
 from . import coverage
 from .calculator import rupiah

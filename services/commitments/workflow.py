@@ -18,7 +18,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
-from shared.auth import Role
+from shared.contracts.roles import Role
 from shared.contracts.commitments import CommitmentStatus as S
 
 

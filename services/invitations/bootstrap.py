@@ -4,18 +4,18 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from shared import migrations, web
+from shared.platform import migrations, web
 from shared.contracts import topics
-from shared.http import create_app
-from shared.runtime import Runtime
-from shared.timers import Clock, Timer, TimerContext, system_clock
+from shared.platform.http import create_app
+from shared.platform.runtime import Runtime
+from shared.platform.timers import Clock, Timer, TimerContext, system_clock
 
 from . import commands, http, http_directory, http_pages, http_rsvp
 from .settings import InvitationsSettings
 
 
 def migration_sets() -> list[list[migrations.Migration]]:
-    return [migrations.load("messaging", "shared", "sql"), migrations.load("invitations", "services.invitations")]
+    return [migrations.load("messaging", "shared.platform", "sql"), migrations.load("invitations", "services.invitations")]
 
 
 def build(settings: InvitationsSettings, *, clock: Clock = system_clock) -> tuple[Runtime, FastAPI]:

@@ -15,14 +15,14 @@ from typing import Any
 
 import asyncpg
 
-from shared import timers
+from shared.platform import timers
 from shared.contracts.common import Contact
 from shared.contracts.invitations import (Attendee, InvitationIssued, InvitationRescheduled, InvitationResponded,
                                           MeetingCancelled, MeetingConcluded, MeetingRescheduled, RegionAttendance,
                                           ReminderDue)
-from shared.logging import get_logger
-from shared.outbox import Outbox
-from shared.regions import regions
+from shared.platform.logging import get_logger
+from shared.platform.outbox import Outbox
+from shared.contracts.regions import regions
 
 from . import domain, store, tokens
 from .payloads import calendar_uid, contact, meeting_info, rsvp_url

@@ -9,7 +9,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, EmailStr, Field, ValidationError, field_validator
 
 from shared.contracts.text import WebUrl, line
-from shared.regions import RegionCode
+from shared.contracts.regions import RegionCode
 
 from .domain import SEATS
 

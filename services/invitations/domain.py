@@ -11,7 +11,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from shared.wita import as_wita
+from shared.platform.wita import as_wita
 
 MAX_DURATION = timedelta(days=3)
 # The seats every regency/city fills; a delegate fills one of them on someone's behalf.

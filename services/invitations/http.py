@@ -14,13 +14,15 @@ from typing import Any
 from fastapi import Depends, Header, HTTPException, Request, status
 from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
-from shared.auth import Principal, Role, require
+from shared.platform.auth import Principal, require
+
+from shared.contracts.roles import Role
 from shared.contracts.invitations import MeetingScheduled
 from shared.contracts.text import WebUrl, line, paragraph
-from shared.http import api_router, body_limit, error
-from shared.logging import get_logger
-from shared.regions import regions
-from shared.wita import as_wita
+from shared.platform.http import api_router, body_limit, error
+from shared.platform.logging import get_logger
+from shared.contracts.regions import regions
+from shared.platform.wita import as_wita
 
 from . import commands, domain, store
 

@@ -7,10 +7,10 @@ from datetime import datetime
 from fastapi import Depends, HTTPException, Query, Request, status
 from pydantic import BaseModel, Field
 
-from shared.auth import Principal
-from shared.http import api_router, body_limit
-from shared.logging import get_logger
-from shared.regions import normalize_region_code
+from shared.platform.auth import Principal
+from shared.platform.http import api_router, body_limit
+from shared.platform.logging import get_logger
+from shared.contracts.regions import normalize_region_code
 
 from . import directory, store
 from .http import organizer, runtime

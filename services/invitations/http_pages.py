@@ -15,11 +15,11 @@ from fastapi import Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 from pydantic import ValidationError
 
-from shared import web
+from shared.platform import web
 from shared.contracts.common import Contact
-from shared.logging import get_logger
-from shared.regions import regions
-from shared.wita import as_wita
+from shared.platform.logging import get_logger
+from shared.contracts.regions import regions
+from shared.platform.wita import as_wita
 
 from . import commands, domain, store, tokens
 from .http import deps, runtime

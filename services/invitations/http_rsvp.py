@@ -11,9 +11,9 @@ from pydantic import BaseModel, ConfigDict, EmailStr, Field, model_validator
 
 from shared.contracts.common import Contact
 from shared.contracts.text import line, paragraph
-from shared.http import api_router, body_limit, error
-from shared.logging import get_logger
-from shared.wita import as_wita
+from shared.platform.http import api_router, body_limit, error
+from shared.platform.logging import get_logger
+from shared.platform.wita import as_wita
 
 from . import commands, http_pages, store, tokens
 from .http import ERRORS, MeetingView, deps, domain_errors, runtime

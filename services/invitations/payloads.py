@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from shared.contracts.common import Contact, MeetingInfo
-from shared.wita import as_wita
+from shared.platform.wita import as_wita
 
 # iCalendar UIDs must be globally unique and stable; the province's domain scopes them.
 CALENDAR_UID_DOMAIN = "rakor.ntbprov.go.id"

@@ -3,12 +3,12 @@ from datetime import timedelta
 from pydantic import Field, SecretStr, TypeAdapter, field_validator
 
 from shared.contracts.text import WebUrl
-from shared.settings import ServiceSettings, service_config
+from shared.platform.settings import ServiceSettings, service_config
 
 from .domain import DelegationPolicy, parse_lead
 
 # DEVELOPMENT ONLY (NTB_ENV=development): lets `make demo` and tests run without configuration.
-# Production must set INVITATIONS_RSVP_SECRET; this value is refused there (shared.settings).
+# Production must set INVITATIONS_RSVP_SECRET; this value is refused there (shared.platform.settings).
 DEV_RSVP_SECRET = "dev-only-rsvp-secret-do-not-use-in-production"
 
 

@@ -1,6 +1,6 @@
 import sys
 
-from shared.cli import main
+from shared.platform.cli import main
 
 from .bootstrap import build, migration_sets
 from .settings import NotificationsSettings

@@ -12,13 +12,13 @@ import httpx
 import yaml
 from fastapi import FastAPI
 
-from shared import migrations
+from shared.platform import migrations
 from shared.contracts import commitments, invitations, topics
-from shared.db import create_pool
-from shared.http import create_app
-from shared.runtime import Runtime
-from shared.tasks import cancel_and_wait
-from shared.timers import Clock, system_clock
+from shared.platform.db import create_pool
+from shared.platform.http import create_app
+from shared.platform.runtime import Runtime
+from shared.platform.tasks import cancel_and_wait
+from shared.platform.timers import Clock, system_clock
 
 from . import digest, domain, http, http_resend, store
 from .channels import Channels, EmailChannel, WebhookChannel
@@ -39,7 +39,7 @@ HANDLED = [
 
 
 def migration_sets() -> list[list[migrations.Migration]]:
-    return [migrations.load("messaging", "shared", "sql"), migrations.load("notifications", "services.notifications")]
+    return [migrations.load("messaging", "shared.platform", "sql"), migrations.load("notifications", "services.notifications")]
 
 
 def _data(override: str | None, name: str) -> Any:

@@ -22,8 +22,8 @@ import aiosmtplib
 import httpx
 
 from shared.contracts.notifications import Channel
-from shared.logging import redact_text
-from shared.tracecontext import TraceParent, parse_traceparent, valid_correlation_id
+from shared.platform.logging import redact_text
+from shared.platform.tracecontext import TraceParent, parse_traceparent, valid_correlation_id
 
 from . import mime
 from .settings import NotificationsSettings

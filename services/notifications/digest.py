@@ -14,11 +14,11 @@ from typing import Any
 
 import asyncpg
 
-from shared import timers
+from shared.platform import timers
 from shared.contracts.notifications import Channel, DeliveryFailed
-from shared.logging import get_logger
-from shared.regions import regions
-from shared.wita import WITA
+from shared.platform.logging import get_logger
+from shared.contracts.regions import regions
+from shared.platform.wita import WITA
 
 from . import domain, store
 from .rendering import Renderer, TemplateFailure

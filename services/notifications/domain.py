@@ -18,8 +18,8 @@ from urllib.parse import urlsplit
 from email_validator import EmailNotValidError, validate_email
 
 from shared.contracts.notifications import Channel
-from shared.retry import backoff_delays
-from shared.wita import WITA
+from shared.platform.retry import backoff_delays
+from shared.platform.wita import WITA
 
 # Namespace of deterministic delivery ids: the same (event, recipient, channel) always
 # maps to the same id, which becomes the Message-ID and the webhook Idempotency-Key.

@@ -12,16 +12,16 @@ import functools
 from datetime import UTC, datetime
 from typing import Any
 
-from shared.consumer import HandlerContext
+from shared.platform.consumer import HandlerContext
 from shared.contracts.notifications import Channel, DeliveryFailed
 from shared.contracts.invitations import InvitationIssued
 from shared.contracts.registry import EventPayload
-from shared.envelope import CloudEvent
-from shared.logging import get_logger, message_context
-from shared.outbox import Outbox
-from shared import tracecontext
-from shared.regions import regions
-from shared.wita import as_wita
+from shared.platform.envelope import CloudEvent
+from shared.platform.logging import get_logger, message_context
+from shared.platform.outbox import Outbox
+from shared.platform import tracecontext
+from shared.contracts.regions import regions
+from shared.platform.wita import as_wita
 
 from . import domain, journal, store
 from .domain import Recipient, Rule, Target

@@ -10,12 +10,14 @@ from urllib.parse import urlsplit
 from fastapi import Depends, HTTPException, Path, Query, Request, status
 from pydantic import BaseModel, ConfigDict, EmailStr, Field, StrictBool
 
-from shared.auth import Principal, Role, require
+from shared.platform.auth import Principal, require
+
+from shared.contracts.roles import Role
 from shared.contracts.notifications import Channel, DeliveryStatus
 from shared.contracts.text import WebUrl, line
-from shared.http import api_router, body_limit, error
-from shared.logging import get_logger, mask_email, redact_text
-from shared.regions import RegionCode
+from shared.platform.http import api_router, body_limit, error
+from shared.platform.logging import get_logger, mask_email, redact_text
+from shared.contracts.regions import RegionCode
 
 from . import store
 

@@ -8,9 +8,11 @@ from datetime import datetime
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, status
 from pydantic import BaseModel, Field
 
-from shared.auth import Principal, Role, require
+from shared.platform.auth import Principal, require
+
+from shared.contracts.roles import Role
 from shared.contracts.notifications import DeliveryStatus
-from shared.http import api_router, error
+from shared.platform.http import api_router, error
 
 from . import resend as resending
 from . import store

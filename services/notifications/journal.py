@@ -8,7 +8,7 @@ from typing import Any
 import asyncpg
 
 from shared.contracts.registry import EventPayload
-from shared.envelope import CloudEvent
+from shared.platform.envelope import CloudEvent
 
 Entry = tuple[str, str, str, str | None, str | None, dict[str, Any]]
 

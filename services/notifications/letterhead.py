@@ -9,7 +9,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from shared.wita import as_wita
+from shared.platform.wita import as_wita
 
 LETTERHEAD = {
     "government": "PEMERINTAH PROVINSI NUSA TENGGARA BARAT",

@@ -97,7 +97,7 @@ def notice(*, message_id: str, date: datetime, sender: str, recipient_name: str,
            trace_headers: tuple[tuple[str, str], ...] = ()) -> bytes:
     """The whole message, CRLF line ends, ready for SMTP DATA.
 
-    `trace_headers` (Traceparent, X-Correlation-ID) must be validated already (shared.tracecontext)."""
+    `trace_headers` (Traceparent, X-Correlation-ID) must be validated already (shared.platform.tracecontext)."""
     content_type, body = _multipart("alternative", f"=_alt_{boundary_seed}", [
         _part('text/plain; charset="utf-8"', "quoted-printable", _qp(text)),
         _part('text/html; charset="utf-8"', "quoted-printable", _qp(html)),

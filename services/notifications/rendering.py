@@ -18,11 +18,11 @@ import jinja2
 import jinja2.meta
 import markupsafe
 
-from shared import labels
+from shared.platform import labels
 
 from .ics import safe_uri
 from .letterhead import LETTERHEAD, letter_number
-from shared.formatting import format_date, format_number, format_rupiah, format_wita, format_wita_range
+from shared.platform.formatting import format_date, format_number, format_rupiah, format_wita, format_wita_range
 
 # What an invitee's answer says, as a verb phrase ("X menyatakan akan hadir dalam <rapat>").
 STATEMENTS = {"accepted": "menyatakan akan hadir dalam", "declined": "menyatakan tidak dapat hadir dalam",

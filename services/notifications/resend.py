@@ -20,9 +20,9 @@ from typing import Any
 
 import asyncpg
 
-from shared.auth import Principal
+from shared.platform.auth import Principal
 from shared.contracts.notifications import Channel
-from shared.logging import get_logger
+from shared.platform.logging import get_logger
 
 from . import store
 from .domain import address_problem

@@ -13,7 +13,7 @@ with its correlation id and recipient ids; each failure and retry has its own
 warning, and the rows themselves are the audit trail.
 
 Idle, the loop costs nothing: it sleeps until a committed pending row wakes it
-(LISTEN/NOTIFY, `shared.db.listen`), until the next pending row comes due (a retry's
+(LISTEN/NOTIFY, `shared.platform.db.listen`), until the next pending row comes due (a retry's
 `next_attempt_at`, or a lease that runs out), or `delivery_poll_seconds` at most.
 
 A sender that dies after sending but before marking leaves leases that run out; those
@@ -39,14 +39,14 @@ from typing import Any
 import asyncpg
 
 from shared.contracts.notifications import Channel, DeliveryFailed, DeliverySent
-from shared.db import listen
-from shared.logging import get_logger, message_context
-from shared import otel
-from shared.outbox import Outbox
-from shared.tracecontext import parse_traceparent
-from shared.retry import backoff_delays
-from shared.tasks import cancel_and_wait
-from shared.timers import Clock
+from shared.platform.db import listen
+from shared.platform.logging import get_logger, message_context
+from shared.platform import otel
+from shared.platform.outbox import Outbox
+from shared.platform.tracecontext import parse_traceparent
+from shared.platform.retry import backoff_delays
+from shared.platform.tasks import cancel_and_wait
+from shared.platform.timers import Clock
 
 from . import store
 from .channels import Attempt, Channels, delivery_trace

@@ -2,7 +2,7 @@ from datetime import time
 
 from pydantic import Field, SecretStr, model_validator
 
-from shared.settings import ServiceSettings, service_config
+from shared.platform.settings import ServiceSettings, service_config
 
 
 class NotificationsSettings(ServiceSettings):

@@ -3,8 +3,8 @@
 Importing this package registers every event type in `registry`.
 """
 
-from . import commitments, invitations, notifications, topics
-from .registry import EventPayload, EventRegistry, EventSpec, UnknownEventType, registry
+from shared.contracts import commitments, invitations, notifications, topics
+from shared.contracts.registry import EventPayload, EventRegistry, EventSpec, UnknownEventType, registry
 
 __all__ = [
     "EventPayload", "EventRegistry", "EventSpec", "UnknownEventType",

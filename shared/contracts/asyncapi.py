@@ -16,7 +16,7 @@ import yaml
 from faststream.kafka import KafkaBroker
 from faststream.specification import AsyncAPI
 
-from . import registry, topics
+from shared.contracts import registry, topics
 
 INBOUND = {topics.COMMITMENTS_INBOUND, topics.REALIZATION_INBOUND}
 # Topics some service consumes: each has a dead-letter twin `<topic>.dlq`.
@@ -109,8 +109,8 @@ def build_broker() -> KafkaBroker:
 
 
 def _acl(topic: str) -> dict[str, Any]:
-    """Who may write and read `topic` on a secured cluster, from shared.kafka_acls (the ACLs applied)."""
-    from ..kafka_acls import ADMIN, bindings
+    """Who may write and read `topic` on a secured cluster, from shared.contracts.kafka_acls (the ACLs applied)."""
+    from shared.contracts.kafka_acls import ADMIN, bindings
 
     def having(operation: str) -> list[str]:
         return sorted({b.principal for b in bindings() if b.resource == "topic" and b.pattern == "LITERAL"
@@ -123,8 +123,8 @@ def _acl(topic: str) -> dict[str, Any]:
 
 def _regional_channels(doc: dict[str, Any]) -> None:
     """One channel per regency's inbound topic: the submit command, writable by that regency only."""
-    from ..kafka_acls import regency_principal
-    from ..regions import regions
+    from shared.contracts.kafka_acls import regency_principal
+    from shared.contracts.regions import regions
 
     submit = doc["channels"][SUBMIT_CHANNEL]
     for code, region in regions().items():
@@ -169,7 +169,7 @@ def document() -> str:
             channel["description"] = (channel.get("description", "") + f" Topic {topic} takes exactly: "
                                       + ", ".join(registry.types_on(topic)) + ".").strip()
     _regional_channels(doc)
-    # Every provisioned topic has its twin (shared/topic_plan.py), consumed today or not.
+    # Every provisioned topic has its twin (shared/platform/topic_plan.py), consumed today or not.
     for topic in topics.PROVISIONED:
         name = f"{topic}.dlq"
         components["messages"][f"{name}:DeadLetter"] = {

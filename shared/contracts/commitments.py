@@ -11,10 +11,10 @@ from datetime import date
 
 from pydantic import AwareDatetime, Field, StrictInt
 
-from ..regions import RegionCode
-from .bounds import Count, FiscalYear, Months, PositiveCount, Revision, Rupiah, SenderId
-from .registry import EventPayload, registry
-from .topics import COMMITMENTS_EVENTS, COMMITMENTS_INBOUND, REALIZATION_INBOUND
+from shared.contracts.regions import RegionCode
+from shared.contracts.bounds import Count, FiscalYear, Months, PositiveCount, Revision, Rupiah, SenderId
+from shared.contracts.registry import EventPayload, registry
+from shared.contracts.topics import COMMITMENTS_EVENTS, COMMITMENTS_INBOUND, REALIZATION_INBOUND
 
 
 def _region_key(payload: EventPayload) -> str:

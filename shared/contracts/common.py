@@ -6,9 +6,9 @@ import enum
 
 from pydantic import AwareDatetime, EmailStr, Field
 
-from ..regions import RegionCode
-from .registry import EventPayload
-from .text import WebUrl, line, paragraph
+from shared.contracts.regions import RegionCode
+from shared.contracts.registry import EventPayload
+from shared.contracts.text import WebUrl, line, paragraph
 
 
 class OfficialRole(enum.StrEnum):

@@ -10,11 +10,11 @@ import uuid
 
 from pydantic import AwareDatetime, Field, model_validator
 
-from ..regions import RegionCode
-from .common import Contact, MeetingInfo, OfficialRole
-from .registry import EventPayload, registry
-from .text import WebUrl, line, paragraph
-from .topics import INVITATIONS_EVENTS
+from shared.contracts.regions import RegionCode
+from shared.contracts.common import Contact, MeetingInfo, OfficialRole
+from shared.contracts.registry import EventPayload, registry
+from shared.contracts.text import WebUrl, line, paragraph
+from shared.contracts.topics import INVITATIONS_EVENTS
 
 
 def _meeting_key(payload: EventPayload) -> str:

@@ -7,8 +7,8 @@ import uuid
 
 from pydantic import AwareDatetime, Field, NonNegativeInt
 
-from .registry import EventPayload, registry
-from .topics import NOTIFICATIONS_EVENTS
+from shared.contracts.registry import EventPayload, registry
+from shared.contracts.topics import NOTIFICATIONS_EVENTS
 
 
 class Channel(enum.StrEnum):

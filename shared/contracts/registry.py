@@ -13,7 +13,7 @@ def unstorable_text(value: Any, path: str = "") -> str | None:
     """Where `value` holds text PostgreSQL cannot store (NUL, a lone surrogate), or None.
 
     Walks everything sent, known fields and ignored ones alike (the nesting is already
-    bounded by shared.envelope's parser).
+    bounded by shared.platform.envelope's parser).
     """
     if isinstance(value, str):
         if "\x00" in value:
@@ -122,7 +122,7 @@ class EventRegistry:
 
     def types_on(self, topic: str) -> list[str]:
         """The event types documented for a (logical) topic: exactly what a consumer of it accepts."""
-        from .topics import contract_of  # topic names only; imported here to keep the registry generic
+        from shared.contracts.topics import contract_of  # topic names only; imported here to keep the registry generic
 
         topic = contract_of(topic)
         return sorted(spec.type for spec in self._specs.values() if spec.topic == topic)

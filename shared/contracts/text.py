@@ -25,7 +25,7 @@ from pydantic import AfterValidator, Field
 
 # Characters no text field accepts: C0 and C1 controls, DEL, the Unicode line/paragraph separators,
 # bidirectional embedding/override/isolate controls, and the non-characters U+FFFE/U+FFFF. Lone
-# surrogates cannot be written in a pattern; the strict JSON layer refuses them (shared.http).
+# surrogates cannot be written in a pattern; the strict JSON layer refuses them (shared.platform.http).
 _NEVER = "\\x00-\\x1f\\x7f-\\x9f\\u2028\\u2029\\u202a-\\u202e\\u2066-\\u2069\\ufffe\\uffff"
 _PARAGRAPH_NEVER = "\\x00-\\x08\\x0b\\x0c\\x0e-\\x1f\\x7f-\\x9f\\u2028\\u2029\\u202a-\\u202e\\u2066-\\u2069\\ufffe\\uffff"
 _EDGE = f"[^\\s{_NEVER}]"  # a first or last character: visible

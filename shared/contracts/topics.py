@@ -21,7 +21,7 @@ ALL = (INVITATIONS_EVENTS, COMMITMENTS_EVENTS, NOTIFICATIONS_EVENTS, COMMITMENTS
 
 # One inbound topic per regency/city, e.g. ntb.commitments.inbound.5201: on a secured cluster a
 # regency's finance system may write only its own (ACL), and the commitments service refuses an
-# event on it whose region_code is another regency's (shared/sender_region.py).
+# event on it whose region_code is another regency's (shared/platform/sender_region.py).
 REGIONAL_INBOUND_PREFIX = COMMITMENTS_INBOUND + "."
 
 
@@ -31,7 +31,7 @@ def regional_inbound(region_code: str) -> str:
 
 
 def _regional() -> tuple[str, ...]:
-    from ..regions import regions  # reference data; imported late to keep this module a list of names
+    from shared.contracts.regions import regions  # reference data; imported late to keep this module a list of names
 
     return tuple(regional_inbound(code) for code in regions())
 

@@ -24,7 +24,7 @@ import httpx
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
-from shared.kafka_security import client_options
+from shared.platform.kafka_security import client_options
 from tests.integration.conftest import (  # noqa: F401 - fixtures re-exported for this folder
     BOOTSTRAP,
     DSN,
@@ -254,9 +254,9 @@ async def issue_keys(schema: str, wanted: list[tuple[Any, str | None]]) -> dict[
     """API keys in a service's schema, issued as `python -m services.<name> keys issue` does (same store)."""
     from pydantic import SecretStr
 
-    from shared.auth import ApiKeyStore
-    from shared.db import create_pool
-    from shared.settings import DEVELOPMENT_API_KEY_PEPPER
+    from shared.platform.auth import ApiKeyStore
+    from shared.platform.db import create_pool
+    from shared.platform.settings import DEVELOPMENT_API_KEY_PEPPER
 
     pool = await create_pool(DSN, schema, max_size=2)
     try:

@@ -18,8 +18,8 @@ import asyncpg
 from shared.contracts import registry
 from shared.contracts.commitments import RealizationReported, Segment
 from shared.contracts.registry import EventPayload
-from shared.envelope import CloudEvent
-from shared.regions import regions
+from shared.platform.envelope import CloudEvent
+from shared.contracts.regions import regions
 from tests.integration.notifications.factories import invitation
 
 Record = tuple[bytes, bytes, list[tuple[str, bytes]]]

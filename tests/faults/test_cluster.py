@@ -19,7 +19,7 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
 
 from shared.contracts.topics import COMMITMENTS_EVENTS, REALIZATION_INBOUND
-from shared.kafka_security import client_options
+from shared.platform.kafka_security import client_options
 
 from .conftest import BOOTSTRAP, ROOT, ce_ids, read_all, report, wait_for
 from .streams import realization_applied, realization_reports, unique_tag

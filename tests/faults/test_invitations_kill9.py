@@ -10,7 +10,7 @@ import uuid
 import httpx
 import pytest
 
-from shared.auth import Role
+from shared.contracts.roles import Role
 from shared.contracts.topics import INVITATIONS_EVENTS
 from tests.integration.test_first_flow import meeting_body
 

@@ -10,7 +10,7 @@ import pytest
 
 from shared.contracts.commitments import SubmitCommitment
 from shared.contracts.topics import COMMITMENTS_INBOUND, REALIZATION_INBOUND, dlq
-from shared.envelope import CloudEvent
+from shared.platform.envelope import CloudEvent
 from tests.integration.commitments.helpers import bpu_commitment
 
 from .conftest import produce, read_all, report, wait_for

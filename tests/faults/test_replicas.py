@@ -14,7 +14,7 @@ from shared.contracts.topics import COMMITMENTS_EVENTS, REALIZATION_INBOUND
 from .conftest import BOOTSTRAP, ce_ids, read_all, report, wait_for
 from .streams import Record, inbox_count, realization_applied, realization_reports, unique_tag
 from .test_kill9 import _at_least
-from shared.kafka_security import client_options
+from shared.platform.kafka_security import client_options
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("cleanup_schemas")]
 N = 600  # 60 reports for each of the ten regions

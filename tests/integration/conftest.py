@@ -23,8 +23,10 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
-from shared.auth import ApiKeyStore, Role
-from shared.kafka_security import client_options
+from shared.platform.auth import ApiKeyStore
+
+from shared.contracts.roles import Role
+from shared.platform.kafka_security import client_options
 from tests.conftest import TOPIC_COUNT
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -65,7 +67,7 @@ def broker_topics(timeout: float = 15.0) -> set[str] | None:
     """Every topic name on the broker (librdkafka, beside the aiokafka the code uses); None if unreachable."""
     from confluent_kafka.admin import AdminClient
 
-    from shared.kafka_security import from_env
+    from shared.platform.kafka_security import from_env
 
     try:
         admin = AdminClient({"bootstrap.servers": BOOTSTRAP, **from_env().librdkafka_options()})
@@ -82,7 +84,7 @@ def delete_topics(prefix: str, timeout: float = 30.0) -> list[str]:
     keeps the topics, and the next run's prefixes are fresh anyway."""
     from confluent_kafka.admin import AdminClient
 
-    from shared.kafka_security import from_env
+    from shared.platform.kafka_security import from_env
 
     assert prefix.startswith("t") and prefix.endswith("."), f"not a test prefix: {prefix!r}"
     deleted: list[str] = []
@@ -229,7 +231,7 @@ def canonical_key(value: bytes | None, headers: Any, fallback: bytes = b"k") -> 
     Consumers refuse a record whose key is not its payload's key; test senders that do not
     care about the key get the right one, and poison records keep the fallback."""
     from shared.contracts import registry
-    from shared.envelope import decode
+    from shared.platform.envelope import decode
 
     try:
         event = decode(value, headers)

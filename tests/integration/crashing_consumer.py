@@ -11,7 +11,7 @@ import sys
 
 from services.notifications.bootstrap import build
 from services.notifications.settings import NotificationsSettings
-from shared.logging import configure_logging
+from shared.platform.logging import configure_logging
 
 
 async def main() -> None:

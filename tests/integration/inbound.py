@@ -12,8 +12,8 @@ from typing import Any
 import httpx
 from confluent_kafka import Producer
 
-from shared.envelope import CloudEvent
-from shared.kafka_security import from_env
+from shared.platform.envelope import CloudEvent
+from shared.platform.kafka_security import from_env
 
 from .conftest import BOOTSTRAP
 

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from shared import migrations
-from shared.consumer import PermanentError
+from shared.platform import migrations
+from shared.platform.consumer import PermanentError
 from shared.contracts.invitations import MeetingScheduled
 from shared.contracts.topics import INVITATIONS_EVENTS, dlq
-from shared.runtime import Runtime
+from shared.platform.runtime import Runtime
 from services.notifications.settings import NotificationsSettings
 
 from .conftest import eventually, read_topic, service_settings
@@ -29,7 +29,7 @@ def batch_runtime(topic_prefix: str, schema: str, *, reject: set[str], fail: set
     journal = migrations.Migration("test", 1, "journal", "CREATE TABLE event_journal (event_id text NOT NULL)")
     settings = service_settings(NotificationsSettings, topic_prefix, schema, service_name="journal",
                                 consumer_max_attempts=2)
-    rt = Runtime(settings, migration_sets=[migrations.load("messaging", "shared", "sql"), [journal]],
+    rt = Runtime(settings, migration_sets=[migrations.load("messaging", "shared.platform", "sql"), [journal]],
                  topics_in=[INVITATIONS_EVENTS])
 
     async def record(payload: MeetingScheduled, ctx) -> None:

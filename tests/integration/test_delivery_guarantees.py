@@ -18,17 +18,17 @@ from services.invitations.bootstrap import build as build_invitations
 from services.invitations.settings import InvitationsSettings
 from services.notifications.bootstrap import build as build_notifications
 from services.notifications.settings import NotificationsSettings
-from shared.auth import Role
+from shared.contracts.roles import Role
 from shared.contracts.invitations import MeetingScheduled
 from shared.contracts.topics import INVITATIONS_EVENTS, dlq
-from shared import migrations
-from shared.envelope import CloudEvent
-from shared.runtime import Runtime
+from shared.platform import migrations
+from shared.platform.envelope import CloudEvent
+from shared.platform.runtime import Runtime
 
 from .conftest import (BOOTSTRAP, DSN, MANAGED_STACK, ROOT, canonical_key, eventually, http_client, issue_key, read_topic,
                        service_settings, stack)
 from .test_first_flow import meeting_body
-from shared.kafka_security import client_options
+from shared.platform.kafka_security import client_options
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("cleanup_schemas")]
 needs_managed_stack = pytest.mark.skipif(
@@ -88,7 +88,7 @@ def journal_runtime(topic_prefix: str, schema: str) -> Runtime:
     """A bare runtime with the shared consumer's default rules (unknown types are dead-lettered)."""
     journal = migrations.Migration("test", 1, "journal", "CREATE TABLE event_journal (event_id text NOT NULL)")
     settings = service_settings(NotificationsSettings, topic_prefix, schema, service_name="journal")
-    rt = Runtime(settings, migration_sets=[migrations.load("messaging", "shared", "sql"), [journal]],
+    rt = Runtime(settings, migration_sets=[migrations.load("messaging", "shared.platform", "sql"), [journal]],
                  topics_in=[INVITATIONS_EVENTS])
 
     async def record(payload: MeetingScheduled, ctx) -> None:

@@ -11,7 +11,7 @@ from services.invitations.bootstrap import build as build_invitations
 from services.invitations.settings import InvitationsSettings
 from services.notifications.bootstrap import build as build_notifications
 from services.notifications.settings import NotificationsSettings
-from shared.auth import Role
+from shared.contracts.roles import Role
 from shared.contracts.topics import INVITATIONS_EVENTS
 
 from .conftest import eventually, http_client, issue_key, read_topic, service_settings

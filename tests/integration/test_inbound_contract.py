@@ -17,10 +17,12 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from shared import migrations, ops
+from shared.platform import migrations
+
+from shared.ntbctl import commands as ops
 from shared.contracts.invitations import MeetingScheduled
 from shared.contracts.topics import COMMITMENTS_INBOUND, INVITATIONS_EVENTS, REALIZATION_INBOUND, dlq
-from shared.runtime import Runtime
+from shared.platform.runtime import Runtime
 from services.notifications.settings import NotificationsSettings
 
 from .commitments.helpers import bpu_commitment, running
@@ -199,7 +201,7 @@ async def test_a_postgres_data_error_is_dead_lettered_at_once_naming_the_refusal
     schema = schema_for("journal")
     journal = migrations.Migration("test", 1, "journal", "CREATE TABLE event_journal (venue varchar(5) NOT NULL)")
     settings = service_settings(NotificationsSettings, topic_prefix, schema, service_name="journal")
-    rt = Runtime(settings, migration_sets=[migrations.load("messaging", "shared", "sql"), [journal]],
+    rt = Runtime(settings, migration_sets=[migrations.load("messaging", "shared.platform", "sql"), [journal]],
                  topics_in=[INVITATIONS_EVENTS])
 
     async def record(payload: MeetingScheduled, ctx) -> None:
@@ -325,7 +327,7 @@ async def test_a_stuck_consumer_shows_in_metrics_readyz_and_logs_and_an_operator
     journal = migrations.Migration("test", 1, "journal", "CREATE TABLE event_journal (venue text NOT NULL)")
     settings = service_settings(NotificationsSettings, topic_prefix, schema, service_name="journal",
                                 consumer_stall_seconds=2)
-    rt = Runtime(settings, migration_sets=[migrations.load("messaging", "shared", "sql"), [journal]],
+    rt = Runtime(settings, migration_sets=[migrations.load("messaging", "shared.platform", "sql"), [journal]],
                  topics_in=[INVITATIONS_EVENTS])
 
     async def record(payload: MeetingScheduled, ctx) -> None:
@@ -402,7 +404,7 @@ async def test_the_console_producer_command_in_the_docs_works(topic_prefix, sche
 async def test_http_draft_with_text_postgres_cannot_store_is_a_422_not_a_500(topic_prefix, schema_for, db):
     """The same contract over HTTP: a NUL in a line's text is refused with 422 naming the field (found by the
     OpenAPI fuzzer once the payload base refused NUL), and nothing is written."""
-    from shared.auth import Role
+    from shared.contracts.roles import Role
 
     schema = schema_for("com")
     async with running(topic_prefix, schema) as svc:

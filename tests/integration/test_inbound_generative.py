@@ -34,7 +34,7 @@ from services.commitments.bootstrap import build
 from services.commitments.settings import CommitmentsSettings
 from shared.contracts import registry
 from shared.contracts.topics import COMMITMENTS_INBOUND, INVITATIONS_EVENTS, REALIZATION_INBOUND
-from shared.regions import regions
+from shared.contracts.regions import regions
 
 from .conftest import DSN, delete_topics, service_settings
 from .inbound import REPORT, RawRecord, consumed, event, produce, records_total, report_body

@@ -8,9 +8,10 @@ import hmac
 import pytest
 from pydantic import SecretStr
 
-from shared import migrations
-from shared.auth import ApiKeyStore, Role
-from shared.db import create_pool
+from shared.platform import migrations
+from shared.platform.auth import ApiKeyStore
+from shared.contracts.roles import Role
+from shared.platform.db import create_pool
 
 from .conftest import DSN
 
@@ -71,7 +72,7 @@ async def test_keys_are_stored_hashed_authenticate_and_revoke(schema_for, db):
     pool = await create_pool(DSN, schema)
     try:
         async with pool.acquire() as conn:
-            await migrations.migrate(conn, schema, migrations.load("messaging", "shared", "sql"))
+            await migrations.migrate(conn, schema, migrations.load("messaging", "shared.platform", "sql"))
         store = ApiKeyStore(pool, PEPPER)
         token, principal = await store.issue(name="Disnaker Dompu", role=Role.REGION_OPERATOR, region_code="5205")
         assert principal.region_code == "52.05"
@@ -103,7 +104,7 @@ async def test_keys_stored_before_the_pepper_still_work_and_move_to_the_peppered
     pool = await create_pool(DSN, schema)
     try:
         async with pool.acquire() as conn:
-            await migrations.migrate(conn, schema, migrations.load("messaging", "shared", "sql"))
+            await migrations.migrate(conn, schema, migrations.load("messaging", "shared.platform", "sql"))
         secret = "Legacy-secret-0123456789abcdefghijklmn"
         legacy = hashlib.sha256(secret.encode()).hexdigest()
         await db.execute(f'INSERT INTO "{schema}".api_keys (key_id, secret_hash, name, role) '

@@ -10,8 +10,8 @@ import sys
 import pytest
 from aiokafka import AIOKafkaProducer
 
-from shared.dead_letter import KafkaRecord, dead_letter_headers
-from shared.kafka_security import client_options
+from shared.platform.dead_letter import KafkaRecord, dead_letter_headers
+from shared.platform.kafka_security import client_options
 
 from .conftest import BOOTSTRAP, DSN, ROOT
 
@@ -20,7 +20,7 @@ pytestmark = [pytest.mark.integration]
 
 def ntbctl(*args: str) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if k not in ("KAFKA_BOOTSTRAP_SERVERS", "DATABASE_URL", "NTB_ENV")}
-    return subprocess.run([sys.executable, "-m", "shared.ops", *args, "--bootstrap-servers", BOOTSTRAP,
+    return subprocess.run([sys.executable, "-m", "shared.ntbctl.commands", *args, "--bootstrap-servers", BOOTSTRAP,
                            "--database-url", DSN], capture_output=True, text=True, timeout=120, cwd=ROOT, env=env)
 
 

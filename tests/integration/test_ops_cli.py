@@ -7,11 +7,11 @@ import json
 import pytest
 from aiokafka import AIOKafkaProducer
 
-from shared import ops
-from shared.dead_letter import KafkaRecord, dead_letter_headers
+from shared.ntbctl import commands as ops
+from shared.platform.dead_letter import KafkaRecord, dead_letter_headers
 
 from .conftest import BOOTSTRAP, read_topic
-from shared.kafka_security import client_options
+from shared.platform.kafka_security import client_options
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("cleanup_schemas")]
 
@@ -58,7 +58,7 @@ async def test_dead_letter_is_listed_shown_and_replayed_unchanged(topic_prefix, 
 
 async def test_audit_prints_every_transition_of_a_commitment(topic_prefix, schema_for, monkeypatch, capsys):
     """`ntbctl audit` lists who moved the commitment from which state to which, in order."""
-    from shared.auth import Role
+    from shared.contracts.roles import Role
 
     from .commitments.helpers import bpu_commitment, running
 

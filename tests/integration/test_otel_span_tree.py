@@ -8,8 +8,8 @@ import pytest
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from services.notifications.bootstrap import build as build_notifications
-from shared import otel
-from shared.tracecontext import parse_traceparent
+from shared.platform import otel
+from shared.platform.tracecontext import parse_traceparent
 
 from .commitments.helpers import bpu_commitment, running
 from .conftest import eventually

@@ -6,13 +6,15 @@ import asyncio
 
 import pytest
 
-from shared import migrations, ops
-from shared.db import create_pool
-from shared.envelope import CloudEvent
-from shared.kafka import MAX_RECORD_BYTES, SafeProducer
-from shared.metrics import ServiceMetrics
-from shared.outbox import OutboxRelay, write_event
-from shared.tasks import cancel_and_wait
+from shared.platform import migrations
+
+from shared.ntbctl import commands as ops
+from shared.platform.db import create_pool
+from shared.platform.envelope import CloudEvent
+from shared.platform.kafka import MAX_RECORD_BYTES, SafeProducer
+from shared.platform.metrics import ServiceMetrics
+from shared.platform.outbox import OutboxRelay, write_event
+from shared.platform.tasks import cancel_and_wait
 
 from .conftest import BOOTSTRAP, DSN, eventually, read_topic
 
@@ -24,7 +26,7 @@ async def pool(schema_for):
     schema = schema_for("relay")
     pool = await create_pool(DSN, schema, max_size=4)
     async with pool.acquire() as conn:
-        await migrations.migrate(conn, schema, migrations.load("messaging", "shared", "sql"))
+        await migrations.migrate(conn, schema, migrations.load("messaging", "shared.platform", "sql"))
     yield pool
     await pool.close()
 

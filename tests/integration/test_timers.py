@@ -8,11 +8,11 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from shared import migrations, timers
+from shared.platform import migrations, timers
 from shared.contracts import registry
-from shared.db import create_pool
-from shared.outbox import Outbox
-from shared.tasks import cancel_and_wait
+from shared.platform.db import create_pool
+from shared.platform.outbox import Outbox
+from shared.platform.tasks import cancel_and_wait
 
 from .conftest import DSN, eventually
 
@@ -24,7 +24,7 @@ async def pool(schema_for):
     schema = schema_for("timers")
     pool = await create_pool(DSN, schema, max_size=8)
     async with pool.acquire() as conn:
-        await migrations.migrate(conn, schema, migrations.load("messaging", "shared", "sql"))
+        await migrations.migrate(conn, schema, migrations.load("messaging", "shared.platform", "sql"))
         await conn.execute("CREATE TABLE effects (timer_key text NOT NULL, fired_by text NOT NULL)")
     yield pool
     await pool.close()

@@ -11,9 +11,9 @@ import pytest
 
 from services.commitments.bootstrap import build
 from services.commitments.settings import CommitmentsSettings
-from shared import topic_plan
+from shared.platform import topic_plan
 from shared.contracts.topics import ALL, PROVISIONED, dlq
-from shared.kafka_security import from_env
+from shared.platform.kafka_security import from_env
 
 from .conftest import BOOTSTRAP, ROOT, service_settings
 
@@ -22,7 +22,7 @@ pytestmark = pytest.mark.integration
 
 def ntbctl(*args: str, prefix: str) -> subprocess.CompletedProcess[str]:
     env = os.environ | {"KAFKA_BOOTSTRAP_SERVERS": BOOTSTRAP, "TOPIC_PREFIX": prefix}
-    return subprocess.run([sys.executable, "-m", "shared.ops", *args], cwd=ROOT, env=env, capture_output=True,
+    return subprocess.run([sys.executable, "-m", "shared.ntbctl.commands", *args], cwd=ROOT, env=env, capture_output=True,
                           text=True, timeout=120)
 
 

@@ -25,8 +25,8 @@ from services.commitments.settings import CommitmentsSettings
 from services.invitations.bootstrap import build as build_invitations
 from services.invitations.settings import InvitationsSettings
 from services.notifications.bootstrap import build as build_notifications
-from shared.auth import Role
-from shared.tasks import cancel_and_wait
+from shared.contracts.roles import Role
+from shared.platform.tasks import cancel_and_wait
 from tests.integration.commitments.helpers import FakeClock, bpu_commitment
 from tests.integration.conftest import eventually, http_client, service_settings
 from tests.integration.invitations.conftest import meeting_body

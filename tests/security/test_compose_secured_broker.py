@@ -22,9 +22,9 @@ import pytest
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError, TopicAuthorizationFailedError
 
-from shared import topic_plan
+from shared.platform import topic_plan
 from shared.contracts.topics import COMMITMENTS_EVENTS, INVITATIONS_EVENTS, regional_inbound
-from shared.kafka_security import KafkaSecurity
+from shared.platform.kafka_security import KafkaSecurity
 from tests.integration.conftest import ROOT
 
 LIBS = Path(os.environ.get("LOCAL_STACK_DIR", ROOT / ".local")) / "kafka-libs"

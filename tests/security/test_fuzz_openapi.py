@@ -41,8 +41,8 @@ from services.commitments.settings import CommitmentsSettings
 from services.invitations.bootstrap import build as build_invitations
 from services.invitations.settings import InvitationsSettings
 from services.notifications.bootstrap import build as build_notifications
-from shared.auth import Role
-from shared.regions import normalize_region_code
+from shared.contracts.roles import Role
+from shared.contracts.regions import normalize_region_code
 from tests.integration.commitments.helpers import FakeClock
 from tests.integration.conftest import DSN, http_client, issue_key, service_settings
 from tests.integration.invitations.conftest import scheduled_and_invited, tokens_by_seat

@@ -7,7 +7,7 @@ import pytest
 from services.invitations.bootstrap import build as build_invitations
 from services.invitations.settings import InvitationsSettings
 from services.notifications.bootstrap import build as build_notifications
-from shared.auth import Role
+from shared.contracts.roles import Role
 from tests.integration.conftest import http_client, issue_key, service_settings
 from tests.integration.notifications.conftest import notif_settings
 

@@ -37,7 +37,7 @@ import uvicorn
 from fastapi.routing import iter_route_contexts
 from hypothesis import HealthCheck, Phase, given, settings, strategies as st
 
-from shared.auth import Role
+from shared.contracts.roles import Role
 from tests.integration.commitments.helpers import bpu_commitment
 
 from .helpers import changed, fingerprint

@@ -1,7 +1,7 @@
 """On the secured stack (LOCAL_KAFKA_SECURITY=sasl_ssl) every principal is refused where its ACL
 says so, seen through librdkafka (confluent-kafka), a client the services do not use.
 
-The ACLs of shared.kafka_acls are applied for this test's own topic prefix, so runs never share
+The ACLs of shared.contracts.kafka_acls are applied for this test's own topic prefix, so runs never share
 topics; the SCRAM users and their passwords are the stack's (deploy/local/kafka.sh)."""
 
 from __future__ import annotations
@@ -18,13 +18,13 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Producer
 
 from services.commitments.bootstrap import build
 from services.commitments.settings import CommitmentsSettings
-from shared import topic_plan
+from shared.platform import topic_plan
 from shared.contracts import registry
 from shared.contracts.commitments import SubmitCommitment
 from shared.contracts.topics import (COMMITMENTS_EVENTS, COMMITMENTS_INBOUND, INVITATIONS_EVENTS, REALIZATION_INBOUND,
                                      dlq, regional_inbound)
-from shared.envelope import CloudEvent
-from shared.kafka_security import KafkaSecurity
+from shared.platform.envelope import CloudEvent
+from shared.platform.kafka_security import KafkaSecurity
 from tests.integration.commitments.helpers import bpu_commitment
 from tests.integration.conftest import BOOTSTRAP, ROOT, eventually, http_client, read_topic, service_settings
 
@@ -148,7 +148,7 @@ async def test_commitments_runs_as_its_own_principal_and_binds_each_regency_to_i
     runtime, app = build(settings)
     await runtime.start()
     try:
-        from shared.auth import Role
+        from shared.contracts.roles import Role
         from tests.integration.conftest import issue_key
 
         async with http_client(app, runtime) as client:

@@ -37,8 +37,9 @@ from services.commitments.bootstrap import build as build_commitments
 from services.commitments.settings import CommitmentsSettings, DEV_SESSION_SECRET
 from services.invitations.bootstrap import build as build_invitations
 from services.invitations.settings import InvitationsSettings
-from shared import web, web_session
-from shared.auth import ApiKeyStore, Role
+from shared.platform import web, web_session
+from shared.platform.auth import ApiKeyStore
+from shared.contracts.roles import Role
 from tests.integration.commitments.helpers import FakeClock
 from tests.integration.conftest import http_client, issue_key, service_settings
 from tests.integration.invitations.conftest import scheduled_and_invited, tokens_by_seat

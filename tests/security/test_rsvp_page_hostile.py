@@ -18,7 +18,7 @@ from services.invitations.settings import InvitationsSettings
 from tests.integration.commitments.helpers import FakeClock
 from tests.integration.conftest import http_client, issue_key, service_settings
 from tests.integration.invitations.conftest import scheduled_and_invited, tokens_by_seat
-from shared.auth import Role
+from shared.contracts.roles import Role
 
 from .helpers import changed, fingerprint
 

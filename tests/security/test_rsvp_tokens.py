@@ -11,7 +11,7 @@ import pytest
 from services.invitations import tokens
 from services.invitations.bootstrap import build
 from services.invitations.settings import InvitationsSettings
-from shared.auth import Role
+from shared.contracts.roles import Role
 from tests.integration.commitments.helpers import FakeClock
 from tests.integration.conftest import http_client, issue_key, service_settings
 from tests.integration.invitations.conftest import scheduled_and_invited, tokens_by_seat

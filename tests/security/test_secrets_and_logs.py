@@ -14,8 +14,8 @@ from services.invitations.bootstrap import build
 from services.notifications.bootstrap import build as build_notifications
 from services.invitations.settings import InvitationsSettings
 from services.notifications.settings import NotificationsSettings
-from shared.auth import Role
-from shared.logging import configure_logging
+from shared.contracts.roles import Role
+from shared.platform.logging import configure_logging
 from tests.integration.commitments.helpers import FakeClock
 from shared.contracts.topics import INVITATIONS_EVENTS
 from tests.integration.conftest import DSN, eventually, http_client, issue_key, service_settings
@@ -93,7 +93,7 @@ async def test_a_flow_with_keys_tokens_and_contacts_logs_none_of_them(topic_pref
 
 def test_phone_numbers_keys_and_tokens_inside_text_are_masked():
     """mask_phone keeps prefix and last two digits; dates, amounts and ids are left alone."""
-    from shared.logging import _mask, mask_phone
+    from shared.platform.logging import _mask, mask_phone
 
     assert mask_phone("hubungi +62 812-3456-7890 segera") == "hubungi +62***90 segera"
     assert mask_phone("081234567890") == "0***90"

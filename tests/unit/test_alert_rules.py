@@ -21,7 +21,7 @@ RULES = ROOT / "deploy" / "prometheus" / "alerts.yml"
 RULE_TESTS = ROOT / "deploy" / "prometheus" / "alerts.test.yml"
 RUNBOOK = ROOT / "docs" / "operations.md"
 DURATION = re.compile(r"([0-9]+(ms|s|m|h|d|w|y))+")
-# Metric names the services export (shared/metrics.py, shared/http_telemetry.py, prometheus_client's
+# Metric names the services export (shared/platform/metrics.py, shared/platform/http_telemetry.py, prometheus_client's
 # _total suffix for counters) and Prometheus's own `up`.
 EXPORTED = {"ntb_consumer_stalled", "ntb_consumer_lag", "ntb_consumer_records_total", "ntb_outbox_oldest_age_seconds",
             "ntb_outbox_set_aside", "ntb_deliveries_total", "up", "http_requests_total"}

@@ -17,8 +17,8 @@ import yaml
 from services.commitments.settings import CommitmentsSettings
 from services.invitations.settings import InvitationsSettings
 from services.notifications.settings import NotificationsSettings
-from shared import kafka_acls
-from shared.kafka_security import KafkaSecurity
+from shared.contracts import kafka_acls
+from shared.platform.kafka_security import KafkaSecurity
 
 ROOT = Path(__file__).resolve().parents[2]
 SETTINGS = {"invitations": InvitationsSettings, "commitments": CommitmentsSettings,
@@ -221,7 +221,7 @@ def test_every_long_running_service_has_a_healthcheck_and_one_shots_are_awaited(
 
 def test_the_secured_option_logs_each_service_in_as_its_own_principal():
     """With the overlay every client speaks SASL_SSL to the TLS listener as its principal of
-    shared/kafka_acls.py, trusting the CA the kafka-certs one-shot made; the settings validate."""
+    shared/contracts/kafka_acls.py, trusting the CA the kafka-certs one-shot made; the settings validate."""
     compose = _secured()
     services = compose["services"]
     broker = (ROOT / "deploy/compose/kafka-secured.sh").read_text()
@@ -248,7 +248,7 @@ def test_the_secured_option_logs_each_service_in_as_its_own_principal():
 
 
 def test_the_compose_acl_script_is_generated_from_the_acl_definition():
-    """deploy/compose/kafka-acls.sh is `python -m shared.kafka_acls --compose` today (`make contracts`)."""
+    """deploy/compose/kafka-acls.sh is `python -m shared.contracts.kafka_acls --compose` today (`make contracts`)."""
     committed = (ROOT / "deploy/compose/kafka-acls.sh").read_text()
     assert committed == kafka_acls.compose_script(), "deploy/compose/kafka-acls.sh drifted: run `make contracts`"
     granted = set()

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from shared.envelope import CloudEvent, EnvelopeError, decode
+from shared.platform.envelope import CloudEvent, EnvelopeError, decode
 
 
 def _event() -> CloudEvent:

@@ -7,11 +7,13 @@ from datetime import datetime, timezone, timedelta
 import pytest
 import structlog
 
-from shared.auth import Principal, Role, parse_token
-from shared.kafka import make_broker, subscriber_options
-from shared.logging import configure_logging, mask_email
-from shared.retry import backoff_delays
-from shared.wita import WITA, as_wita
+from shared.platform.auth import Principal, parse_token
+
+from shared.contracts.roles import Role
+from shared.platform.kafka import make_broker, subscriber_options
+from shared.platform.logging import configure_logging, mask_email
+from shared.platform.retry import backoff_delays
+from shared.platform.wita import WITA, as_wita
 
 
 def test_backoff_grows_but_never_exceeds_the_cap():

@@ -3,7 +3,7 @@
 import httpx
 from fastapi import Request
 
-from shared.http import create_app
+from shared.platform.http import create_app
 
 
 def _app():
@@ -45,7 +45,7 @@ import pytest  # noqa: E402
 from hypothesis import given, settings, strategies as st  # noqa: E402
 from pydantic import BaseModel  # noqa: E402
 
-from shared.http import InvalidJSON, api_router, strict_json_body  # noqa: E402
+from shared.platform.http import InvalidJSON, api_router, strict_json_body  # noqa: E402
 
 
 @settings(max_examples=1000, deadline=None)
@@ -124,7 +124,7 @@ def test_every_service_route_is_strict():
     from services.invitations.settings import InvitationsSettings
     from services.notifications.bootstrap import build as notifications
     from services.notifications.settings import NotificationsSettings
-    from shared.http import StrictRoute
+    from shared.platform.http import StrictRoute
 
     assert os.environ["NTB_ENV"] == "development"
     for build, settings_ in ((invitations, InvitationsSettings), (commitments, CommitmentsSettings),

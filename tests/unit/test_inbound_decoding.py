@@ -12,11 +12,11 @@ import json
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from shared.consumer import DEAD_LETTERED, EventConsumer, Outcome
+from shared.platform.consumer import DEAD_LETTERED, EventConsumer, Outcome
 from shared.contracts import registry
 from shared.contracts.registry import unstorable_text
-from shared.dead_letter import KafkaRecord, record_size
-from shared.envelope import DEPTH_MAX, EnvelopeError, decode, loads_bounded
+from shared.platform.dead_letter import KafkaRecord, record_size
+from shared.platform.envelope import DEPTH_MAX, EnvelopeError, decode, loads_bounded
 
 TOPICS = ["ntb.invitations.events", "ntb.commitments.events", "ntb.commitments.inbound", "ntb.bpjs.realization"]
 TYPES = sorted(spec.type for spec in registry)
@@ -114,7 +114,7 @@ def test_unstorable_text_is_found_with_its_path(data, where):
 
 
 def test_the_consumer_loop_keeps_its_delivery_settings():
-    from shared.subscription import Subscription
+    from shared.platform.subscription import Subscription
 
     with pytest.raises(ValueError, match="enable_auto_commit"):
         Subscription(consumer(), bootstrap_servers="x:9092", topics=["t"], enable_auto_commit=True)

@@ -15,9 +15,9 @@ import yaml
 from services.commitments.settings import CommitmentsSettings
 from services.invitations.settings import InvitationsSettings
 from services.notifications.settings import NotificationsSettings
-from shared.kafka import GRACEFUL_TIMEOUT_SECONDS
-from shared.kafka_security import KafkaSecurity
-from shared.runtime import OUTBOX_DRAIN_SECONDS
+from shared.platform.kafka import GRACEFUL_TIMEOUT_SECONDS
+from shared.platform.kafka_security import KafkaSecurity
+from shared.platform.runtime import OUTBOX_DRAIN_SECONDS
 
 K8S = Path(__file__).resolve().parents[2] / "deploy" / "k8s"
 OVERLAYS = sorted(p.parent.name for p in (K8S / "overlays").glob("*/kustomization.yaml"))
@@ -139,7 +139,7 @@ def test_migrations_and_topics_are_jobs(overlay) -> None:
     assert sorted(migrate) == sorted(["python", "-m", f"services.{s}", "migrate"] for s in SETTINGS)
     (topics,) = jobs["ntb-topics"]["spec"]["template"]["spec"]["containers"]
     command = topics["command"]
-    assert command[:5] == ["python", "-m", "shared.ops", "topics", "apply"]
+    assert command[:5] == ["python", "-m", "shared.ntbctl.commands", "topics", "apply"]
     assert command[command.index("--replication") + 1] == "3" and command[command.index("--min-insync") + 1] == "2"
 
 
@@ -191,7 +191,7 @@ def test_staging_keeps_its_topics_apart_by_prefix() -> None:
 def test_the_migration_job_runs_each_migrate_with_what_it_is_given(overlay) -> None:
     """Each `migrate` container validates in production with its environment alone (the database
     URL; no RSVP, SMTP, webhook or pepper secret), as `python -m services.<name> migrate` reads it."""
-    from shared.settings import database_only
+    from shared.platform.settings import database_only
 
     job = _by(overlay, "Job")["ntb-migrations"]
     containers = {c["command"][2].removeprefix("services."): c for c in job["spec"]["template"]["spec"]["containers"]}

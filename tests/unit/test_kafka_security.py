@@ -16,9 +16,9 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from shared.kafka import SafeProducer, make_broker
-from shared.kafka_security import KafkaSecurity, client_options
-from shared.logging import configure_logging, get_logger
+from shared.platform.kafka import SafeProducer, make_broker
+from shared.platform.kafka_security import KafkaSecurity, client_options
+from shared.platform.logging import configure_logging, get_logger
 from services.commitments.settings import CommitmentsSettings
 
 ENV_NAMES = ("KAFKA_SECURITY_PROTOCOL", "KAFKA_SASL_MECHANISM", "KAFKA_SASL_USERNAME", "KAFKA_SASL_PASSWORD",
@@ -152,7 +152,7 @@ def test_hostile_protocol_values_are_refused_not_guessed(value: str) -> None:
 
 def test_a_multi_broker_bootstrap_string_becomes_a_list() -> None:
     """FastStream dials a "a:9092,b:9092" string as one host name: every client gets a list."""
-    from shared.kafka_security import bootstrap_list
+    from shared.platform.kafka_security import bootstrap_list
 
     assert bootstrap_list("kafka-0:9093,kafka-1:9093, kafka-2:9093") == ["kafka-0:9093", "kafka-1:9093", "kafka-2:9093"]
     assert bootstrap_list("127.0.0.1:9092") == ["127.0.0.1:9092"]

@@ -8,8 +8,8 @@ from typing import Any
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from shared import logging as ntb_logging
-from shared.logging import (_API_KEY, _DSN_PASSWORD, _EMAIL, _PHONE, _PHONE_KEYS, _RSVP_TOKEN, _SECRET_KEYS, _mask,
+from shared.platform import logging as ntb_logging
+from shared.platform.logging import (_API_KEY, _DSN_PASSWORD, _EMAIL, _PHONE, _PHONE_KEYS, _RSVP_TOKEN, _SECRET_KEYS, _mask,
                             _redact, mask_email, mask_phone)
 
 FAST = settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -197,7 +197,7 @@ def test_the_phone_guard_is_implied_by_every_phone_match():
 
 def test_free_text_from_servers_loses_addresses_and_url_paths():
     """An SMTP reply quoting the address, an HTTP error quoting a webhook URL: masked for reviewers and logs."""
-    from shared.logging import redact_text
+    from shared.platform.logging import redact_text
 
     smtp = redact_text("550 5.1.1 <budi.santoso@sumbawakab.go.id>: Recipient address rejected")
     assert "budi.santoso" not in smtp and "b***@sumbawakab.go.id" in smtp
@@ -209,7 +209,7 @@ def test_http_client_libraries_log_no_request_urls(capsys):
     """httpx's INFO line carries each request URL (a webhook's token): silenced, and masked if enabled."""
     import logging
 
-    from shared.logging import configure_logging
+    from shared.platform.logging import configure_logging
 
     configure_logging("t", level="DEBUG", json=True)
     assert logging.getLogger("httpx").getEffectiveLevel() == logging.WARNING

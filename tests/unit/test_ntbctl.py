@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from shared.ops import _lag_json
-from shared.opsctl import tsv_rows
+from shared.ntbctl.commands import _lag_json
+from shared.ntbctl.output import tsv_rows
 
 ROOT = Path(__file__).resolve().parents[2]
 CLEAN_ENV = {k: v for k, v in os.environ.items()
@@ -23,7 +23,7 @@ CLEAN_ENV = {k: v for k, v in os.environ.items()
 
 
 def ntbctl(*args: str, stdin: str | None = None, **env: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "shared.ops", *args], input=stdin, capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "shared.ntbctl.commands", *args], input=stdin, capture_output=True, text=True,
                           timeout=60, cwd=ROOT, env=CLEAN_ENV | env)
 
 

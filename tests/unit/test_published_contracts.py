@@ -6,12 +6,13 @@ from pathlib import Path
 import pytest
 import yaml
 
-from shared.cli import openapi_json
+from shared.platform.cli import openapi_json
 from shared.contracts import registry
-from shared import kafka_acls, topic_plan
+from shared.contracts import kafka_acls
+from shared.platform import topic_plan
 from shared.contracts.asyncapi import document
 from shared.contracts.topics import REGIONAL_INBOUND, regional_inbound
-from shared.regions import regions
+from shared.contracts.regions import regions
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -26,9 +27,9 @@ def test_asyncapi_document_matches_the_event_registry():
 
 
 def test_asyncapi_lists_every_provisioned_topic_with_who_may_write_it():
-    """The channels are exactly the topics `ntbctl topics apply` provisions (shared/topic_plan.py), the ten
+    """The channels are exactly the topics `ntbctl topics apply` provisions (shared/platform/topic_plan.py), the ten
     regional inbound topics and every DLQ included, and each names the principals the ACLs
-    (shared/kafka_acls.py) let write and read it: a topic or an ACL added on one side only fails here."""
+    (shared/contracts/kafka_acls.py) let write and read it: a topic or an ACL added on one side only fails here."""
     doc = yaml.safe_load(document())
     addresses = {c["address"] for c in doc["channels"].values()}
     assert addresses == {spec.name for spec in topic_plan.plan()}

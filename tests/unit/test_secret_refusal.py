@@ -19,7 +19,7 @@ from pydantic import ValidationError
 from services.commitments.settings import CommitmentsSettings
 from services.invitations.settings import DEV_RSVP_SECRET, InvitationsSettings
 from services.notifications.settings import NotificationsSettings
-from shared.settings import DEVELOPMENT_API_KEY_PEPPER, PUBLISHED_SECRETS, secret_problem
+from shared.platform.settings import DEVELOPMENT_API_KEY_PEPPER, PUBLISHED_SECRETS, secret_problem
 
 ROOT = Path(__file__).resolve().parents[2]
 GOOD_DB = "postgresql://ntb:Qm3v9TzR2kLp8WxY@db.internal:5432/ntb"
@@ -166,7 +166,7 @@ def test_any_pepper_file_is_taken_or_refused_with_a_reason_that_quotes_nothing(c
 def test_migrate_checks_only_the_database_secret():
     """`migrate` (the migration Job, which holds the database URL alone) starts without the other
     secrets; serving with the same environment is refused."""
-    from shared.settings import database_only
+    from shared.platform.settings import database_only
 
     for cls in (InvitationsSettings, CommitmentsSettings, NotificationsSettings):
         # The relay's user name is not a secret: the Job sets it as the Deployment does.

@@ -6,10 +6,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from shared.consumer import PermanentError
+from shared.platform.consumer import PermanentError
 from shared.contracts.topics import COMMITMENTS_INBOUND, REGIONAL_INBOUND, dlq, regional_inbound
-from shared.regions import regions
-from shared.sender_region import check, topic_region
+from shared.contracts.regions import regions
+from shared.platform.sender_region import check, topic_region
 
 CODES = sorted(regions())
 

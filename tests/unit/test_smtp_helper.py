@@ -1,4 +1,4 @@
-"""shared/smtp.py: how a send's failure is judged, and that its detail never quotes an address."""
+"""shared/platform/smtp.py: how a send's failure is judged, and that its detail never quotes an address."""
 
 import uuid
 
@@ -6,7 +6,7 @@ import aiosmtplib
 import pytest
 
 from services.commitments import sign_in_mail
-from shared import smtp
+from shared.platform import smtp
 
 
 @pytest.mark.parametrize("exc, outcome", [

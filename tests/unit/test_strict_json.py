@@ -5,8 +5,8 @@ import json
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from shared.envelope import DEPTH_MAX, EnvelopeError, loads_bounded
-from shared.http import InvalidJSON, strict_json_body
+from shared.platform.envelope import DEPTH_MAX, EnvelopeError, loads_bounded
+from shared.platform.http import InvalidJSON, strict_json_body
 
 _json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=True, allow_infinity=True) | st.text(),

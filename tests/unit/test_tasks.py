@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from shared.tasks import cancel_and_wait
+from shared.platform.tasks import cancel_and_wait
 
 
 async def _swallows_one_cancellation(arrived: asyncio.Future[int], started: asyncio.Event) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from shared.contracts.topics import PROVISIONED, dlq
-from shared.topic_plan import TopicState, plan, problems
+from shared.platform.topic_plan import TopicState, plan, problems
 
 
 def test_the_plan_holds_every_topic_and_its_dead_letter_twin() -> None:

@@ -18,15 +18,16 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from structlog.testing import capture_logs
 
-from shared import http_telemetry
+from shared.platform import http_telemetry
 
-from shared import tracecontext
-from shared.auth import Principal, Role, require
+from shared.platform import tracecontext
+from shared.platform.auth import Principal, require
+from shared.contracts.roles import Role
 from shared.contracts.registry import registry
-from shared.envelope import CloudEvent, EnvelopeError, decode
-from shared.http import create_app
-from shared.logging import message_context
-from shared.outbox import Outbox
+from shared.platform.envelope import CloudEvent, EnvelopeError, decode
+from shared.platform.http import create_app
+from shared.platform.logging import message_context
+from shared.platform.outbox import Outbox
 
 EXAMPLES = int(os.environ.get("NTB_FUZZ_EXAMPLES", "300"))
 FUZZ = settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -90,7 +91,7 @@ def access_lines():
     whatever processors an earlier test configured."""
     with capture_logs() as logs:
         saved = http_telemetry.log
-        http_telemetry.log = structlog.get_logger("shared.http.access")
+        http_telemetry.log = structlog.get_logger("shared.platform.http.access")
         try:
             yield logs
         finally:

@@ -1,6 +1,6 @@
 """TransactionScope: writes deferred to the end of a transaction, flushed once each, or dropped."""
 
-from shared.consumer import TransactionScope
+from shared.platform.consumer import TransactionScope
 
 
 async def test_deferred_items_are_flushed_once_per_key_in_registration_order():

@@ -1,4 +1,4 @@
-"""Forms and CSRF tokens of the server-rendered pages (shared/web.py), against hostile input."""
+"""Forms and CSRF tokens of the server-rendered pages (shared/platform/web.py), against hostile input."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from starlette.requests import Request
 
-from shared import web
+from shared.platform import web
 
 SECRET = b"k" * 32
 FIELDS = ("response", "reason")

@@ -1,4 +1,4 @@
-"""Session cookies (shared/web_session.py): genuine ones carry the API keys' role and region; anything
+"""Session cookies (shared/platform/web_session.py): genuine ones carry the API keys' role and region; anything
 else, forged, altered, expired or hostile, is no session."""
 
 from __future__ import annotations
@@ -9,8 +9,8 @@ import json
 from hypothesis import given
 from hypothesis import strategies as st
 
-from shared import web_session
-from shared.auth import Role
+from shared.platform import web_session
+from shared.contracts.roles import Role
 
 SECRET = b"s" * 32
 

@@ -9,7 +9,7 @@ from urllib.parse import urlencode
 
 import pytest
 
-from shared.auth import Role
+from shared.contracts.roles import Role
 
 from .helpers import running
 from .test_review_pages import FORM, act, session

@@ -7,7 +7,7 @@ import uuid
 
 import pytest
 
-from shared.auth import Role
+from shared.contracts.roles import Role
 from shared.contracts.topics import COMMITMENTS_EVENTS
 
 from ..conftest import eventually, published_events

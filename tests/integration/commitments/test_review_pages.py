@@ -9,8 +9,8 @@ from urllib.parse import urlencode
 import pytest
 
 from services.commitments.settings import DEV_SESSION_SECRET
-from shared import web, web_session
-from shared.auth import Role
+from shared.platform import web, web_session
+from shared.contracts.roles import Role
 
 from .helpers import bpu_commitment, running
 

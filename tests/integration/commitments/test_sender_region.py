@@ -1,4 +1,4 @@
-"""A regency's inbound topic carries only that regency's submissions (shared/sender_region.py)."""
+"""A regency's inbound topic carries only that regency's submissions (shared/platform/sender_region.py)."""
 
 from __future__ import annotations
 

@@ -8,7 +8,7 @@ from urllib.parse import urlencode
 
 import pytest
 
-from shared import web_session
+from shared.platform import web_session
 from tests.integration.notifications.conftest import smtp_server  # noqa: F401 - fixture
 
 from ..conftest import eventually

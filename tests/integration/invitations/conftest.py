@@ -11,7 +11,7 @@ import pytest
 
 from services.invitations.bootstrap import build
 from services.invitations.settings import InvitationsSettings
-from shared.auth import Role
+from shared.contracts.roles import Role
 from shared.contracts.topics import INVITATIONS_EVENTS
 
 from ..conftest import http_client, issue_key, published_events, service_settings

@@ -6,7 +6,7 @@ from datetime import timedelta
 
 import pytest
 
-from shared.auth import Role
+from shared.contracts.roles import Role
 
 from ..conftest import issue_key
 from .conftest import RESPONDED, meeting_body, organizer_client, scheduled_and_invited, tokens_by_seat

@@ -14,8 +14,8 @@ from datetime import timedelta
 import pytest
 
 from services.notifications.bootstrap import build as build_notifications
-from shared.formatting import format_wita_range
-from shared.wita import as_wita
+from shared.platform.formatting import format_wita_range
+from shared.platform.wita import as_wita
 
 from ..conftest import eventually
 from ..notifications.conftest import SmtpServer, notif_settings

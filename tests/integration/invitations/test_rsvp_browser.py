@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import uvicorn
 
-from shared.auth import ApiKeyStore
+from shared.platform.auth import ApiKeyStore
 
 from .conftest import organizer_client, scheduled_and_invited, tokens_by_seat
 

@@ -28,10 +28,10 @@ from starlette.routing import Route
 from services.notifications.settings import NotificationsSettings
 from shared.contracts import registry
 from shared.contracts.registry import EventPayload
-from shared.envelope import CloudEvent
+from shared.platform.envelope import CloudEvent
 
 from ..conftest import BOOTSTRAP, canonical_key, service_settings
-from shared.kafka_security import client_options
+from shared.platform.kafka_security import client_options
 
 WEBHOOK_SECRET = "rahasia-uji-webhook"
 REFUSED_PREFIX = "tolak"  # the SMTP server answers 550 for these mailboxes

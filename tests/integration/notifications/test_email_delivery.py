@@ -8,7 +8,7 @@ import pytest
 
 from services.notifications import domain
 from services.notifications.bootstrap import build
-from shared.auth import Role
+from shared.contracts.roles import Role
 from shared.contracts.notifications import Channel
 from shared.contracts.topics import INVITATIONS_EVENTS, COMMITMENTS_EVENTS, NOTIFICATIONS_EVENTS
 

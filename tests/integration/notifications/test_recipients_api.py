@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from services.notifications.bootstrap import build
-from shared.auth import Role
+from shared.contracts.roles import Role
 
 from ..conftest import http_client, issue_key
 from .conftest import notif_settings

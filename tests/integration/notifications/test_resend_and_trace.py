@@ -8,11 +8,11 @@ import pytest
 
 from services.notifications import domain
 from services.notifications.bootstrap import build
-from shared.auth import Role
+from shared.contracts.roles import Role
 from shared.contracts.notifications import Channel
 from shared.contracts.topics import COMMITMENTS_EVENTS, INVITATIONS_EVENTS, NOTIFICATIONS_EVENTS
-from shared.envelope import CloudEvent
-from shared.tracecontext import parse_traceparent
+from shared.platform.envelope import CloudEvent
+from shared.platform.tracecontext import parse_traceparent
 
 from ..conftest import eventually, http_client, issue_key, read_topic
 from . import factories
@@ -153,7 +153,7 @@ async def _ntbctl(*args: str, **env: str) -> tuple[int, str, str]:
     import os
     import sys
     clean = {k: v for k, v in os.environ.items() if k not in ("NTB_API_KEY", "NTB_ENV", "NOTIFICATIONS_URL")}
-    proc = await asyncio.create_subprocess_exec(sys.executable, "-m", "shared.ops", *args, env=clean | env,
+    proc = await asyncio.create_subprocess_exec(sys.executable, "-m", "shared.ntbctl.commands", *args, env=clean | env,
                                                 stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
     out, err = await asyncio.wait_for(proc.communicate(), timeout=60)
     return proc.returncode, out.decode(), err.decode()
@@ -166,7 +166,7 @@ async def test_ntbctl_lists_and_resends_failed_deliveries_over_the_api(topic_pre
 
     import uvicorn
 
-    from shared.auth import ApiKeyStore
+    from shared.platform.auth import ApiKeyStore
 
     from .conftest import free_port
 

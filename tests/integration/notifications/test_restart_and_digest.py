@@ -13,7 +13,7 @@ import pytest
 
 from services.notifications import domain
 from services.notifications.bootstrap import build
-from shared.formatting import format_date
+from shared.platform.formatting import format_date
 from shared.contracts.topics import COMMITMENTS_EVENTS, INVITATIONS_EVENTS
 
 from ..conftest import BOOTSTRAP, DSN, ROOT, eventually

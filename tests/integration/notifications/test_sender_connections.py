@@ -10,7 +10,7 @@ import pytest
 
 from services.notifications.bootstrap import build
 from shared.contracts.topics import COMMITMENTS_EVENTS
-from shared.tasks import cancel_and_wait
+from shared.platform.tasks import cancel_and_wait
 
 from ..conftest import DSN, eventually
 from . import factories

@@ -11,7 +11,7 @@ from services.notifications.bootstrap import build
 from services.notifications.signing import verify
 from shared.contracts.commitments import CommitmentDrafted
 from shared.contracts.topics import COMMITMENTS_EVENTS, INVITATIONS_EVENTS, NOTIFICATIONS_EVENTS, dlq
-from shared.envelope import CloudEvent
+from shared.platform.envelope import CloudEvent
 
 from ..conftest import eventually, read_topic
 from . import factories

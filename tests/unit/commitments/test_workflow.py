@@ -7,7 +7,7 @@ from hypothesis import given, strategies as st
 
 from services.commitments.workflow import (FINAL, RULES, Action, ActionForbidden, IllegalTransition,
                                            allowed_actions, next_state)
-from shared.auth import Role
+from shared.contracts.roles import Role
 from shared.contracts.commitments import CommitmentStatus as S
 
 R, D, B, O = Role.REGION_OPERATOR, Role.DISNAKERTRANS_REVIEWER, Role.BPJS_REVIEWER, Role.ORGANIZER

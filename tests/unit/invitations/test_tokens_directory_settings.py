@@ -10,7 +10,7 @@ from pydantic import ValidationError
 
 from services.invitations import directory, tokens
 from services.invitations.settings import DEV_RSVP_SECRET, InvitationsSettings
-from shared.regions import regions
+from shared.contracts.regions import regions
 
 SECRET = b"k" * 32
 NOW = datetime(2026, 1, 10, tzinfo=UTC)

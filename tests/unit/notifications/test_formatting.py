@@ -4,7 +4,7 @@ from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
-from shared.formatting import format_date, format_number, format_rupiah, format_wita
+from shared.platform.formatting import format_date, format_number, format_rupiah, format_wita
 
 
 def test_rupiah_uses_dots_and_no_space():
@@ -39,7 +39,7 @@ def test_dates_and_numbers():
 
 def test_meeting_span_names_one_date_when_it_ends_the_same_day():
     """09.00-12.00 WITA on one day reads as one date with both times."""
-    from shared.formatting import format_wita_range
+    from shared.platform.formatting import format_wita_range
 
     start = datetime(2026, 12, 3, 1, 0, tzinfo=UTC)  # 09.00 WITA
     assert format_wita_range(start, start + timedelta(hours=3)) == "Kamis, 3 Desember 2026 pukul 09.00 WITA s.d. 12.00 WITA"
@@ -47,7 +47,7 @@ def test_meeting_span_names_one_date_when_it_ends_the_same_day():
 
 def test_meeting_span_across_midnight_in_wita_names_both_dates():
     """A meeting ending after midnight WITA shows the end's own date, not just its time."""
-    from shared.formatting import format_wita_range
+    from shared.platform.formatting import format_wita_range
 
     start = datetime(2026, 11, 26, 14, 15, tzinfo=UTC)  # 22.15 WITA
     assert format_wita_range(start, start + timedelta(hours=2)) == (

@@ -1,0 +1,1 @@
+"""`ntbctl`: the operators' command line (see commands.py). No service imports it."""

@@ -1,0 +1,159 @@
+"""Kafka clients with the safe settings as the only settings.
+
+- Producers are idempotent with acks=all: a retried send never duplicates or reorders
+  within a partition, and a send is confirmed only once all in-sync replicas have it.
+- Subscribers commit offsets only after the handler returned, i.e. after its database
+  transaction committed (FastStream's Kafka default, ACK_FIRST, auto-commits before
+  processing: at-most-once, never used here). An exception rewinds to the record
+  (NACK_ON_ERROR) so it is never skipped. New consumer groups start from the earliest
+  offset: `latest` would silently drop whatever was published before the group existed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from aiokafka import AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import TopicAlreadyExistsError
+from faststream import AckPolicy
+from faststream.kafka import KafkaBroker
+
+from shared.platform.kafka_security import KafkaSecurity, bootstrap_list, from_env
+from shared.platform.logging import get_logger
+
+log = get_logger(__name__)
+
+SAFE_PRODUCER: dict[str, Any] = {"enable_idempotence": True, "acks": "all"}
+SAFE_SUBSCRIBER: dict[str, Any] = {
+    "ack_policy": AckPolicy.NACK_ON_ERROR,
+    "auto_offset_reset": "earliest",
+}
+# One record is at most 1 MiB; bigger inputs are rejected at the edges.
+MAX_RECORD_BYTES = 1024 * 1024
+# How long a stopping broker lets in-flight handlers finish (deploy/k8s grace periods exceed it).
+GRACEFUL_TIMEOUT_SECONDS = 30.0
+
+
+def make_broker(
+    bootstrap_servers: str, client_id: str, *, security: KafkaSecurity | None = None, **extra: Any
+) -> KafkaBroker:
+    forbidden = {"ack_policy", "enable_idempotence", "acks"} & extra.keys()
+    if forbidden:
+        raise ValueError(f"the safe delivery settings cannot be overridden: {sorted(forbidden)}")
+    return KafkaBroker(
+        bootstrap_list(bootstrap_servers),
+        client_id=client_id,
+        ack_policy=AckPolicy.NACK_ON_ERROR,
+        graceful_timeout=GRACEFUL_TIMEOUT_SECONDS,
+        # Our consumer logs one structured line per message; FastStream's own access
+        # log would add unstructured duplicates.
+        logger=None,
+        security=(security or from_env()).faststream_security(),
+        **SAFE_PRODUCER,
+        **extra,
+    )
+
+
+def subscriber_options(group_id: str, **extra: Any) -> dict[str, Any]:
+    """Keyword arguments for `broker.subscriber` that keep at-least-once delivery."""
+    forbidden = {"ack_policy", "auto_commit", "enable_auto_commit"} & extra.keys()
+    if forbidden:
+        raise ValueError(f"the safe delivery settings cannot be overridden: {sorted(forbidden)}")
+    return {"group_id": group_id, **SAFE_SUBSCRIBER, **extra}
+
+
+class SafeProducer:
+    """An idempotent acks=all producer that rebuilds itself after a failure.
+
+    After a failed batch an idempotent producer's sequence state may be stale; starting
+    a fresh one lets the service recover from a broker restart without restarting itself.
+    """
+
+    def __init__(
+        self, bootstrap_servers: str, client_id: str, request_timeout_ms: int = 15000,
+        *, security: KafkaSecurity | None = None,
+    ) -> None:
+        self._bootstrap = bootstrap_list(bootstrap_servers)
+        self._security = security or from_env()
+        self._client_id = client_id
+        self._timeout_ms = request_timeout_ms
+        self._producer: AIOKafkaProducer | None = None
+        self._lock = asyncio.Lock()
+
+    async def _get(self) -> AIOKafkaProducer:
+        async with self._lock:
+            if self._producer is None:
+                producer = AIOKafkaProducer(
+                    bootstrap_servers=self._bootstrap,
+                    client_id=self._client_id,
+                    request_timeout_ms=self._timeout_ms,
+                    max_request_size=MAX_RECORD_BYTES + 64 * 1024,
+                    # No linger: the relay appends a whole batch before the request goes out, so
+                    # waiting adds only latency (5 ms per hop of every event, e.g. the Rakor burst).
+                    linger_ms=0,
+                    **SAFE_PRODUCER,
+                    **self._security.aiokafka_options(),
+                )
+                try:
+                    await producer.start()
+                except BaseException:
+                    await producer.stop()
+                    raise
+                self._producer = producer
+            return self._producer
+
+    async def send_batch(self, records: Sequence[tuple[str, bytes | None, bytes, list[tuple[str, bytes]]]]) -> None:
+        """Send (topic, key, value, headers) records in order and wait for every ack."""
+        producer = await self._get()
+        try:
+            futures = [
+                await producer.send(topic, value=value, key=key, headers=headers)
+                for topic, key, value, headers in records
+            ]
+            await asyncio.gather(*futures)
+        except BaseException:
+            await self.reset()
+            raise
+
+    async def send(self, topic: str, value: bytes, key: bytes | None, headers: list[tuple[str, bytes]]) -> None:
+        await self.send_batch([(topic, key, value, headers)])
+
+    async def reset(self) -> None:
+        async with self._lock:
+            producer, self._producer = self._producer, None
+        if producer is not None:
+            try:
+                await asyncio.wait_for(producer.stop(), timeout=5)
+            except Exception:  # noqa: BLE001 - a broken producer may fail to stop; it is discarded anyway
+                log.warning("discarded producer did not stop cleanly")
+
+    async def stop(self) -> None:
+        await self.reset()
+
+
+async def ensure_topics(
+    bootstrap_servers: str, topics: Iterable[str], *, partitions: int, replication: int,
+    security: KafkaSecurity | None = None,
+) -> None:
+    """Create missing topics (and their dead-letter twins are passed in explicitly).
+
+    For harnesses with throw-away topics; services provision through shared.platform.topic_plan."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_list(bootstrap_servers), request_timeout_ms=15000,
+                                **(security or from_env()).aiokafka_options())
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        missing = [t for t in dict.fromkeys(topics) if t not in existing]
+        if missing:
+            try:
+                await admin.create_topics(
+                    [NewTopic(t, num_partitions=partitions, replication_factor=replication) for t in missing]
+                )
+            except TopicAlreadyExistsError:
+                pass  # another replica created it first
+            log.info("topics created", topics=missing, partitions=partitions)
+    finally:
+        await admin.close()

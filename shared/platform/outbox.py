@@ -1,0 +1,300 @@
+"""Transactional outbox: events written with the state change, published by a relay.
+
+The relay takes rows in id order, publishes them and deletes them in one transaction that
+commits only after every Kafka ack: every row in the table is unpublished. Only one relay
+per schema works at a time (a transaction-scoped advisory lock), which keeps per-key order
+with several replicas running. Publishing is at-least-once: a crash between the Kafka ack
+and the commit republishes the same event ids, which consumers' inboxes absorb. A row
+Kafka refuses for what it is (too large, malformed headers) is moved to outbox_dead with the
+reason instead of holding up every event behind it.
+
+Per-key order also needs writers to lock the aggregate before inserting its outbox
+row, so two transactions on one aggregate take ids in commit order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import json
+from typing import Any
+
+import asyncpg
+from aiokafka.errors import (CorruptRecordException, InvalidTopicError, MessageSizeTooLargeError,
+                             RecordListTooLargeError)
+
+from shared.platform import tracecontext
+from shared.contracts.registry import EventPayload, EventRegistry
+from shared.platform.db import listen
+from shared.platform.envelope import CloudEvent
+from shared.platform.kafka import SafeProducer
+from shared.platform.logging import get_logger
+from shared.platform.metrics import ServiceMetrics
+from shared.platform.retry import backoff_delays
+from shared.platform.tasks import cancel_and_wait
+
+log = get_logger(__name__)
+
+# The row and the relay's wake-up in one round trip. The notification is delivered only if
+# the transaction commits (PostgreSQL folds a transaction's identical notifications into one).
+OUTBOX_INSERT = (
+    "WITH written AS (INSERT INTO outbox (event_id, topic, key, headers, payload) "
+    "VALUES ($1, $2, $3, $4, $5) RETURNING 1) "
+    "SELECT pg_notify(current_schema() || '_outbox', '') FROM written"
+)
+
+# One batch read and deleted in one statement, returned in id order. Deleting is the relay's
+# "mark": no new row version and no index entries (PostgreSQL's share of the relay's work
+# fell by about two thirds against an UPDATE ... published_at; docs/performance.md, B3).
+# Headers come as text, parsed per batch in one go: the jsonb codec's per-row decode cost
+# more than everything else the relay does with a batch.
+TAKE_BATCH = (
+    "WITH batch AS (SELECT id FROM outbox ORDER BY id LIMIT $1), "
+    "taken AS (DELETE FROM outbox o USING batch WHERE o.id = batch.id "
+    "RETURNING o.id, o.event_id, o.topic, o.key, o.headers::text AS headers, o.payload, o.created_at) "
+    "SELECT * FROM taken ORDER BY id"
+)
+DEAD_LETTER = (
+    "INSERT INTO outbox_dead (id, event_id, topic, key, headers, payload, created_at, reason) "
+    "VALUES ($1, $2, $3, $4, $5::text::jsonb, $6, $7, $8)"  # headers: the text read by TAKE_BATCH
+)
+# Refusals caused by the record itself, never by the broker or the network: sending it again
+# cannot succeed, so the row is set aside rather than holding up every event behind it.
+# (aiokafka's `retriable` flag cannot decide this: a broker that is down surfaces as
+# KafkaTimeoutError, which is flagged not retriable.)
+RECORD_ERRORS: tuple[type[Exception], ...] = (
+    MessageSizeTooLargeError, RecordListTooLargeError, InvalidTopicError, CorruptRecordException,
+)
+# (topic, key, value, headers) as SafeProducer.send_batch takes them; not an asyncpg.Record.
+Outgoing = tuple[str, bytes, bytes, list[tuple[str, bytes]]]
+# How soon a relay that found another one holding the lock looks again.
+FOLLOWER_POLL_SECONDS = 0.5
+
+
+async def write_event(conn: asyncpg.Connection, event: CloudEvent, *, topic: str, key: str) -> None:
+    """Insert an already-built CloudEvent (caller holds the business transaction)."""
+    headers = [[k, v.decode()] for k, v in event.to_headers()]
+    await conn.execute(OUTBOX_INSERT, event.id, topic, key, headers, event.data)
+
+
+# What waits, how long the oldest row has waited (the id order is the age order: PK index only),
+# and what was set aside. For the metrics, read when Prometheus scrapes.
+BACKLOG = (
+    "SELECT (SELECT count(*) FROM outbox) AS waiting, "
+    "(SELECT extract(epoch FROM now() - created_at)::float8 FROM outbox ORDER BY id LIMIT 1) AS oldest_age, "
+    "(SELECT count(*) FROM outbox_dead) AS set_aside"
+)
+
+
+async def backlog(conn: asyncpg.Connection | asyncpg.Pool) -> tuple[int, float, int]:
+    """(rows waiting, seconds the oldest has waited or 0, rows set aside) in the current schema."""
+    row = await conn.fetchrow(BACKLOG)
+    return row["waiting"], max(0.0, row["oldest_age"] or 0.0), row["set_aside"]
+
+
+def _record(row: asyncpg.Record, headers: Any) -> Outgoing:
+    return row["topic"], row["key"].encode(), row["payload"], [(k, v.encode()) for k, v in headers]
+
+
+class Outbox:
+    """Builds CloudEvents for payloads and writes them in the caller's transaction."""
+
+    def __init__(self, registry: EventRegistry, source: str, topic_prefix: str = "") -> None:
+        self._registry = registry
+        self._source = source
+        self._prefix = topic_prefix
+
+    def build(self, payload: EventPayload, *, correlation_id: str | None = None, causation_id: str | None = None,
+              event_id: str | None = None, traceparent: str | None = None) -> tuple[CloudEvent, str, str]:
+        """The CloudEvent for a payload, with its topic and key.
+
+        What is not given comes from the current trace (an HTTP request or a consumed event):
+        its correlation id, what caused it, and a new span of its trace (see shared.platform.tracecontext)."""
+        spec = self._registry.spec_for(payload)
+        trace = tracecontext.current()
+        if trace is not None:
+            correlation_id = correlation_id or trace.correlation_id
+            causation_id = causation_id or trace.causation_id
+        event = CloudEvent.new(
+            source=self._source,
+            type=spec.type,
+            data=payload.model_dump_json().encode(),
+            subject=spec.subject(payload),
+            correlation_id=correlation_id,
+            causation_id=causation_id,
+            id=event_id,
+            traceparent=tracecontext.for_event(traceparent, spec.type),
+        )
+        return event, self._prefix + spec.topic, spec.key_of(payload)
+
+    async def add_many(self, conn: asyncpg.Connection, items: list[tuple[EventPayload, dict[str, str | None]]]) -> None:
+        """Several events in the caller's transaction, in order, in one pipelined round trip.
+
+        `items` pairs each payload with its `add` keyword arguments (correlation_id, ...)."""
+        if not items:
+            return
+        rows = []
+        for payload, opts in items:
+            event, topic, key = self.build(payload, **opts)
+            rows.append((event.id, topic, key, [[k, v.decode()] for k, v in event.to_headers()], event.data))
+        await conn.executemany(OUTBOX_INSERT, rows)
+
+    async def add(
+        self,
+        conn: asyncpg.Connection,
+        payload: EventPayload,
+        *,
+        correlation_id: str | None = None,
+        causation_id: str | None = None,
+        event_id: str | None = None,
+        traceparent: str | None = None,
+    ) -> CloudEvent:
+        event, topic, key = self.build(payload, correlation_id=correlation_id, causation_id=causation_id,
+                                       event_id=event_id, traceparent=traceparent)
+        await write_event(conn, event, topic=topic, key=key)
+        return event
+
+
+class OutboxRelay:
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        producer: SafeProducer,
+        *,
+        schema: str,
+        batch_size: int = 500,
+        poll_seconds: float = 30.0,
+        backoff_cap: float = 30.0,
+        metrics: ServiceMetrics | None = None,
+    ) -> None:
+        self._metrics = metrics
+        self._pool = pool
+        self._producer = producer
+        self._schema = schema
+        self._batch_size = batch_size
+        self._poll = poll_seconds
+        self._backoff_cap = backoff_cap
+        self._wake = asyncio.Event()
+        self._leader = True  # whether the last batch found the advisory lock free
+        self._lock_key = int.from_bytes(hashlib.sha256(f"outbox:{schema}".encode()).digest()[:8], "big", signed=True)
+        self.published_total = 0
+        self._lag_checked_at = float("-inf")
+
+    async def publish_batch(self) -> int:
+        """Publish up to one batch. Returns how many rows were published (0 if idle or not leader)."""
+        async with self._pool.acquire() as conn, conn.transaction():
+            self._leader = bool(await conn.fetchval("SELECT pg_try_advisory_xact_lock($1)", self._lock_key))
+            if not self._leader:
+                return 0
+            rows = await conn.fetch(TAKE_BATCH, self._batch_size)
+            if not rows:
+                return 0
+            headers = json.loads("[" + ",".join(r["headers"] for r in rows) + "]")
+            # The delete above commits only after every ack; any other failure rolls it back.
+            try:
+                records = [_record(r, h) for r, h in zip(rows, headers, strict=True)]
+                await self._producer.send_batch(records)
+            except (*RECORD_ERRORS, TypeError, ValueError, AttributeError):
+                rows, headers = await self._one_by_one(conn, rows, headers)
+            if rows:
+                self._log_published(rows, headers)
+        self.published_total += len(rows)
+        if self._metrics is not None:
+            self._metrics.outbox_published.inc(len(rows))
+        return len(rows)
+
+    async def _one_by_one(self, conn: asyncpg.Connection, rows: list[asyncpg.Record],
+                          headers: list[Any]) -> tuple[list[asyncpg.Record], list[Any]]:
+        """A batch held a record Kafka refuses: send each row alone and set aside those refused.
+
+        Rows sent before the refusal may go out twice (same event ids; inboxes absorb them).
+        The rows set aside and the rows published are deleted by the same transaction."""
+        published, published_headers = [], []
+        for row, head in zip(rows, headers, strict=True):
+            try:
+                record = _record(row, head)
+            except (TypeError, ValueError, AttributeError) as exc:
+                await self._dead_letter(conn, row, f"malformed headers: {exc!r}")
+                continue
+            try:
+                await self._producer.send_batch([record])
+            except RECORD_ERRORS as exc:
+                await self._dead_letter(conn, row, repr(exc))
+                continue
+            published.append(row)
+            published_headers.append(head)
+        return published, published_headers
+
+    async def _dead_letter(self, conn: asyncpg.Connection, row: asyncpg.Record, reason: str) -> None:
+        await conn.execute(DEAD_LETTER, row["id"], row["event_id"], row["topic"], row["key"], row["headers"],
+                           row["payload"], row["created_at"], reason[:2000])
+        log.error("outbox row set aside: Kafka refuses it", event_id=row["event_id"], outbox_id=row["id"],
+                  topic=row["topic"], key=row["key"], reason=reason[:500], table="outbox_dead")
+        if self._metrics is not None:
+            self._metrics.outbox_dead.inc()
+
+    @staticmethod
+    def _log_published(rows: list[asyncpg.Record], headers: list[Any]) -> None:
+        # One line per event costs more than publishing it (measured: bench B3), so a batch
+        # gets one line listing its event and correlation ids (`ntbctl logs` still finds them).
+        heads = [dict(h) for h in headers]
+        # The trace id is the traceparent's second field (written by Outbox.build: always well formed).
+        trace_ids = [(h.get("ce_traceparent") or "")[3:35] or None for h in heads]
+        if len(rows) == 1:
+            log.info("event published", event_id=rows[0]["event_id"], event_type=heads[0].get("ce_type"),
+                     correlation_id=heads[0].get("ce_correlationid"), trace_id=trace_ids[0], topic=rows[0]["topic"],
+                     key=rows[0]["key"])
+            return
+        log.info("events published", count=len(rows), topics=sorted({r["topic"] for r in rows}),
+                 event_ids=[r["event_id"] for r in rows],
+                 correlation_ids=list(dict.fromkeys(h.get("ce_correlationid") for h in heads)),
+                 trace_ids=list(dict.fromkeys(trace_ids)))
+
+    async def _report_lag(self) -> None:
+        if self._metrics is None:
+            return
+        now = asyncio.get_running_loop().time()
+        if now - self._lag_checked_at >= 5:
+            self._lag_checked_at = now
+            self._metrics.outbox_lag.set(await self.lag())
+
+    async def lag(self) -> int:
+        return await self._pool.fetchval("SELECT count(*) FROM outbox")
+
+    async def run(self) -> None:
+        """Publish until cancelled; Kafka or PostgreSQL outages only delay events."""
+        listener = asyncio.create_task(self._listen())
+        delays = backoff_delays(cap=self._backoff_cap)
+        try:
+            while True:
+                # Cleared before the batch is taken, never after: a row committed while this
+                # batch is being published sets it again, and the loop takes that row at once
+                # instead of at the next poll.
+                self._wake.clear()
+                try:
+                    published = await self.publish_batch()
+                except asyncio.CancelledError:
+                    raise
+                except Exception as exc:  # noqa: BLE001 - any failure leaves rows unpublished; retry
+                    delay = next(delays)
+                    log.warning("outbox publish failed; will retry", error=repr(exc), retry_in=round(delay, 2))
+                    await asyncio.sleep(delay)
+                    continue
+                delays = backoff_delays(cap=self._backoff_cap)
+                if published >= self._batch_size:
+                    continue  # more waiting: no sleep
+                await self._report_lag()
+                # Idle, the relay waits for a NOTIFY (a committed row); the poll is only the
+                # fallback, so an idle relay costs PostgreSQL one batch look per poll. A relay
+                # that found another one holding the lock looks again soon, to take over
+                # promptly if that one dies.
+                timeout = self._poll if self._leader else min(self._poll, FOLLOWER_POLL_SECONDS)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), timeout=timeout)
+        finally:
+            await cancel_and_wait(listener)
+
+    async def _listen(self) -> None:
+        # LISTEN/NOTIFY lowers latency; polling stays the source of truth if it breaks.
+        await listen(self._pool, f"{self._schema}_outbox", self._wake.set, retry_seconds=min(self._poll * 4, 2.0))

@@ -1,0 +1,102 @@
+"""Sending one message over SMTP, with the relay settings every service that mails uses.
+
+A service that mails rarely (commitments' sign-in links) opens a connection per message: TLS as
+configured (STARTTLS required, offered, or implicit TLS), login when a username is set. The
+outcome is classified as notifications classifies its deliveries: 4xx and connection trouble are
+transient (retry later), 5xx permanent. The detail never quotes an address: servers echo
+recipients back in their replies.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from datetime import datetime
+from email.message import EmailMessage
+from email.utils import format_datetime, getaddresses
+from typing import Literal
+
+import aiosmtplib
+from pydantic import SecretStr
+
+from shared.platform.logging import redact_text
+
+Outcome = Literal["sent", "transient", "permanent"]
+
+
+@dataclass(frozen=True, slots=True)
+class SmtpConfig:
+    host: str
+    port: int
+    sender: str  # the From header, "Name <address>"
+    username: str | None = None
+    password: SecretStr | None = None
+    starttls: bool | None = None  # True: require STARTTLS; None: when the server offers it; False: never
+    use_tls: bool = False  # implicit TLS (port 465)
+    timeout_seconds: float = 30.0
+    local_hostname: str | None = None  # name sent in EHLO; default: this host's FQDN
+
+    @property
+    def envelope_from(self) -> str:
+        found = getaddresses([self.sender])
+        return found[0][1] if found and found[0][1] else self.sender
+
+
+@dataclass(frozen=True, slots=True)
+class SendResult:
+    outcome: Outcome
+    detail: str = ""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "detail", redact_text(self.detail))
+
+    @property
+    def sent(self) -> bool:
+        return self.outcome == "sent"
+
+
+def classify(exc: BaseException) -> SendResult:
+    """4xx and connection trouble are transient; 5xx is permanent (the server said no for good)."""
+    if isinstance(exc, aiosmtplib.SMTPRecipientsRefused):
+        codes = [r.code for r in exc.recipients]
+        permanent = bool(codes) and all(c >= 500 for c in codes)
+        return SendResult("permanent" if permanent else "transient", "SMTP recipient refused: "
+                          + ", ".join(str(c) for c in codes))
+    if isinstance(exc, aiosmtplib.SMTPAuthenticationError):
+        # Our credentials are wrong: an operator fixes the config and the queue then drains.
+        return SendResult("transient", f"SMTP authentication failed: {exc.code}")
+    if isinstance(exc, aiosmtplib.SMTPResponseException):
+        return SendResult("permanent" if exc.code >= 500 else "transient", f"SMTP {exc.code}")
+    return SendResult("transient", f"SMTP unavailable: {type(exc).__name__}")
+
+
+def text_message(config: SmtpConfig, *, to: str, subject: str, text: str, message_id: str,
+                 date: datetime) -> EmailMessage:
+    """A plain-text notice (UTF-8; headers RFC 2047-encoded by the standard library)."""
+    msg = EmailMessage()
+    msg["From"], msg["To"], msg["Subject"] = config.sender, to, subject
+    msg["Date"], msg["Message-ID"] = format_datetime(date), message_id
+    msg["Auto-Submitted"] = "auto-generated"  # RFC 3834: no out-of-office replies to a robot
+    msg.set_content(text)
+    return msg
+
+
+async def send(config: SmtpConfig, message: EmailMessage, recipient: str) -> SendResult:
+    """Send one message on a connection of its own; never raises for SMTP or network trouble."""
+    client = aiosmtplib.SMTP(
+        hostname=config.host, port=config.port, username=config.username,
+        password=config.password.get_secret_value() if config.password else None,
+        start_tls=config.starttls, use_tls=config.use_tls, timeout=config.timeout_seconds,
+        local_hostname=config.local_hostname)
+    try:
+        await client.connect()
+        await client.sendmail(config.envelope_from, [recipient], message.as_bytes())
+    except (aiosmtplib.SMTPException, OSError, asyncio.TimeoutError) as exc:
+        return classify(exc)
+    finally:
+        if client.is_connected:
+            try:
+                await asyncio.wait_for(client.quit(), timeout=2)
+            except (aiosmtplib.SMTPException, OSError, asyncio.TimeoutError):
+                client.close()
+    return SendResult("sent")
