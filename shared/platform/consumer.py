@@ -14,7 +14,7 @@ For each record:
 
 Transient failures (database or Kafka unreachable) retry with backoff for as long as
 it takes: the record is never skipped. A handler that rejects an event for good raises
-`PermanentError` and the event is dead-lettered; so is one PostgreSQL refuses for its
+a `DomainError` (shared.platform.errors) and the event is dead-lettered; so is one PostgreSQL refuses for its
 data (SQLSTATE classes 22 and 54, check and not-null violations): retrying cannot
 help. Any other exception is retried `max_attempts` times and then dead-lettered,
 loudly, so one poison event cannot stall its partition forever.
@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from datetime import UTC, datetime
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
@@ -41,13 +42,16 @@ from shared.platform.logging import get_logger, message_context
 from shared.platform.metrics import ServiceMetrics
 from shared.platform.outbox import Outbox
 from shared.platform.retry import backoff_delays
+from shared.platform.errors import DomainError, Invalid
+from shared.platform.unit_of_work import Actor, StoreFactory, TransactionScope, UnitOfWork
 
 log = get_logger(__name__)
 P = TypeVar("P", bound=EventPayload)
 
 
-class PermanentError(Exception):
-    """The handler rejects this event for good; it goes to the dead-letter topic."""
+class PermanentError(Invalid):
+    """The handler rejects this event for good. Any `DomainError` does the same: the event is
+    dead-lettered with the refusal's message as the reason."""
 
 
 TRANSIENT: tuple[type[BaseException], ...] = (*TRANSIENT_DB_ERRORS, KafkaError)
@@ -70,71 +74,17 @@ def db_refusal(exc: BaseException) -> str:
     return f"database refused the data: SQLSTATE {state} {type(exc).__name__}{detail}: {str(exc)[:300]}"
 
 
-Flush = Callable[[asyncpg.Connection, list[Any]], Awaitable[None]]
+@dataclass(frozen=True, slots=True, kw_only=True)
+class HandlerContext(UnitOfWork[Any]):
+    """The unit of work of one consumed event, and where the event came from.
 
+    Its actor is the event's source, its `emit` correlates follow-ups with the event and
+    names it as their cause; on the batch path the events of one transaction share `scope`."""
 
-class TransactionScope:
-    """What the handlers of one transaction share: a cache, and writes deferred to its end.
-
-    On the batch path one transaction handles many events. A handler that would write a
-    row per event can append it to `deferred(key, flush)` instead; `flush(conn, items)`
-    then writes all of them in one statement just before the commit (a round trip per
-    batch, not per event). When a batch is replayed record by record after a rejection,
-    each record's deferred writes are flushed inside its own savepoint, or dropped with it.
-    """
-
-    __slots__ = ("cache", "_deferred")
-
-    def __init__(self) -> None:
-        self.cache: dict[str, Any] = {}
-        self._deferred: dict[str, tuple[Flush, list[Any]]] = {}
-
-    def deferred(self, key: str, flush: Flush) -> list[Any]:
-        """The list of items `flush` will write before the commit (one list per key)."""
-        entry = self._deferred.get(key)
-        if entry is None:
-            entry = self._deferred[key] = (flush, [])
-        return entry[1]
-
-    async def flush(self, conn: asyncpg.Connection) -> None:
-        while self._deferred:  # a flush may defer more (e.g. an outbox row)
-            pending, self._deferred = self._deferred, {}
-            for flush, items in pending.values():
-                if items:
-                    await flush(conn, items)
-
-    def discard(self) -> None:
-        self._deferred = {}
-
-
-@dataclass(frozen=True, slots=True)
-class HandlerContext:
-    """What a handler gets besides its payload: the envelope and a way to emit events."""
-
-    conn: asyncpg.Connection
     event: CloudEvent
     topic: str
     partition: int
     offset: int
-    outbox: Outbox
-    # Shared by the handlers of one transaction (a whole batch on the batch path) and dropped
-    # with it; a retried transaction starts with a new one.
-    scope: TransactionScope = field(default_factory=TransactionScope)
-
-    @property
-    def cache(self) -> dict[str, Any]:
-        """A lookup every event of the transaction needs, read once (e.g. a directory)."""
-        return self.scope.cache
-
-    def deferred(self, key: str, flush: Flush) -> list[Any]:
-        """Append rows here to have `flush` write them all just before the commit (see TransactionScope)."""
-        return self.scope.deferred(key, flush)
-
-    async def emit(self, payload: EventPayload) -> CloudEvent:
-        """Write a follow-up event in this transaction, correlated with the one being handled."""
-        return await self.outbox.add(
-            self.conn, payload, correlation_id=self.event.correlation_id, causation_id=self.event.id
-        )
 
 
 Handler = Callable[[P, HandlerContext], Awaitable[None]]
@@ -169,6 +119,8 @@ class EventConsumer:
         topic_prefix: str = "",
         after_commit: Callable[[CloudEvent], Awaitable[None] | None] | None = None,
         metrics: ServiceMetrics | None = None,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        store: StoreFactory | None = None,
     ) -> None:
         self.name = name
         self._pool = pool
@@ -183,6 +135,8 @@ class EventConsumer:
         self._routes: dict[str, _Route[Any]] = {}
         self.counts: dict[str, int] = {}
         self._metrics = metrics
+        self._clock = clock
+        self._store = store
 
     def handles(self, model: type[P]) -> Callable[[Handler[P]], Handler[P]]:
         """Decorator: `@consumer.handles(MeetingScheduled)` on `async def f(payload, ctx)`."""
@@ -290,7 +244,7 @@ class EventConsumer:
                         conn, self.name, event, topic=record.topic, partition=record.partition, offset=record.offset
                     )
                     if fresh:
-                        ctx = HandlerContext(conn, event, record.topic, record.partition, record.offset, self._outbox)
+                        ctx = self._context(conn, record, event, TransactionScope())
                         await route.handler(payload, ctx)
                         await ctx.scope.flush(conn)
                 if self._after_commit is not None:
@@ -298,7 +252,7 @@ class EventConsumer:
                     if asyncio.iscoroutine(result):
                         await result
                 return Outcome(APPLIED if fresh else DUPLICATE)
-            except PermanentError as exc:
+            except DomainError as exc:
                 return await self._dead_letter(record, f"rejected: {exc}")
             except PERMANENT_DB as exc:
                 return await self._dead_letter(record, db_refusal(exc))
@@ -425,7 +379,7 @@ class EventConsumer:
                                     if fresh:
                                         await self._run(conn, record, event, route, payload, scope)
                                         await scope.flush(conn)  # inside the savepoint: undone with it
-                            except PermanentError as exc:
+                            except DomainError as exc:
                                 scope.discard()
                                 rejected[i] = f"rejected: {exc}"
                                 continue
@@ -457,7 +411,7 @@ class EventConsumer:
                         if asyncio.iscoroutine(result):
                             await result
                 return rejected
-            except (PermanentError, *PERMANENT_DB):
+            except (DomainError, *PERMANENT_DB):
                 if careful and current < 0:
                     # Refused outside any one record (e.g. a deferred write in no savepoint): cannot be pinned.
                     raise
@@ -488,8 +442,15 @@ class EventConsumer:
                              consumer=self.name, event_id=event.id, event_type=event.type,
                              correlation_id=event.correlation_id, traceparent=event.traceparent,
                              region_code=getattr(payload, "region_code", None)):
-            ctx = HandlerContext(conn, event, record.topic, record.partition, record.offset, self._outbox, scope)
+            ctx = self._context(conn, record, event, scope)
             await route.handler(payload, ctx)
+
+    def _context(self, conn: asyncpg.Connection, record: KafkaRecord, event: CloudEvent,
+                 scope: TransactionScope) -> HandlerContext:
+        return HandlerContext(conn=conn, outbox=self._outbox, now=self._clock(), actor=Actor(event.source),
+                              store=self._store(conn) if self._store is not None else None,
+                              correlation_id=event.correlation_id, causation_id=event.id, scope=scope,
+                              event=event, topic=record.topic, partition=record.partition, offset=record.offset)
 
     def _count_failure(self, kind: str) -> None:
         if self._metrics is not None:

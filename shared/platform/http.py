@@ -17,11 +17,11 @@ One layer for every route, so no route can forget it:
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Coroutine
+from collections.abc import AsyncIterator, Callable, Coroutine
 from typing import Any
 
 import asyncpg
-from fastapi import APIRouter, FastAPI, HTTPException, Request
+from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from fastapi.routing import APIRoute
@@ -29,7 +29,10 @@ from fastapi.utils import create_model_field
 from pydantic import BaseModel, Field
 
 from shared.platform import strict_json
+from shared.platform.auth import Principal
+from shared.platform.errors import DomainError
 from shared.platform.http_telemetry import instrument
+from shared.platform.unit_of_work import Actor, UnitOfWork, open_unit_of_work
 
 MAX_BODY_BYTES = 256 * 1024  # the app's cap; routes choose a lower one with `body_limit`
 DEFAULT_ROUTE_BODY_BYTES = 64 * 1024
@@ -301,6 +304,17 @@ async def _unstorable(_: Request, __: Exception) -> JSONResponse:
                         status_code=422)
 
 
+async def _refused(request: Request, exc: Exception) -> Response:
+    """The one mapping of the error family to HTTP answers (shared.platform.errors)."""
+    assert isinstance(exc, DomainError)
+    refusal = getattr(request.app.state, "page_refusal", None)
+    page = refusal(request.url.path, exc.http_status) if refusal is not None else None
+    if page is not None:  # a page's route let a refusal through: the person gets a page, not JSON
+        return page
+    detail: str | dict[str, str] = {"message": exc.message, **exc.detail} if exc.detail else exc.message
+    return JSONResponse({"detail": detail}, status_code=exc.http_status)
+
+
 def create_app(title: str, description: str, *, version: str = "1.0.0", max_body_bytes: int = MAX_BODY_BYTES) -> FastAPI:
     # No trailing-slash redirects: a request for a path that is not an operation gets a 404, not a 307.
     app = FastAPI(title=title, description=description, version=version, redirect_slashes=False)
@@ -310,4 +324,18 @@ def create_app(title: str, description: str, *, version: str = "1.0.0", max_body
     instrument(app)  # outermost: trace context, access log, RED metrics (shared.platform.http_telemetry)
     app.add_exception_handler(asyncpg.exceptions.DataError, _unstorable)
     app.add_exception_handler(OverflowError, _unstorable)
+    app.add_exception_handler(DomainError, _refused)
     return app
+
+
+def unit_of_work(principal: Callable[..., Any]) -> Any:
+    """`uow: UnitOfWork = unit_of_work(require(Role.X))`: the request's unit of work, as the principal's actor.
+
+    Scoped to the route function, so the transaction commits (or rolls back on a raised refusal)
+    before the answer is sent: a 2xx always means committed."""
+    async def dependency(request: Request, who: Principal = Depends(principal)) -> AsyncIterator[UnitOfWork[Any]]:
+        rt = request.app.state.runtime
+        async with open_unit_of_work(rt.pool, rt.outbox, rt.clock(), Actor.of(who), rt.store) as uow:
+            yield uow
+
+    return Depends(dependency, scope="function")

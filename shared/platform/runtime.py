@@ -34,6 +34,7 @@ from shared.platform.metrics import ServiceMetrics
 from shared.platform.outbox import Outbox, OutboxRelay, backlog
 from shared.platform.settings import ServiceSettings
 from shared.platform.tasks import cancel_and_wait
+from shared.platform.unit_of_work import StoreFactory
 from shared.platform.timers import Clock, TimerHandler, TimerWheel, system_clock
 
 log = get_logger(__name__)
@@ -55,8 +56,11 @@ class Runtime:
         topics_out: Sequence[str] = (),
         topics_in: Sequence[str] = (),
         clock: Clock = system_clock,
+        store: StoreFactory | None = None,
     ) -> None:
+        """`store(conn)` builds the service's store for each unit of work (shared.platform.unit_of_work)."""
         self.settings = settings
+        self.store = store
         self._migration_sets = migration_sets
         self.topics_out = [self.topic(t) for t in topics_out]
         self.topics_in = [self.topic(t) for t in topics_in]
@@ -143,7 +147,7 @@ class Runtime:
         self._tasks.append(asyncio.create_task(self.relay.run(), name="outbox-relay"))
         if self._timer_handlers:
             self.timers = TimerWheel(self._pool, self.outbox, clock=self.clock, poll_seconds=s.timer_poll_seconds,
-                                     metrics=self.metrics, schema=s.db_schema)
+                                     metrics=self.metrics, schema=s.db_schema, store=self.store)
             for kind, handler in self._timer_handlers.items():
                 self.timers.handles(kind)(handler)
             self._tasks.append(asyncio.create_task(self.timers.run(), name="timers"))
@@ -331,6 +335,8 @@ class _LazyConsumer:
             topic_prefix=rt.settings.topic_prefix,
             after_commit=self.after_commit,
             metrics=rt.metrics,
+            clock=rt.clock,
+            store=rt.store,
         )
         for model, handler in self._pending:
             consumer.handles(model)(handler)

@@ -24,6 +24,8 @@ from shared.platform.db import listen
 from shared.platform.logging import get_logger, message_context
 from shared.platform.metrics import ServiceMetrics
 from shared.platform.outbox import Outbox
+from shared.platform.errors import DomainError
+from shared.platform.unit_of_work import SYSTEM, StoreFactory, UnitOfWork
 from shared.platform.retry import backoff_delays
 from shared.platform.tasks import cancel_and_wait
 
@@ -82,12 +84,11 @@ class Timer:
     payload: dict[str, Any]
 
 
-@dataclass(frozen=True, slots=True)
-class TimerContext:
-    conn: asyncpg.Connection
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TimerContext(UnitOfWork[Any]):
+    """The unit of work of one due timer: the service acts (actor SYSTEM) at the wheel's `now`."""
+
     timer: Timer
-    outbox: Outbox
-    now: datetime
 
 
 TimerHandler = Callable[[Timer, TimerContext], Awaitable[None]]
@@ -105,6 +106,7 @@ class TimerWheel:
         max_attempts: int = 5,
         metrics: ServiceMetrics | None = None,
         schema: str | None = None,
+        store: StoreFactory | None = None,
     ) -> None:
         """`poll_seconds` is the longest the wheel sleeps; given the `schema`, a newly scheduled
         timer wakes it (LISTEN/NOTIFY), otherwise it looks at least that often."""
@@ -114,6 +116,7 @@ class TimerWheel:
         self._pool = pool
         self._outbox = outbox
         self._clock = clock
+        self._store = store
         self._poll = poll_seconds
         self._batch = batch_size
         self._max_attempts = max_attempts
@@ -157,10 +160,14 @@ class TimerWheel:
                     message_context(timer_kind=timer.kind, timer_key=timer.key, trace_id=trace.traceparent.trace_id):
                 try:
                     async with conn.transaction():  # savepoint: a failing handler leaves no trace
-                        await self._handlers[timer.kind](timer, TimerContext(conn, timer, self._outbox, now))
+                        await self._handlers[timer.kind](timer, TimerContext(
+                            conn=conn, outbox=self._outbox, now=now, actor=SYSTEM,
+                            store=self._store(conn) if self._store is not None else None, causation_id=f"timer:{timer.id}",
+                            timer=timer))
                 except Exception as exc:  # noqa: BLE001 - recorded on the timer, retried later
                     attempts = row["attempts"] + 1
-                    give_up = attempts >= self._max_attempts
+                    # A refusal (shared.platform.errors) is the same on every attempt: give up at once.
+                    give_up = attempts >= self._max_attempts or isinstance(exc, DomainError)
                     delay = timedelta(seconds=min(300, 2**attempts))
                     await conn.execute(
                         """UPDATE timers SET attempts = $2, last_error = $3,
