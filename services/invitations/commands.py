@@ -33,28 +33,27 @@ from .store import Store
 
 log = get_logger(__name__)
 
-Work = UnitOfWork[Store]
 
-
-async def _meeting(uow: Work, meeting_id: uuid.UUID) -> asyncpg.Record:
+async def _meeting(uow: UnitOfWork[Store], meeting_id: uuid.UUID) -> asyncpg.Record:
     meeting = await uow.store.lock_meeting(meeting_id)
     if meeting is None:
         raise domain.NotFound(f"no meeting {meeting_id}")
     return meeting
 
 
-async def _arm_reminders(uow: Work, config: Config, meeting: asyncpg.Record, invitation_id: uuid.UUID, *,
+async def _arm_reminders(uow: UnitOfWork[Store], config: Config, meeting: asyncpg.Record, invitation_id: uuid.UUID, *,
                          rearm: bool) -> None:
     for lead, due in domain.reminder_times(meeting["starts_at"], config.reminder_leads, uow.now):
         key = domain.reminder_key(meeting["meeting_id"], invitation_id, lead)
         await uow.store.arm_reminder(key, due, {"invitation_id": str(invitation_id), "lead": lead}, rearm=rearm)
 
 
-async def _disarm_reminders(uow: Work, meeting_id: uuid.UUID, invitation_id: uuid.UUID) -> None:
+async def _disarm_reminders(uow: UnitOfWork[Store], meeting_id: uuid.UUID, invitation_id: uuid.UUID) -> None:
     await uow.store.cancel_reminders(f"{meeting_id}:{invitation_id}:")
 
 
-async def _announce(uow: Work, config: Config, meeting: asyncpg.Record, invitation: asyncpg.Record) -> None:
+async def _announce(uow: UnitOfWork[Store], config: Config, meeting: asyncpg.Record,
+                    invitation: asyncpg.Record) -> None:
     await uow.emit(InvitationIssued(
         invitation_id=invitation["invitation_id"], meeting_id=meeting["meeting_id"], meeting=meeting_info(meeting),
         region_code=invitation["region_code"], role=invitation["role"], invitee=contact(invitation),
@@ -68,7 +67,7 @@ async def _announce(uow: Work, config: Config, meeting: asyncpg.Record, invitati
 # ---- meetings ----------------------------------------------------------------------------------
 
 
-async def schedule(uow: Work, *, idempotency_key: str | None, **fields: Any) -> asyncpg.Record:
+async def schedule(uow: UnitOfWork[Store], *, idempotency_key: str | None, **fields: Any) -> asyncpg.Record:
     """A new meeting, announced; a repeated idempotency key returns the meeting it created."""
     meeting = domain.schedule_meeting(**fields, now=uow.now)
     if not await uow.store.insert_meeting(meeting, created_by=uow.actor.id, idempotency_key=idempotency_key):
@@ -81,7 +80,7 @@ async def schedule(uow: Work, *, idempotency_key: str | None, **fields: Any) -> 
     return await uow.store.get_meeting(meeting.meeting_id)
 
 
-async def issue_invitations(uow: Work, config: Config, meeting_id: uuid.UUID) -> dict[str, int]:
+async def issue_invitations(uow: UnitOfWork[Store], config: Config, meeting_id: uuid.UUID) -> dict[str, int]:
     """One invitation per directory seat; seats already invited are left alone (idempotent)."""
     meeting = await _meeting(uow, meeting_id)
     domain.ensure_can_issue(meeting["status"], meeting["starts_at"], uow.now)
@@ -103,7 +102,7 @@ async def issue_invitations(uow: Work, config: Config, meeting_id: uuid.UUID) ->
     return result
 
 
-async def reschedule(uow: Work, config: Config, meeting_id: uuid.UUID, *, starts_at: Any, ends_at: Any,
+async def reschedule(uow: UnitOfWork[Store], config: Config, meeting_id: uuid.UUID, *, starts_at: Any, ends_at: Any,
                      reason: str) -> asyncpg.Record:
     meeting = await _meeting(uow, meeting_id)
     start, end = domain.reschedule(meeting["status"], starts_at, ends_at, uow.now)
@@ -140,7 +139,7 @@ async def reschedule(uow: Work, config: Config, meeting_id: uuid.UUID, *, starts
     return moved
 
 
-async def cancel(uow: Work, meeting_id: uuid.UUID, *, reason: str) -> asyncpg.Record:
+async def cancel(uow: UnitOfWork[Store], meeting_id: uuid.UUID, *, reason: str) -> asyncpg.Record:
     meeting = await _meeting(uow, meeting_id)
     domain.ensure_scheduled(meeting["status"])
     cancelled = await uow.store.cancel_meeting(meeting_id, reason, uow.now)
@@ -152,7 +151,7 @@ async def cancel(uow: Work, meeting_id: uuid.UUID, *, reason: str) -> asyncpg.Re
     return cancelled
 
 
-async def record_attendance(uow: Work, meeting_id: uuid.UUID, invitation_ids: list[uuid.UUID], *,
+async def record_attendance(uow: UnitOfWork[Store], meeting_id: uuid.UUID, invitation_ids: list[uuid.UUID], *,
                             attended: bool) -> list[uuid.UUID]:
     meeting = await _meeting(uow, meeting_id)
     domain.ensure_can_record_attendance(meeting["status"], meeting["starts_at"], uow.now)
@@ -164,7 +163,7 @@ async def record_attendance(uow: Work, meeting_id: uuid.UUID, invitation_ids: li
     return updated
 
 
-async def conclude(uow: Work, meeting_id: uuid.UUID) -> asyncpg.Record:
+async def conclude(uow: UnitOfWork[Store], meeting_id: uuid.UUID) -> asyncpg.Record:
     """The meeting concluded: attendance becomes final and is published per region."""
     meeting = await _meeting(uow, meeting_id)
     domain.ensure_can_conclude(meeting["status"], meeting["starts_at"], uow.now)
@@ -187,7 +186,7 @@ async def conclude(uow: Work, meeting_id: uuid.UUID) -> asyncpg.Record:
 # ---- the invitee directory ---------------------------------------------------------------------
 
 
-async def import_directory(uow: Work, entries: list[directory.DirectoryEntry], *, replace: bool) -> int:
+async def import_directory(uow: UnitOfWork[Store], entries: list[directory.DirectoryEntry], *, replace: bool) -> int:
     """Seats written; with `replace`, seats edited through the API are overwritten too."""
     written = 0
     for entry in entries:
@@ -196,7 +195,7 @@ async def import_directory(uow: Work, entries: list[directory.DirectoryEntry], *
     return written
 
 
-async def set_invitee(uow: Work, region_code: str, role: str,
+async def set_invitee(uow: UnitOfWork[Store], region_code: str, role: str,
                       details: directory.InviteeDetails) -> asyncpg.Record:
     """A seat's official, for invitations issued from now on."""
     await uow.store.put_invitee({**details.model_dump(), "region_code": region_code, "role": role},
@@ -215,7 +214,7 @@ def _delegate_key(person: Contact | asyncpg.Record | None) -> tuple[str, ...] | 
     return tuple(str(get(k) or "") for k in ("name", "title", "email", "phone"))
 
 
-async def answer(uow: Work, config: Config, invitation_id: uuid.UUID, *, response: str, reason: str,
+async def answer(uow: UnitOfWork[Store], config: Config, invitation_id: uuid.UUID, *, response: str, reason: str,
                  delegate: Contact | None) -> dict[str, Any]:
     """Accept, decline or delegate; a changed answer is recorded with the previous one."""
     store, now = uow.store, uow.now

@@ -35,7 +35,8 @@ def runtime(request: Request) -> Any:
 
 def config(request: Request) -> Config:
     """Built once by bootstrap.build from the settings."""
-    return request.app.state.invitations  # type: ignore[no-any-return]
+    built: Config = request.app.state.invitations
+    return built
 
 
 def reader(request: Request) -> Store:

@@ -39,7 +39,8 @@ async def list_all(_: Principal = Depends(organizer), store: Store = Depends(rea
 
 
 @router.get("/{region_code}/{role}", response_model=DirectoryEntryView, summary="One seat's official",
-            responses={404: {"description": "Seat not in the directory"}, 422: {"description": "Unknown region or role"}})
+            responses={404: {"description": "Seat not in the directory"},
+                       422: {"description": "Unknown region or role"}})
 async def get_one(region_code: str, role: str, _: Principal = Depends(organizer),
                   store: Store = Depends(reader)) -> DirectoryEntryView:
     code, seat = _seat(region_code, role)

@@ -17,7 +17,8 @@ from shared.platform.wita import as_wita
 from . import directory, tokens
 
 ERRORS: dict[int | str, dict[str, Any]] = error(
-    404, 409, 410, 422, e404="No such meeting", e409="Not possible in the meeting's current state (the reason is in `detail`)",
+    404, 409, 410, 422, e404="No such meeting",
+    e409="Not possible in the meeting's current state (the reason is in `detail`)",
     e410="The meeting was cancelled", e422="The request breaks a rule (the reason is in `detail`)")
 TOKEN_ERRORS = {
     **error(403, 404, 410, e403="The token is malformed or its signature is invalid",
