@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeAlias
 
 import asyncpg
 
@@ -16,7 +16,7 @@ from shared.platform import timers
 
 from .domain import Meeting
 
-Conn = asyncpg.Connection | asyncpg.Pool
+Conn: TypeAlias = asyncpg.Connection | asyncpg.Pool
 REMINDER = "invitations.reminder"  # the durable timer kind (shared.platform.timers)
 
 
