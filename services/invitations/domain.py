@@ -1,6 +1,8 @@
 """Rules of the Rakor: meetings, RSVP, reminders, attendance.
 
-Pure: no I/O, no clock of its own (callers pass `now`).
+Pure: no I/O, no clock of its own (callers pass `now`). A broken rule raises one of the
+shared refusals (shared.platform.errors): Invalid 422, Conflict 409, Gone 410, NotFound 404,
+and TooSoon, a conflict answered with 429.
 """
 
 from __future__ import annotations
@@ -11,6 +13,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from shared.platform.errors import Conflict, Gone, Invalid
+from shared.platform.errors import DomainError as DomainError  # re-exported: the refusals sit with the rules
+from shared.platform.errors import NotFound as NotFound
 from shared.platform.wita import as_wita
 
 MAX_DURATION = timedelta(days=3)
@@ -19,20 +24,10 @@ SEATS = ("sekda", "kepala_bpkad", "kepala_disnaker")
 RESPONSES = ("accepted", "declined", "delegated")
 
 
-class DomainError(ValueError):
-    """A command breaks a business rule; the message is shown to the caller (422)."""
-
-
-class Conflict(DomainError):
-    """The command does not fit the current state (409)."""
-
-
-class Gone(DomainError):
-    """The thing acted on is no longer available: a cancelled meeting, a withdrawn invitation (410)."""
-
-
-class TooSoon(DomainError):
+class TooSoon(Conflict):
     """Allowed, but not this often: try again later (429)."""
+
+    http_status = 429
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,11 +45,11 @@ class Meeting:
 
 def _check_times(start: datetime, end: datetime, now: datetime) -> None:
     if start <= now:
-        raise DomainError("starts_at must be in the future")
+        raise Invalid("starts_at must be in the future")
     if end <= start:
-        raise DomainError("ends_at must be after starts_at")
+        raise Invalid("ends_at must be after starts_at")
     if end - start > MAX_DURATION:
-        raise DomainError("a meeting may last at most 3 days")
+        raise Invalid("a meeting may last at most 3 days")
 
 
 def schedule_meeting(
@@ -72,7 +67,7 @@ def schedule_meeting(
     start, end = as_wita(starts_at), as_wita(ends_at)
     _check_times(start, end, now)
     if not (venue or online_url):
-        raise DomainError("give a venue, an online link, or both")
+        raise Invalid("give a venue, an online link, or both")
     return Meeting(meeting_id or uuid.uuid4(), title, agenda, start, end, venue, online_url, organizer)
 
 
@@ -201,12 +196,12 @@ def check_delegation(*, invitee: Person, delegate: Person, history: DelegationHi
     if (_same_name(invitee.name, delegate.name)
             or (invitee.email and delegate.email and invitee.email.lower() == delegate.email.lower())
             or (_digits(invitee.phone) and _digits(invitee.phone) == _digits(delegate.phone))):
-        raise DomainError("you cannot name yourself as your delegate; accept the invitation instead")
+        raise Invalid("you cannot name yourself as your delegate; accept the invitation instead")
     if delegate.email:
         domain = _domain_of(delegate.email)
         allowed = [*policy.email_domains, *([_domain_of(invitee.email)] if invitee.email else [])]
         if not any(_under(domain, parent) for parent in allowed):
-            raise DomainError("a delegate's e-mail must be an official address (under "
+            raise Invalid("a delegate's e-mail must be an official address (under "
                               + ", ".join(sorted(set(allowed))) + ")")
     if history.count >= policy.max_delegations:
         raise Conflict(f"this invitation has already named {history.count} delegates, the most allowed; "
@@ -247,21 +242,21 @@ def decide_answer(
     if now >= starts_at:
         raise Conflict("the meeting has started; answers can no longer be changed")
     if new.response not in RESPONSES:
-        raise DomainError(f"response must be one of {', '.join(RESPONSES)}")
+        raise Invalid(f"response must be one of {', '.join(RESPONSES)}")
     if new.response == "declined" and not new.reason:
-        raise DomainError("give a reason when declining")
+        raise Invalid("give a reason when declining")
     if new.response == "delegated":
         if role == "delegate":
-            raise DomainError("a delegate cannot delegate further; the official who invited you can name someone else")
+            raise Invalid("a delegate cannot delegate further; the official who invited you can name someone else")
         if new.delegate_key is None:
-            raise DomainError("name the delegate (name, title and an e-mail or phone)")
+            raise Invalid("name the delegate (name, title and an e-mail or phone)")
     elif new.delegate_key is not None:
-        raise DomainError("a delegate is only given with the response 'delegated'")
+        raise Invalid("a delegate is only given with the response 'delegated'")
     if current == new:
         return False
     if new.response == "delegated":
         if invitee is None or delegate is None:
-            raise DomainError("name the delegate (name, title and an e-mail or phone)")
+            raise Invalid("name the delegate (name, title and an e-mail or phone)")
         check_delegation(invitee=invitee, delegate=delegate, history=history, policy=policy, now=now)
     return True
 
@@ -290,10 +285,6 @@ def attendance_by_region(region_codes: Sequence[str], seats: Iterable[Seat]) -> 
         result[code].sort(key=lambda s: (SEATS.index(s.delegate_for or s.role) if (s.delegate_for or s.role) in SEATS
                                          else len(SEATS), s.role == "delegate", s.name))
     return result
-
-
-class NotFound(DomainError):
-    """No such meeting or invitation (404)."""
 
 
 # Attendance is taken at the registration desk, which opens a little before the start.

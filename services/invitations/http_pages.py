@@ -11,18 +11,22 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import Query, Request
+from fastapi import Depends, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 from pydantic import ValidationError
 
-from shared.platform import web
 from shared.contracts.common import Contact
-from shared.platform.logging import get_logger
 from shared.contracts.regions import regions
+from shared.platform import web
+from shared.platform.errors import DomainError
+from shared.platform.logging import get_logger
+from shared.platform.unit_of_work import UnitOfWork
 from shared.platform.wita import as_wita
 
-from . import commands, domain, store, tokens
-from .http import deps, runtime
+from . import commands, domain, tokens
+from .config import Config
+from .http_access import config, invitee, link_unit_of_work, reader, runtime
+from .store import Store
 
 log = get_logger(__name__)
 
@@ -34,22 +38,25 @@ ROLE_LABELS = {"sekda": "Sekretaris Daerah", "kepala_bpkad": "Kepala BPKAD", "ke
                "delegate": "Perwakilan"}
 
 # Why an answer was refused, in the words a person reads (the domain's reasons are in English, for logs).
-_REFUSALS: tuple[tuple[type[domain.DomainError], str, str], ...] = (
+_REFUSALS: tuple[tuple[type[DomainError], str, str], ...] = (
     (domain.TooSoon, "", "Perwakilan baru saja ditunjuk. Silakan coba lagi beberapa menit lagi."),
     (domain.Gone, "", "Undangan ini tidak berlaku lagi."),
     (domain.Conflict, "started", "Rapat telah dimulai; jawaban tidak dapat diubah lagi."),
     (domain.Conflict, "delegates", "Batas jumlah perwakilan untuk undangan ini telah tercapai. "
                                    "Hubungi Sekretariat Rakor untuk mengganti perwakilan."),
-    (domain.DomainError, "reason when declining", "Mohon tuliskan alasan ketidakhadiran."),
-    (domain.DomainError, "cannot delegate further", "Perwakilan tidak dapat mewakilkan kembali undangan ini."),
-    (domain.DomainError, "yourself", "Perwakilan harus orang lain, bukan penerima undangan sendiri."),
-    (domain.DomainError, "official address", "Alamat surel perwakilan harus alamat dinas (.go.id) atau satu domain "
-                                   "dengan alamat surel Bapak/Ibu."),
-    (domain.DomainError, "name the delegate", "Mohon isi nama, jabatan, dan surel perwakilan."),
+    (DomainError, "reason when declining", "Mohon tuliskan alasan ketidakhadiran."),
+    (DomainError, "cannot delegate further", "Perwakilan tidak dapat mewakilkan kembali undangan ini."),
+    (DomainError, "yourself", "Perwakilan harus orang lain, bukan penerima undangan sendiri."),
+    (DomainError, "official address", "Alamat surel perwakilan harus alamat dinas (.go.id) atau satu domain "
+                                      "dengan alamat surel Bapak/Ibu."),
+    (DomainError, "name the delegate", "Mohon isi nama, jabatan, dan surel perwakilan."),
 )
 
+# StrictRoutes without a declared body: the form is read by `web.read_form`, not as JSON.
+router = web.page_router(prefix="/undangan")
 
-def refusal_text(exc: domain.DomainError) -> str:
+
+def refusal_text(exc: DomainError) -> str:
     message = str(exc).lower()
     for kind, needle, text in _REFUSALS:
         if isinstance(exc, kind) and needle in message:
@@ -57,24 +64,19 @@ def refusal_text(exc: domain.DomainError) -> str:
     return "Jawaban tidak dapat disimpan. Mohon periksa kembali isian Anda."
 
 
-def _secret(request: Request) -> bytes:
-    return runtime(request).settings.rsvp_secret.get_secret_value().encode()
-
-
 def _message(title: str, text: str, status_code: int, **extra: Any) -> HTMLResponse:
     return web.render(PAGES, "message.html.j2", status_code=status_code, title=title, text=text, **extra)
 
 
-async def _state(request: Request, token: str) -> tuple[Any, Any] | HTMLResponse:
+async def _state(store: Store, secret: bytes, token: str) -> tuple[Any, Any] | HTMLResponse:
     """(invitation, meeting) for a genuine link, or the page that explains why there is none."""
     try:
-        invitation_id, _ = tokens.verify_signature(_secret(request), token)
+        invitation_id, _ = tokens.verify_signature(secret, token)
     except tokens.InvalidToken:
         return _message("Tautan tidak sah", "Tautan konfirmasi ini tidak dikenali. Pastikan tautan disalin "
                         "utuh dari surel undangan, atau hubungi Sekretariat Rakor.", 403)
-    pool = runtime(request).pool
-    invitation = await store.get_invitation(pool, invitation_id)
-    meeting = await store.get_meeting(pool, invitation["meeting_id"]) if invitation is not None else None
+    invitation = await store.get_invitation(invitation_id)
+    meeting = await store.get_meeting(invitation["meeting_id"]) if invitation is not None else None
     if invitation is None or meeting is None:
         return _message("Undangan tidak ditemukan", "Undangan untuk tautan ini tidak ada lagi. "
                         "Hubungi Sekretariat Rakor bila Bapak/Ibu merasa diundang.", 404)
@@ -99,12 +101,11 @@ def _closed(invitation: Any, meeting: Any, now: Any) -> HTMLResponse | None:
     return None
 
 
-async def _page(request: Request, token: str, invitation: Any, meeting: Any, *, error: str = "",
+async def _page(store: Store, secret: bytes, token: str, invitation: Any, meeting: Any, *, error: str = "",
                 saved: bool = False, form: dict[str, str] | None = None, status_code: int = 200) -> HTMLResponse:
-    pool = runtime(request).pool
-    delegate = (await store.get_invitation(pool, invitation["delegate_invitation_id"])
+    delegate = (await store.get_invitation(invitation["delegate_invitation_id"])
                 if invitation["delegate_invitation_id"] else None)
-    delegated_by = (await store.get_invitation(pool, invitation["delegated_from"])
+    delegated_by = (await store.get_invitation(invitation["delegated_from"])
                     if invitation["delegated_from"] else None)
     region = regions().get(invitation["region_code"])
     return web.render(
@@ -113,66 +114,56 @@ async def _page(request: Request, token: str, invitation: Any, meeting: Any, *, 
         response_label=web.labels(RESPONSE_LABELS, invitation["response"], "Belum dijawab"),
         responded_at=as_wita(invitation["responded_at"]) if invitation["responded_at"] else None,
         delegate=delegate, delegated_by=delegated_by, rescheduled=meeting["sequence"] > 0, error=error,
-        saved=saved, form=form or {}, csrf=web.csrf_token(_secret(request), str(invitation["invitation_id"])))
+        saved=saved, form=form or {}, csrf=web.csrf_token(secret, str(invitation["invitation_id"])))
 
 
-def router() -> Any:
-    # StrictRoutes without a declared body: the form is read by `web.read_form`, not as JSON.
-    pages = web.page_router(prefix="/undangan")
-
-    @pages.get("/{token}", response_class=HTMLResponse)
-    async def show(request: Request, token: str, tersimpan: str = Query(default="", max_length=1)) -> HTMLResponse:
-        found = await _state(request, token[:tokens.MAX_TOKEN_LENGTH + 1])
-        if isinstance(found, HTMLResponse):
-            return found
-        invitation, meeting = found
-        closed = _closed(invitation, meeting, runtime(request).clock())
-        return closed or await _page(request, token, invitation, meeting,
-                                     saved=tersimpan == "1")
-
-    @pages.post("/{token}", response_class=HTMLResponse)
-    async def respond(request: Request, token: str) -> Any:
-        found = await _state(request, token[:tokens.MAX_TOKEN_LENGTH + 1])
-        if isinstance(found, HTMLResponse):
-            return found
-        invitation, meeting = found
-        rt = runtime(request)
-        closed = _closed(invitation, meeting, rt.clock())
-        if closed is not None:
-            return closed
-        try:
-            form = await web.read_form(request, FIELDS)
-            web.check_csrf(_secret(request), str(invitation["invitation_id"]), form.get(web.CSRF_FIELD))
-            response, reason, delegate = _answer_of(form)
-        except web.FormError as exc:
-            return await _page(request, token, invitation, meeting, error=str(exc), status_code=400)
-        except _Invalid as exc:
-            return await _page(request, token, invitation, meeting, error=str(exc), form=exc.form, status_code=422)
-        try:
-            async with rt.pool.acquire() as conn, conn.transaction():
-                await commands.answer(conn, deps(request), invitation["invitation_id"], response=response,
-                                      reason=reason, delegate=delegate, now=rt.clock())
-        except domain.DomainError as exc:
-            log.info("RSVP from the page refused", invitation_id=str(invitation["invitation_id"]),
-                     reason=type(exc).__name__)
-            fresh = await _state(request, token)
-            if isinstance(fresh, HTMLResponse):
-                return fresh
-            return _closed(*fresh, rt.clock()) or await _page(
-                request, token, *fresh, error=refusal_text(exc), form=form,
-                status_code=_status_of(exc))
-        # Post/redirect/get: reloading the page does not send the answer again.
-        return RedirectResponse(f"/undangan/{token}?tersimpan=1", status_code=303)
-
-    return pages
+@router.get("/{token}", response_class=HTMLResponse)
+async def show(request: Request, token: str, tersimpan: str = Query(default="", max_length=1),
+               settings: Config = Depends(config), store: Store = Depends(reader)) -> HTMLResponse:
+    found = await _state(store, settings.secret, token[:tokens.MAX_TOKEN_LENGTH + 1])
+    if isinstance(found, HTMLResponse):
+        return found
+    invitation, meeting = found
+    closed = _closed(invitation, meeting, runtime(request).clock())
+    return closed or await _page(store, settings.secret, token, invitation, meeting, saved=tersimpan == "1")
 
 
-def _status_of(exc: domain.DomainError) -> int:
-    """The status the JSON API gives the same refusal (services.invitations.http)."""
-    for kind, code in ((domain.TooSoon, 429), (domain.Gone, 410), (domain.Conflict, 409), (domain.NotFound, 404)):
-        if isinstance(exc, kind):
-            return code
-    return 422
+@router.post("/{token}", response_class=HTMLResponse)
+async def respond(request: Request, token: str, settings: Config = Depends(config),
+                  uow: UnitOfWork[Store] = link_unit_of_work) -> Any:
+    secret, store = settings.secret, uow.store
+    found = await _state(store, secret, token[:tokens.MAX_TOKEN_LENGTH + 1])
+    if isinstance(found, HTMLResponse):
+        return found
+    invitation, meeting = found
+    closed = _closed(invitation, meeting, uow.now)
+    if closed is not None:
+        return closed
+    try:
+        form = await web.read_form(request, FIELDS)
+        web.check_csrf(secret, str(invitation["invitation_id"]), form.get(web.CSRF_FIELD))
+        response, reason, delegate = _answer_of(form)
+    except web.FormError as exc:
+        return await _page(store, secret, token, invitation, meeting, error=str(exc), status_code=400)
+    except _Invalid as exc:
+        return await _page(store, secret, token, invitation, meeting, error=str(exc), form=exc.form,
+                           status_code=422)
+    try:
+        # A savepoint: this route answers a refusal with a page (so the unit of work commits), and a
+        # refused answer must still leave nothing behind.
+        async with uow.conn.transaction():
+            await commands.answer(uow.acting_as(invitee(invitation["invitation_id"])), settings,
+                                  invitation["invitation_id"], response=response, reason=reason, delegate=delegate)
+    except DomainError as exc:
+        log.info("RSVP from the page refused", invitation_id=str(invitation["invitation_id"]),
+                 reason=type(exc).__name__)
+        fresh = await _state(store, secret, token)
+        if isinstance(fresh, HTMLResponse):
+            return fresh
+        return _closed(*fresh, uow.now) or await _page(store, secret, token, *fresh, error=refusal_text(exc),
+                                                       form=form, status_code=exc.http_status)
+    # Post/redirect/get: reloading the page does not send the answer again.
+    return RedirectResponse(f"/undangan/{token}?tersimpan=1", status_code=303)
 
 
 class _Invalid(ValueError):
@@ -205,15 +196,8 @@ def _answer_of(form: dict[str, str]) -> tuple[str, str, Contact | None]:
     return response, reason, delegate
 
 
-def invitation_link(base_url: str, token: str) -> str:
-    return f"{base_url}/undangan/{token}"
-
-
 def redirect_browser(request: Request, token: str) -> RedirectResponse | None:
     """A browser that opens an old `/rsvp/{token}` link is sent to the page."""
     if web.wants_html(request):
         return RedirectResponse(f"/undangan/{token}", status_code=303)
     return None
-
-
-

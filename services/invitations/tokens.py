@@ -1,7 +1,8 @@
 """Signed, expiring RSVP tokens: `<invitation id>.<expiry epoch seconds>.<HMAC-SHA256>`.
 
 The signature covers both parts, so a token works for its own invitation only and its
-expiry cannot be stretched. Pure: the caller passes the secret and `now`.
+expiry cannot be stretched. Pure: the caller passes the secret and `now`. A bad token raises
+a refusal of the shared family, so the HTTP edge answers it like any other.
 """
 
 from __future__ import annotations
@@ -12,16 +13,18 @@ import hmac
 import uuid
 from datetime import UTC, datetime
 
+from shared.platform.errors import Forbidden, Gone
+
 VERSION = "v1"
 MAX_TOKEN_LENGTH = 200
 
 
-class InvalidToken(ValueError):
-    """Tampered, malformed or signed with another key."""
+class InvalidToken(Forbidden):
+    """Tampered, malformed or signed with another key (403)."""
 
 
-class ExpiredToken(ValueError):
-    """Genuine, but past its expiry."""
+class ExpiredToken(Gone):
+    """Genuine, but past its expiry (410)."""
 
 
 def _sign(secret: bytes, invitation_id: uuid.UUID, expires: int) -> str:
