@@ -63,8 +63,9 @@ def _rule(sources: set[S], target: S, *roles: Role) -> Rule:
     return Rule(frozenset(sources), target, frozenset(roles))
 
 
-# Who may take each action from where. A region operator acts only for its own region
-# (checked at the edge); SYSTEM covers submissions arriving as events.
+# Who may take each action from where. A region operator acts only for its own region (the
+# use cases check it, the edges first); a submission arriving as an event acts as the sending
+# region's operator.
 RULES: dict[Action, list[Rule]] = {
     Action.SAVE_DRAFT: [_rule({S.REQUESTED, S.DRAFT, S.RETURNED}, S.DRAFT, Role.REGION_OPERATOR)],
     Action.SUBMIT: [_rule({S.REQUESTED, S.DRAFT, S.RETURNED}, S.SUBMITTED, Role.REGION_OPERATOR)],
