@@ -32,7 +32,6 @@ from .workflow import AWAITING_SUBMISSION, COMMITTED, Action, IllegalTransition,
 
 REMINDER = "commitments.deadline_reminder"
 OVERDUE = "commitments.deadline_overdue"
-Work = UnitOfWork[Store]
 
 
 class Row(Protocol):
@@ -58,22 +57,22 @@ def _check_region(actor: Actor, region_code: str) -> None:
         raise Forbidden(f"a key for region {actor.region_code} may not act for region {region_code}")
 
 
-async def _audit(uow: Work, commitment_id: uuid.UUID, action: str, from_status: str | None, to_status: str, *,
-                 reason: str = "", event_id: str | None = None) -> None:
+async def _audit(uow: UnitOfWork[Store], commitment_id: uuid.UUID, action: str, from_status: str | None,
+                 to_status: str, *, reason: str = "", event_id: str | None = None) -> None:
     actor = uow.actor
     await uow.store.audit(commitment_id=commitment_id, at=uow.now, actor=actor.id,
                           role=actor.role.value if actor.role is not None else "system", action=action,
                           from_status=from_status, to_status=to_status, reason=reason, event_id=event_id)
 
 
-async def _locked(uow: Work, commitment_id: uuid.UUID) -> asyncpg.Record:
+async def _locked(uow: UnitOfWork[Store], commitment_id: uuid.UUID) -> asyncpg.Record:
     row = await uow.store.lock(commitment_id)
     if row is None:
         raise NotFound(f"no commitment {commitment_id}")
     return row
 
 
-async def _current(uow: Work, commitment_id: uuid.UUID) -> asyncpg.Record:
+async def _current(uow: UnitOfWork[Store], commitment_id: uuid.UUID) -> asyncpg.Record:
     row = await uow.store.get(commitment_id)
     assert row is not None  # locked in this transaction
     return row
@@ -81,7 +80,7 @@ async def _current(uow: Work, commitment_id: uuid.UUID) -> asyncpg.Record:
 
 # --- requests and deadlines -------------------------------------------------------------
 
-async def schedule_deadline_timers(uow: Work, commitment_id: uuid.UUID, deadline: datetime,
+async def schedule_deadline_timers(uow: UnitOfWork[Store], commitment_id: uuid.UUID, deadline: datetime,
                                    leads: Sequence[timedelta]) -> None:
     """A reminder per lead (those not already past) and the overdue timer; moves existing ones."""
     await uow.store.cancel_timers(REMINDER, f"{commitment_id}:")
@@ -93,7 +92,7 @@ async def schedule_deadline_timers(uow: Work, commitment_id: uuid.UUID, deadline
     await uow.store.schedule_timer(OVERDUE, str(commitment_id), deadline, payload)
 
 
-async def open_request(uow: Work, *, region_code: str, fiscal_year: int, deadline: datetime,
+async def open_request(uow: UnitOfWork[Store], *, region_code: str, fiscal_year: int, deadline: datetime,
                        leads: Sequence[timedelta], meeting_id: uuid.UUID | None) -> tuple[uuid.UUID, bool]:
     """Open the region's commitment request; an existing one is left as it is (returns created=False)."""
     commitment_id = uuid.uuid4()
@@ -111,8 +110,9 @@ async def open_request(uow: Work, *, region_code: str, fiscal_year: int, deadlin
     return commitment_id, True
 
 
-async def extend_deadline(uow: Work, *, commitment_id: uuid.UUID, deadline: datetime, leads: Sequence[timedelta],
-                          reason: str, expected_version: int | None = None) -> asyncpg.Record:
+async def extend_deadline(uow: UnitOfWork[Store], *, commitment_id: uuid.UUID, deadline: datetime,
+                          leads: Sequence[timedelta], reason: str,
+                          expected_version: int | None = None) -> asyncpg.Record:
     row = await _locked(uow, commitment_id)
     _check_version(row, expected_version)
     status = S(row["status"])
@@ -133,7 +133,7 @@ async def extend_deadline(uow: Work, *, commitment_id: uuid.UUID, deadline: date
     return await _current(uow, commitment_id)
 
 
-async def fire_reminder(uow: Work, payload: dict[str, Any]) -> bool:
+async def fire_reminder(uow: UnitOfWork[Store], payload: dict[str, Any]) -> bool:
     row = await uow.store.lock(uuid.UUID(payload["commitment_id"]))
     # A reminder that comes due only after the deadline (a wheel that was down) is moot.
     if row is None or not _still_due(row, payload) or uow.now >= row["deadline"]:
@@ -144,7 +144,7 @@ async def fire_reminder(uow: Work, payload: dict[str, Any]) -> bool:
     return True
 
 
-async def fire_overdue(uow: Work, payload: dict[str, Any]) -> bool:
+async def fire_overdue(uow: UnitOfWork[Store], payload: dict[str, Any]) -> bool:
     """Escalate to the province: the overdue event (routed to provincial staff) and an audit record."""
     row = await uow.store.lock(uuid.UUID(payload["commitment_id"]))
     if row is None or not _still_due(row, payload) or uow.now < row["deadline"]:
@@ -178,7 +178,7 @@ def _validate_body(body: CommitmentBody, row: Row, fiscal_year: int) -> calculat
         raise Invalid(f"{exc} [rates {version.version}]") from None
 
 
-async def _locked_for_region(uow: Work, region_code: str, fiscal_year: int) -> asyncpg.Record:
+async def _locked_for_region(uow: UnitOfWork[Store], region_code: str, fiscal_year: int) -> asyncpg.Record:
     _check_region(uow.actor, region_code)
     row = await uow.store.lock_by_region(region_code, fiscal_year)
     if row is None:
@@ -192,7 +192,7 @@ def _body_columns(body: CommitmentBody, figures: calculator.BodyFigures) -> dict
             "worker_months": sum(line.workers * line.months for line in body.lines)}
 
 
-async def save_draft(uow: Work, *, body: CommitmentBody, fiscal_year: int,
+async def save_draft(uow: UnitOfWork[Store], *, body: CommitmentBody, fiscal_year: int,
                      expected_version: int | None = None) -> asyncpg.Record:
     row = await _locked_for_region(uow, body.region_code, fiscal_year)
     _check_version(row, expected_version)
@@ -209,8 +209,9 @@ async def save_draft(uow: Work, *, body: CommitmentBody, fiscal_year: int,
     return await _current(uow, row["commitment_id"])
 
 
-async def submit(uow: Work, *, region_code: str, body: CommitmentBody | None, fiscal_year: int, submission_id: str,
-                 channel: str, expected_version: int | None = None) -> tuple[asyncpg.Record, bool]:
+async def submit(uow: UnitOfWork[Store], *, region_code: str, body: CommitmentBody | None, fiscal_year: int,
+                 submission_id: str, channel: str,
+                 expected_version: int | None = None) -> tuple[asyncpg.Record, bool]:
     """Submit (or resubmit) the region's commitment. A known submission_id changes nothing (returns False)."""
     row = await _locked_for_region(uow, region_code, fiscal_year)
     if await uow.store.submission_exists(submission_id):
@@ -240,8 +241,8 @@ async def submit(uow: Work, *, region_code: str, body: CommitmentBody | None, fi
 
 # --- review ------------------------------------------------------------------------------
 
-async def review(uow: Work, *, commitment_id: uuid.UUID, action: Action, note: str = "", reasons: Sequence[str] = (),
-                 expected_version: int | None = None) -> asyncpg.Record:
+async def review(uow: UnitOfWork[Store], *, commitment_id: uuid.UUID, action: Action, note: str = "",
+                 reasons: Sequence[str] = (), expected_version: int | None = None) -> asyncpg.Record:
     """Verify, return, acknowledge or withdraw; the loser of a race gets IllegalTransition."""
     row = await _locked(uow, commitment_id)
     actor = uow.actor
@@ -274,7 +275,7 @@ async def review(uow: Work, *, commitment_id: uuid.UUID, action: Action, note: s
 
 # --- realization -------------------------------------------------------------------------
 
-async def record_realization(uow: Work, report: RealizationReported, fiscal_year: int, *,
+async def record_realization(uow: UnitOfWork[Store], report: RealizationReported, fiscal_year: int, *,
                              sent_at: datetime) -> bool:
     """Track a BPJS figure against the commitment; True when it replaced the figure in place.
 
