@@ -40,7 +40,7 @@ IF_MATCH = Header(default=None, pattern=r'^(W/)?"?[0-9]{1,9}"?$',
                   description="The ETag (version) last read: the change applies only to that version (else 412)")
 WRITE_ERRORS = error(400, 404, 409, 412, 422, e409="Not allowed from the current state (`detail` names it)",
                      e412="The If-Match version is stale (`detail` names the current state)")
-REVIEW = {"responses": WRITE_ERRORS, "openapi_extra": body_limit(16 * 1024)}
+REVIEW: dict[str, Any] = {"responses": WRITE_ERRORS, "openapi_extra": body_limit(16 * 1024)}
 
 api = api_router(tags=["commitments"])
 
@@ -87,7 +87,8 @@ async def open_requests(body: OpenRequestsIn, t: Terms = Depends(terms),
     deadline = as_wita(body.deadline) if body.deadline else t.deadline_for(uow.now)
     if deadline <= uow.now:
         raise Invalid("the deadline must be in the future")
-    opened, existing = [], []
+    opened: list[dict[str, str]] = []
+    existing: list[dict[str, str]] = []
     for code in body.regions or list(regions()):
         commitment_id, created = await ops.open_request(uow, region_code=code, fiscal_year=t.fiscal_year,
                                                         deadline=deadline, leads=t.reminder_leads,
