@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from functools import partial
 from typing import Any
 
 from fastapi import FastAPI
@@ -16,11 +17,11 @@ from shared.platform.runtime import Runtime
 from shared.platform.tasks import cancel_and_wait
 from shared.platform.timers import Clock, system_clock
 
-from . import http, http_pages, http_region_pages, http_review_pages
-from .handlers import Handlers
+from . import handlers, http, http_pages, http_region_pages, http_review_pages
 from .operations import OVERDUE, REMINDER
 from .settings import CommitmentsSettings
 from .sign_in_mail import SignInMailer
+from .store import Store
 
 
 def migration_sets() -> list[list[migrations.Migration]]:
@@ -53,24 +54,26 @@ def build(settings: CommitmentsSettings, *, clock: Clock = system_clock) -> tupl
                topics.REALIZATION_INBOUND]
     staff = http_pages.staff_directory(settings.staff_file)
     runtime = CommitmentsRuntime(settings, migration_sets=migration_sets(), topics_out=[topics.COMMITMENTS_EVENTS],
-                                 topics_in=inbound, clock=clock, staff=staff)
-    handlers = Handlers(settings, clock)
+                                 topics_in=inbound, clock=clock, staff=staff, store=Store)
+    terms = settings.terms()
     # Batch path: up to 100 records per transaction and per offset commit (docs/performance.md, B1);
     # a rejected record is isolated by a savepoint replay, so it alone is dead-lettered.
     consumer = runtime.consumer(inbound, batch_size=100)
-    consumer.handles(MeetingConcluded)(handlers.meeting_concluded)
-    consumer.handles(SubmitCommitment)(handlers.submit_commitment)
-    consumer.handles(RealizationReported)(handlers.realization_reported)
+    consumer.handles(MeetingConcluded)(partial(handlers.meeting_concluded, terms=terms))
+    consumer.handles(SubmitCommitment)(partial(handlers.submit_commitment, terms=terms))
+    consumer.handles(RealizationReported)(partial(handlers.realization_reported, terms=terms))
     runtime.timer(REMINDER)(handlers.deadline_reminder)
     runtime.timer(OVERDUE)(handlers.deadline_overdue)
     app = create_app("NTB Rakor: commitments",
                      "FY2026 budget commitments of the ten regencies/cities: requests, submissions, review, "
                      "deadlines, realization and the provincial summary.")
     app.state.runtime = runtime
-    app.include_router(http.router())
+    app.state.terms = terms
     app.state.staff = staff
-    app.include_router(http_pages.router())
-    app.include_router(http_review_pages.router())
-    app.include_router(http_region_pages.router())
+    app.include_router(http.api)
+    app.include_router(http_pages.pages)
+    app.include_router(http_review_pages.pages)
+    app.include_router(http_region_pages.pages)
+    app.add_exception_handler(http_pages.PageAnswer, http_pages.answer)
     web.serve_page_errors(app, ["masuk", "keluar", "dasbor", "komitmen", "tinjauan"])
     return runtime, app

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
 
 from shared.contracts.commitments import CommitmentBody, CommitmentLine, Programme, Segment
+from shared.platform.formatting import format_rupiah
 
 from .rates import RateVersion
 
@@ -25,12 +26,6 @@ MAX_WAGE_RP = 1_000_000_000
 
 class CalculationError(ValueError):
     """The submitted figures break a rule; the message names the line and the expected figure."""
-
-
-def rupiah(amount: int) -> str:
-    """`Rp3.024.000.000`: the way people in Indonesia write money."""
-    sign = "-" if amount < 0 else ""
-    return f"{sign}Rp{abs(amount):,}".replace(",", ".")
 
 
 def round_rupiah(amount: Decimal) -> int:
@@ -90,22 +85,22 @@ def line_figure(line: CommitmentLine, rates: RateVersion) -> LineFigure:
             raise CalculationError(
                 f"segment {line.segment} is BPU: give unit_contribution_rp, not wage_rp/jkk_risk_class")
         unit = bpu_unit(programmes, rates)
-        how = f"{line.workers:,} workers x {line.months} months x {rupiah(unit)}"
+        how = f"{line.workers:,} workers x {line.months} months x {format_rupiah(unit)}"
         if line.unit_contribution_rp is None:
             raise CalculationError(
-                f"BPU line needs unit_contribution_rp (expected {rupiah(unit)} per worker per month)")
+                f"BPU line needs unit_contribution_rp (expected {format_rupiah(unit)} per worker per month)")
     else:
         if line.wage_rp is None or line.jkk_risk_class is None:
             raise CalculationError(f"segment {line.segment} is PPU: give wage_rp and jkk_risk_class")
         if not 0 < line.wage_rp <= MAX_WAGE_RP:
-            raise CalculationError(f"wage_rp must be between Rp1 and {rupiah(MAX_WAGE_RP)}")
+            raise CalculationError(f"wage_rp must be between Rp1 and {format_rupiah(MAX_WAGE_RP)}")
         unit = ppu_unit(programmes, line.wage_rp, line.jkk_risk_class, rates)
-        how = (f"{line.workers:,} workers x {line.months} months x {rupiah(unit)} "
-               f"(wage {rupiah(line.wage_rp)}, risk class {line.jkk_risk_class})")
+        how = (f"{line.workers:,} workers x {line.months} months x {format_rupiah(unit)} "
+               f"(wage {format_rupiah(line.wage_rp)}, risk class {line.jkk_risk_class})")
     if line.unit_contribution_rp is not None and line.unit_contribution_rp != unit:
         raise CalculationError(
-            f"unit_contribution_rp {rupiah(line.unit_contribution_rp)} disagrees with the rates "
-            f"(version {rates.version}): expected {rupiah(unit)} per worker per month")
+            f"unit_contribution_rp {format_rupiah(line.unit_contribution_rp)} disagrees with the rates "
+            f"(version {rates.version}): expected {format_rupiah(unit)} per worker per month")
     return LineFigure(scheme, unit, line.workers * line.months * unit, how)
 
 
@@ -126,8 +121,8 @@ def check_body(body: CommitmentBody, rates: RateVersion) -> BodyFigures:
             raise CalculationError(f"line {index}: {exc}") from None
         if line.total_rp != figure.total_rp:
             raise CalculationError(
-                f"line {index}: total_rp {rupiah(line.total_rp)} disagrees with the calculator: "
-                f"expected {rupiah(figure.total_rp)} ({figure.explanation})")
+                f"line {index}: total_rp {format_rupiah(line.total_rp)} disagrees with the calculator: "
+                f"expected {format_rupiah(figure.total_rp)} ({figure.explanation})")
         figures.append(figure)
     workers = sum(line.workers for line in body.lines)
     total = sum(f.total_rp for f in figures)
@@ -135,5 +130,5 @@ def check_body(body: CommitmentBody, rates: RateVersion) -> BodyFigures:
         raise CalculationError(f"total_workers {body.total_workers:,} disagrees with the lines: expected {workers:,}")
     if body.total_rp != total:
         raise CalculationError(
-            f"total_rp {rupiah(body.total_rp)} disagrees with the lines: expected {rupiah(total)}")
+            f"total_rp {format_rupiah(body.total_rp)} disagrees with the lines: expected {format_rupiah(total)}")
     return BodyFigures(figures, workers, total)

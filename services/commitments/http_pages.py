@@ -20,16 +20,18 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from fastapi import Request
-from fastapi.responses import HTMLResponse, RedirectResponse
+from fastapi import Depends, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
+from shared.contracts.regions import regions
+from shared.contracts.roles import Role
 from shared.platform import labels, web, web_session
 from shared.platform.auth import Principal
-from shared.contracts.roles import Role
 from shared.platform.logging import get_logger
 from shared.platform.wita import as_wita
 
-from . import charts, sign_in_mail, store
+from . import charts, sign_in_mail
+from .store import Store
 from .summary import summary as build_summary
 
 log = get_logger(__name__)
@@ -100,116 +102,136 @@ def signed_in(request: Request) -> Principal | None:
     return found[0] if found else None
 
 
-def router() -> Any:
-    pages = web.page_router()
+class PageAnswer(Exception):
+    """A page's dependency answers with this page instead of running the route (bootstrap registers `answer`)."""
 
-    @pages.get("/masuk", response_class=HTMLResponse)
-    async def sign_in_form(request: Request, lanjut: str = "") -> HTMLResponse:
-        return web.render(PAGES, "sign_in.html.j2", sent=False, error="", lanjut=next_path(lanjut) or "",
+    def __init__(self, response: Response) -> None:
+        super().__init__(response.status_code)
+        self.response = response
+
+
+async def answer(_: Request, exc: Exception) -> Response:
+    assert isinstance(exc, PageAnswer)
+    return exc.response
+
+
+def session(request: Request) -> Principal:
+    """The signed-in person a form acts for (`unit_of_work(session)`); without a live session, say so."""
+    principal = signed_in(request)
+    if principal is None:
+        raise PageAnswer(session_ended())
+    return principal
+
+
+def reader(request: Request) -> Store:
+    """Pages' reads outside a form's unit of work use the pool."""
+    return Store(_rt(request).pool)
+
+
+pages = web.page_router()
+
+
+@pages.get("/masuk", response_class=HTMLResponse)
+async def sign_in_form(request: Request, lanjut: str = "") -> HTMLResponse:
+    return web.render(PAGES, "sign_in.html.j2", sent=False, error="", lanjut=next_path(lanjut) or "",
+                      csrf=web.csrf_token(_secret(request), "masuk"))
+
+
+@pages.post("/masuk", response_class=HTMLResponse)
+async def request_link(request: Request) -> HTMLResponse:
+    rt = _rt(request)
+    try:
+        form = await web.read_form(request, ("email", "lanjut"))
+        web.check_csrf(_secret(request), "masuk", form.get(web.CSRF_FIELD))
+    except web.FormError as exc:
+        return web.render(PAGES, "sign_in.html.j2", status_code=400, sent=False, error=str(exc), lanjut="",
                           csrf=web.csrf_token(_secret(request), "masuk"))
-
-    @pages.post("/masuk", response_class=HTMLResponse)
-    async def request_link(request: Request) -> HTMLResponse:
-        rt = _rt(request)
-        try:
-            form = await web.read_form(request, ("email", "lanjut"))
-            web.check_csrf(_secret(request), "masuk", form.get(web.CSRF_FIELD))
-        except web.FormError as exc:
-            return web.render(PAGES, "sign_in.html.j2", status_code=400, sent=False, error=str(exc), lanjut="",
-                              csrf=web.csrf_token(_secret(request), "masuk"))
-        email = form.get("email", "").strip().lower()
-        person = request.app.state.staff.get(email) if len(email) <= 254 else None
-        if person is not None:
-            # Queued in the same row that makes the link valid: a relay down or a restart loses nothing.
-            await sign_in_mail.request_link(rt.pool, _secret(request), email, _now(request),
-                                            timedelta(minutes=rt.settings.sign_in_link_minutes),
-                                            next_path(form.get("lanjut")))
-            if getattr(rt, "sign_in_mailer", None) is not None:
-                rt.sign_in_mailer.wake()
-            log.info("sign-in link requested", principal=web_session.subject_of(email))
-        # The same answer whether or not the address is known: the page reveals nobody.
-        return web.render(PAGES, "sign_in.html.j2", sent=True, error="", lanjut="",
-                          csrf=web.csrf_token(_secret(request), "masuk"))
-
-    @pages.get("/masuk/{token}", response_class=HTMLResponse)
-    async def confirm(request: Request, token: str) -> HTMLResponse:
-        row = await _rt(request).pool.fetchrow("SELECT * FROM sign_in_links WHERE token_hash = $1", _hash(token[:100]))
-        if row is None or row["used_at"] is not None or _now(request) >= row["expires_at"]:
-            return _message("Tautan masuk tidak berlaku", "Tautan ini sudah dipakai, kedaluwarsa, atau tidak "
-                            "dikenal. Mintalah tautan baru di halaman Masuk.", 410)
-        return web.render(PAGES, "confirm.html.j2", token=token,
-                          csrf=web.csrf_token(_secret(request), "tautan:" + _hash(token)))
-
-    @pages.post("/masuk/{token}", response_class=HTMLResponse)
-    async def consume(request: Request, token: str) -> Any:
-        rt = _rt(request)
-        try:
-            form = await web.read_form(request, ())
-            web.check_csrf(_secret(request), "tautan:" + _hash(token[:100]), form.get(web.CSRF_FIELD))
-        except web.FormError as exc:
-            return _message("Belum dapat masuk", str(exc), 400)
-        used = await rt.pool.fetchrow(
-            "UPDATE sign_in_links SET used_at = $2 WHERE token_hash = $1 AND used_at IS NULL AND expires_at > $2 "
-            "RETURNING email, next_path", _hash(token[:100]), _now(request))
-        email = used["email"] if used else None
-        person = request.app.state.staff.get(email) if email else None
-        if person is None:
-            return _message("Tautan masuk tidak berlaku", "Tautan ini sudah dipakai, kedaluwarsa, atau tidak "
-                            "dikenal. Mintalah tautan baru di halaman Masuk.", 410)
-        lifetime = rt.settings.session_hours * 3600
-        cookie = web_session.issue(_secret(request), email=email, name=person["name"], role=person["role"],
-                                   region_code=person["region_code"], lifetime_seconds=lifetime)
-        response = RedirectResponse(next_path(used["next_path"]) or "/dasbor", status_code=303)
-        web_session.set_cookie(response, cookie, lifetime_seconds=lifetime, development=rt.settings.development)
-        log.info("signed in", principal=web_session.subject_of(email), role=person["role"].value)
-        return response
-
-    @pages.post("/keluar", response_class=HTMLResponse)
-    async def sign_out(request: Request) -> Any:
-        found = web_session.from_request(request, _secret(request))
-        try:
-            form = await web.read_form(request, ())
-            web.check_csrf(_secret(request), found[0].key_id if found else "", form.get(web.CSRF_FIELD))
-        except web.FormError as exc:
-            return _message("Belum keluar", str(exc), 400)
-        response = RedirectResponse("/masuk", status_code=303)
-        web_session.clear_cookie(response, development=_rt(request).settings.development)
-        return response
-
-    @pages.get("/dasbor", response_class=HTMLResponse)
-    async def dashboard(request: Request) -> Any:
-        principal = signed_in(request)
-        if principal is None:
-            return to_sign_in(request)
-        if principal.role not in DASHBOARD_ROLES:
-            return _message("Tidak berwenang", "Peran Anda tidak dapat membuka dasbor ini.", 403)
-        rt = _rt(request)
-        fy = rt.settings.fiscal_year
-        data = build_summary(fy, await store.list_all(rt.pool, fy), await store.realization_totals(rt.pool, fy))
-        moments = [(r["submitted_at"], r["region_name"]) for r in await _submissions(rt.pool, fy)]
-        now = _now(request)
-        start = min([m for m, _ in moments] + [now - timedelta(days=30)])
-        coverage = data["province"]["coverage"]
-        return web.render(
-            PAGES, "dashboard.html.j2", data=data, principal=principal, now=now,
-            role_label=ROLE_LABELS.get(principal.role.value, "-"), status_labels=STATUS_LABELS,
-            bars=charts.bars(data["regions"]),
-            gauge_committed=charts.gauge(coverage["with_commitments_percent"], coverage["target_percent"],
-                                         "Cakupan dengan komitmen"),
-            gauge_realized=charts.gauge(coverage["with_realization_percent"], coverage["target_percent"],
-                                        "Cakupan terealisasi"),
-            timeline=charts.timeline(moments, start, now), submissions=len(moments),
-            as_of=date.fromisoformat(coverage["as_of"]),
-            csrf=web.csrf_token(_secret(request), principal.key_id))
-
-    return pages
+    email = form.get("email", "").strip().lower()
+    person = request.app.state.staff.get(email) if len(email) <= 254 else None
+    if person is not None:
+        # Queued in the same row that makes the link valid: a relay down or a restart loses nothing.
+        await sign_in_mail.request_link(rt.pool, _secret(request), email, _now(request),
+                                        timedelta(minutes=rt.settings.sign_in_link_minutes),
+                                        next_path(form.get("lanjut")))
+        if getattr(rt, "sign_in_mailer", None) is not None:
+            rt.sign_in_mailer.wake()
+        log.info("sign-in link requested", principal=web_session.subject_of(email))
+    # The same answer whether or not the address is known: the page reveals nobody.
+    return web.render(PAGES, "sign_in.html.j2", sent=True, error="", lanjut="",
+                      csrf=web.csrf_token(_secret(request), "masuk"))
 
 
-async def _submissions(pool: Any, fiscal_year: int) -> list[Any]:
-    from shared.contracts.regions import regions
+def _link_not_valid() -> HTMLResponse:
+    return _message("Tautan masuk tidak berlaku", "Tautan ini sudah dipakai, kedaluwarsa, atau tidak "
+                    "dikenal. Mintalah tautan baru di halaman Masuk.", 410)
 
-    rows = await pool.fetch("SELECT s.submitted_at, c.region_code FROM submissions s JOIN commitments c "
-                            "USING (commitment_id) WHERE c.fiscal_year = $1 ORDER BY s.submitted_at", fiscal_year)
+
+@pages.get("/masuk/{token}", response_class=HTMLResponse)
+async def confirm(request: Request, token: str, store: Store = Depends(reader)) -> HTMLResponse:
+    row = await store.sign_in_link(_hash(token[:100]))
+    if row is None or row["used_at"] is not None or _now(request) >= row["expires_at"]:
+        return _link_not_valid()
+    return web.render(PAGES, "confirm.html.j2", token=token,
+                      csrf=web.csrf_token(_secret(request), "tautan:" + _hash(token)))
+
+
+@pages.post("/masuk/{token}", response_class=HTMLResponse)
+async def consume(request: Request, token: str, store: Store = Depends(reader)) -> Any:
+    rt = _rt(request)
+    try:
+        form = await web.read_form(request, ())
+        web.check_csrf(_secret(request), "tautan:" + _hash(token[:100]), form.get(web.CSRF_FIELD))
+    except web.FormError as exc:
+        return _message("Belum dapat masuk", str(exc), 400)
+    used = await store.use_sign_in_link(_hash(token[:100]), _now(request))
+    email = used["email"] if used else None
+    person = request.app.state.staff.get(email) if email else None
+    if used is None or person is None:
+        return _link_not_valid()
+    lifetime = rt.settings.session_hours * 3600
+    cookie = web_session.issue(_secret(request), email=email, name=person["name"], role=person["role"],
+                               region_code=person["region_code"], lifetime_seconds=lifetime)
+    response = RedirectResponse(next_path(used["next_path"]) or "/dasbor", status_code=303)
+    web_session.set_cookie(response, cookie, lifetime_seconds=lifetime, development=rt.settings.development)
+    log.info("signed in", principal=web_session.subject_of(email), role=person["role"].value)
+    return response
+
+
+@pages.post("/keluar", response_class=HTMLResponse)
+async def sign_out(request: Request) -> Any:
+    found = web_session.from_request(request, _secret(request))
+    try:
+        form = await web.read_form(request, ())
+        web.check_csrf(_secret(request), found[0].key_id if found else "", form.get(web.CSRF_FIELD))
+    except web.FormError as exc:
+        return _message("Belum keluar", str(exc), 400)
+    response = RedirectResponse("/masuk", status_code=303)
+    web_session.clear_cookie(response, development=_rt(request).settings.development)
+    return response
+
+
+@pages.get("/dasbor", response_class=HTMLResponse)
+async def dashboard(request: Request, store: Store = Depends(reader)) -> Any:
+    principal = signed_in(request)
+    if principal is None:
+        return to_sign_in(request)
+    if principal.role not in DASHBOARD_ROLES:
+        return _message("Tidak berwenang", "Peran Anda tidak dapat membuka dasbor ini.", 403)
+    fy = _rt(request).settings.fiscal_year
+    data = build_summary(fy, await store.list_all(fy), await store.realization_totals(fy))
     names = {code: r.name for code, r in regions().items()}
-    return [{"submitted_at": as_wita(r["submitted_at"]), "region_name": names.get(r["region_code"], "-")}
-            for r in rows]
+    moments = [(as_wita(r["submitted_at"]), names.get(r["region_code"], "-")) for r in await store.submission_times(fy)]
+    now = _now(request)
+    start = min([m for m, _ in moments] + [now - timedelta(days=30)])
+    coverage = data["province"]["coverage"]
+    return web.render(
+        PAGES, "dashboard.html.j2", data=data, principal=principal, now=now,
+        role_label=ROLE_LABELS.get(principal.role.value, "-"), status_labels=STATUS_LABELS,
+        bars=charts.bars(data["regions"]),
+        gauge_committed=charts.gauge(coverage["with_commitments_percent"], coverage["target_percent"],
+                                     "Cakupan dengan komitmen"),
+        gauge_realized=charts.gauge(coverage["with_realization_percent"], coverage["target_percent"],
+                                    "Cakupan terealisasi"),
+        timeline=charts.timeline(moments, start, now), submissions=len(moments),
+        as_of=date.fromisoformat(coverage["as_of"]),
+        csrf=web.csrf_token(_secret(request), principal.key_id))

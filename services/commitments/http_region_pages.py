@@ -4,8 +4,8 @@ submit, why it was returned, and resubmit. A signed-in region operator acts for 
 The person types who is covered (segment, programmes, workers, months, wage for wage earners,
 funding source); the contribution per worker and the totals come from the calculator
 (`calculator.line_figure`, the same rates the API checks against), shown with "Hitung" before
-anything is saved. Saving and submitting go through `operations.save_draft` / `operations.submit`,
-as the JSON API does.
+anything is saved. Saving and submitting go through `operations.save_draft` / `operations.submit`
+in the form's unit of work, as the JSON API does.
 """
 
 from __future__ import annotations
@@ -13,21 +13,26 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from fastapi import Request
+from fastapi import Depends, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 from pydantic import ValidationError
 
-from shared.platform import labels, web
-from shared.contracts.roles import Role
 from shared.contracts.commitments import CommitmentBody, CommitmentLine, Programme, Segment
-from shared.platform.logging import get_logger
 from shared.contracts.regions import regions
+from shared.contracts.roles import Role
+from shared.platform import labels, web
+from shared.platform.auth import Principal
+from shared.platform.errors import DomainError, Invalid, NotFound
+from shared.platform.formatting import format_rupiah
+from shared.platform.http import unit_of_work
+from shared.platform.logging import get_logger
+from shared.platform.unit_of_work import UnitOfWork
 from shared.platform.wita import as_wita
 
-from . import calculator, rates, store
+from . import calculator, rates
 from . import operations as ops
-from .http_pages import PAGES, _message, _now, _rt, _secret, session_ended, signed_in, to_sign_in
-from .workflow import IllegalTransition
+from .http_pages import PAGES, PageAnswer, _message, _now, _rt, _secret, reader, session, signed_in, to_sign_in
+from .store import Store
 
 log = get_logger(__name__)
 
@@ -45,7 +50,7 @@ class FormProblem(ValueError):
 def _int(form: dict[str, str], name: str, label: str, low: int, high: int) -> int:
     value = web.whole_number(form.get(name, "").replace(".", "").strip(), max_digits=12)
     if value is None or not low <= value <= high:
-        raise FormProblem(f"{label}: isikan bilangan bulat {low} sampai {calculator.rupiah(high)[2:]}.")
+        raise FormProblem(f"{label}: isikan bilangan bulat {low} sampai {format_rupiah(high)[2:]}.")
     return value
 
 
@@ -96,72 +101,75 @@ def body_of(form: dict[str, str], region_code: str, fiscal_year: int) -> tuple[C
     return body, figures
 
 
-def router() -> Any:
-    pages = web.page_router()
-
-    @pages.get("/komitmen", response_class=HTMLResponse)
-    async def show(request: Request, selesai: str = "") -> Any:
-        principal = signed_in(request)
-        if principal is None:
-            return to_sign_in(request)
-        if principal.role is not Role.REGION_OPERATOR:
-            return RedirectResponse("/tinjauan", status_code=303)
-        return await _page(request, principal.region_code, done=DONE.get(selesai, ""))
-
-    @pages.post("/komitmen", response_class=HTMLResponse)
-    async def act(request: Request) -> Any:
-        principal = signed_in(request)
-        if principal is None:
-            return session_ended()
-        if principal.role is not Role.REGION_OPERATOR:
-            return _message("Tidak berwenang", "Halaman ini untuk operator daerah.", 403)
-        region = principal.region_code
-        try:
-            form = await web.read_form(request, FIELDS)
-            web.check_csrf(_secret(request), f"{principal.key_id}:komitmen", form.get(web.CSRF_FIELD))
-        except web.FormError as exc:
-            return await _page(request, region, error=str(exc), status_code=400)
-        rt = _rt(request)
-        fy = rt.settings.fiscal_year
-        try:
-            body, figures = body_of(form, region, fy)
-        except FormProblem as exc:
-            return await _page(request, region, error=str(exc), form=form, status_code=422)
-        action = form.get("action")
-        if action == "hitung":
-            return await _page(request, region, form=form, figures=figures, body=body)
-        version = web.whole_number(form.get("version"))
-        actor = ops.Actor(principal.key_id, principal.role)
-        try:
-            async with rt.pool.acquire() as conn, conn.transaction():
-                emit = lambda p: rt.outbox.add(conn, p)  # noqa: E731
-                if action == "konsep":
-                    await ops.save_draft(conn, emit, body=body, fiscal_year=fy, actor=actor, now=_now(request),
-                                         expected_version=version)
-                elif action == "sampaikan":
-                    await ops.submit(conn, emit, region_code=region, body=body, fiscal_year=fy,
-                                     submission_id=f"page:{region}:{uuid.uuid4()}", channel="http", actor=actor,
-                                     now=_now(request), expected_version=version)
-                else:
-                    return await _page(request, region, error="Tindakan tidak dikenal.", form=form, status_code=400)
-        except ops.NotFound:
-            return await _page(request, region, error="Belum ada permintaan komitmen untuk daerah Anda.", status_code=404)
-        except (ops.VersionMismatch, IllegalTransition) as exc:
-            return await _page(request, region, form=form, status_code=412 if isinstance(exc, ops.VersionMismatch)
-                               else 409, error=await _why_not_now(rt, region, action))
-        except ops.InvalidCommitment:
-            return await _page(request, region, form=form, status_code=422,
-                               error="Angka komitmen tidak sesuai dengan kalkulator iuran; periksa kembali isian.")
-        log.info("commitment saved from the page", action=action, region_code=region, principal=principal.key_id)
-        return RedirectResponse(f"/komitmen?selesai={action}", status_code=303)
-
-    return pages
+def region_operator(principal: Principal = Depends(session)) -> Principal:
+    """The region operator a form acts for (`unit_of_work(region_operator)`)."""
+    if principal.role is not Role.REGION_OPERATOR:
+        raise PageAnswer(_message("Tidak berwenang", "Halaman ini untuk operator daerah.", 403))
+    return principal
 
 
-async def _why_not_now(rt: Any, region_code: str, action: str | None) -> str:
+pages = web.page_router()
+
+
+@pages.get("/komitmen", response_class=HTMLResponse)
+async def show(request: Request, selesai: str = "", store: Store = Depends(reader)) -> Any:
+    principal = signed_in(request)
+    if principal is None:
+        return to_sign_in(request)
+    if principal.role is not Role.REGION_OPERATOR or principal.region_code is None:
+        return RedirectResponse("/tinjauan", status_code=303)
+    return await _page(request, store, principal.region_code, done=DONE.get(selesai, ""))
+
+
+@pages.post("/komitmen", response_class=HTMLResponse)
+async def act(request: Request, principal: Principal = Depends(region_operator),
+              uow: UnitOfWork[Store] = unit_of_work(region_operator)) -> Any:
+    region, store = principal.region_code or "", uow.store
+    try:
+        form = await web.read_form(request, FIELDS)
+        web.check_csrf(_secret(request), f"{principal.key_id}:komitmen", form.get(web.CSRF_FIELD))
+    except web.FormError as exc:
+        return await _page(request, store, region, error=str(exc), status_code=400)
+    fy = _rt(request).settings.fiscal_year
+    try:
+        body, figures = body_of(form, region, fy)
+    except FormProblem as exc:
+        return await _page(request, store, region, error=str(exc), form=form, status_code=422)
+    action = form.get("action")
+    if action == "hitung":
+        return await _page(request, store, region, form=form, figures=figures, body=body)
+    version = web.whole_number(form.get("version"))
+    try:
+        if action == "konsep":
+            await ops.save_draft(uow, body=body, fiscal_year=fy, expected_version=version)
+        elif action == "sampaikan":
+            await ops.submit(uow, region_code=region, body=body, fiscal_year=fy,
+                             submission_id=f"page:{region}:{uuid.uuid4()}", channel="http", expected_version=version)
+        else:
+            return await _page(request, store, region, error="Tindakan tidak dikenal.", form=form, status_code=400)
+    except DomainError as exc:  # refused before anything was written: the unit of work commits nothing
+        return await _refusal(request, store, region, action, form, exc)
+    log.info("commitment saved from the page", action=action, region_code=region, principal=principal.key_id)
+    return RedirectResponse(f"/komitmen?selesai={action}", status_code=303)
+
+
+async def _refusal(request: Request, store: Store, region: str, action: str | None, form: dict[str, str],
+                   exc: DomainError) -> HTMLResponse:
+    if isinstance(exc, NotFound):
+        return await _page(request, store, region, error="Belum ada permintaan komitmen untuk daerah Anda.",
+                           status_code=404)
+    if isinstance(exc, Invalid):
+        return await _page(request, store, region, form=form, status_code=422,
+                           error="Angka komitmen tidak sesuai dengan kalkulator iuran; periksa kembali isian.")
+    # A conflict (412 for a stale version): said by what the commitment is now.
+    return await _page(request, store, region, form=form, status_code=exc.http_status,
+                       error=await _why_not_now(request, store, region, action))
+
+
+async def _why_not_now(request: Request, store: Store, region_code: str, action: str | None) -> str:
     """Why a save or submission meets a commitment that moved on: said by what it is now (a second
     click on "Sampaikan" finds it already submitted, not an error of the person's)."""
-    row = await store.get_by_region(rt.pool, region_code, rt.settings.fiscal_year)
+    row = await store.get_by_region(region_code, _rt(request).settings.fiscal_year)
     status = row["status"] if row else ""
     if status in ("submitted", "verified", "acknowledged"):
         already = "sudah disampaikan dan menunggu verifikasi" if status == "submitted" else \
@@ -187,14 +195,14 @@ def _form_of(body: dict[str, Any] | None) -> dict[str, str]:
     return form
 
 
-async def _page(request: Request, region_code: str, *, error: str = "", done: str = "", form: dict | None = None,
-                figures: list | None = None, body: CommitmentBody | None = None, status_code: int = 200) -> HTMLResponse:
-    rt = _rt(request)
+async def _page(request: Request, store: Store, region_code: str, *, error: str = "", done: str = "",
+                form: dict | None = None, figures: list | None = None, body: CommitmentBody | None = None,
+                status_code: int = 200) -> HTMLResponse:
     principal = signed_in(request)
-    row = await store.get_by_region(rt.pool, region_code, rt.settings.fiscal_year)
+    row = await store.get_by_region(region_code, _rt(request).settings.fiscal_year)
     returned = []
     if row is not None and row["status"] == "returned":
-        trail = await store.audit_trail(rt.pool, row["commitment_id"])
+        trail = await store.audit_trail(row["commitment_id"])
         last = [a for a in trail if a["action"] == "return"]
         returned = [r for r in (last[-1]["reason"] if last else "").split("; ") if r.strip()]
     return web.render(

@@ -6,6 +6,8 @@ from shared.platform.settings import ServiceSettings, service_config
 from shared.platform.smtp import SmtpConfig
 from shared.platform.wita import as_wita
 
+from .terms import Terms
+
 
 # DEVELOPMENT ONLY (NTB_ENV=development); production refuses it (shared.platform.settings).
 DEV_SESSION_SECRET = "dev-only-session-secret-do-not-use-in-production"
@@ -94,7 +96,8 @@ class CommitmentsSettings(ServiceSettings):
             raise ValueError("reminder leads must be positive durations")
         return sorted(set(value), reverse=True)
 
+    def terms(self) -> Terms:
+        return Terms.of(self)
+
     def deadline_for(self, opened_at: datetime) -> datetime:
-        if self.deadline is not None:
-            return self.deadline
-        return as_wita(opened_at + (self.deadline_after or timedelta(days=self.deadline_days)))
+        return self.terms().deadline_for(opened_at)

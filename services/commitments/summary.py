@@ -7,9 +7,9 @@ from typing import Any
 
 from shared.contracts.commitments import CommitmentStatus
 from shared.contracts.regions import PROVINCE_CODE, regions
+from shared.platform.formatting import format_rupiah
 
 from . import coverage
-from .calculator import rupiah
 from .workflow import COMMITTED
 
 
@@ -43,7 +43,7 @@ def summary(fiscal_year: int, rows: Sequence[Mapping[str, Any]], realized: Mappi
             "overdue": bool(row and row["overdue_at"]),
             "committed_workers": workers,
             "committed_budget_rp": budget,
-            "committed_budget_display": rupiah(budget),
+            "committed_budget_display": format_rupiah(budget),
             "months": int(row["max_months"]) if counted and row else 0,
             "worker_months": worker_months,
             "realized_workers": realized_workers,
@@ -62,7 +62,7 @@ def summary(fiscal_year: int, rows: Sequence[Mapping[str, Any]], realized: Mappi
             "committed_workers": totals["workers"],
             "acknowledged_workers": totals["acknowledged_workers"],
             "committed_budget_rp": totals["rp"],
-            "committed_budget_display": rupiah(totals["rp"]),
+            "committed_budget_display": format_rupiah(totals["rp"]),
             "worker_months": totals["worker_months"],
             "realized_workers": totals["realized"],
             "contributions_paid_rp": totals["paid"],

@@ -18,8 +18,9 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
-from shared.contracts.roles import Role
 from shared.contracts.commitments import CommitmentStatus as S
+from shared.contracts.roles import Role
+from shared.platform.errors import Conflict, DomainError, Forbidden
 
 
 class Action(enum.StrEnum):
@@ -31,16 +32,24 @@ class Action(enum.StrEnum):
     WITHDRAW = "withdraw"
 
 
-class IllegalTransition(ValueError):
-    """The action is not allowed from the current state (or not by this role)."""
+class IllegalTransition(Conflict):
+    """The action is not allowed from the current state (or not by this role): 409 naming the state."""
 
     def __init__(self, message: str, current: S) -> None:
-        super().__init__(message)
+        super().__init__(message, current_status=current.value)
         self.current = current
 
 
-class ActionForbidden(IllegalTransition):
-    """The action exists from this state, but this role may not take it."""
+class ActionForbidden(IllegalTransition, Forbidden):
+    """The action exists from this state, but this role may not take it: 403 with the reason alone.
+
+    Still an IllegalTransition (next_state refuses with one family), answered as Forbidden."""
+
+    http_status = Forbidden.http_status
+
+    def __init__(self, message: str, current: S) -> None:
+        DomainError.__init__(self, message)
+        self.current = current
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,8 +63,9 @@ def _rule(sources: set[S], target: S, *roles: Role) -> Rule:
     return Rule(frozenset(sources), target, frozenset(roles))
 
 
-# Who may take each action from where. A region operator acts only for its own region
-# (checked at the edge); SYSTEM covers submissions arriving as events.
+# Who may take each action from where. A region operator acts only for its own region (the
+# use cases check it, the edges first); a submission arriving as an event acts as the sending
+# region's operator.
 RULES: dict[Action, list[Rule]] = {
     Action.SAVE_DRAFT: [_rule({S.REQUESTED, S.DRAFT, S.RETURNED}, S.DRAFT, Role.REGION_OPERATOR)],
     Action.SUBMIT: [_rule({S.REQUESTED, S.DRAFT, S.RETURNED}, S.SUBMITTED, Role.REGION_OPERATOR)],

@@ -9,7 +9,8 @@ import pytest
 from hypothesis import given, strategies as st
 
 from services.commitments import calculator, rates
-from services.commitments.calculator import CalculationError, check_body, line_figure, rupiah
+from services.commitments.calculator import CalculationError, check_body, line_figure
+from shared.platform.formatting import format_rupiah as rupiah
 from shared.contracts.commitments import CommitmentBody, CommitmentLine
 
 FY2026 = rates.for_fiscal_year(rates.load(), 2026)
