@@ -343,6 +343,7 @@ async def run_raw(n: int, sink: Sink, pg: PostgresCpu, *, pipelined: bool) -> di
     from services.notifications import domain, mime
     from services.notifications.bootstrap import _data
     from services.notifications.channels import build_email
+    from services.notifications.deliveries import Delivery
     from services.notifications.handlers import region_name
     from services.notifications.rendering import Renderer, make_environment
     from services.notifications.smtp import Session
@@ -408,9 +409,9 @@ async def run_raw(n: int, sink: Sink, pg: PostgresCpu, *, pipelined: bool) -> di
                             "event": payload, "recipient": person, "region": region_name(payload.region_code),
                             "event_type": event_type, "event_time": event_time})
                         delivery = domain.delivery_id(event_id, person.recipient_id, target.channel)
-                        row = {"delivery_id": delivery, "created_at": event_time, "recipient_name": person.name,
-                               "address": person.email, "subject": rendered.subject, "text_body": rendered.text,
-                               "html_body": rendered.html, "ics": None, "traceparent": None, "correlation_id": None}
+                        row = Delivery(delivery, event_id, event_type, None, person.recipient_id, person.name,
+                                       target.channel, person.email, rule.template, rendered.subject, rendered.text,
+                                       rendered.html, created_at=event_time)
                         emails.append((delivery, person.email, build_email(
                             row, sender=settings.smtp_from, domain=settings.message_id_domain),
                             event_id, person.recipient_id))

@@ -8,6 +8,7 @@ day's timer, all in the timer's transaction.
 
 from __future__ import annotations
 
+import dataclasses
 from collections import defaultdict
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -21,6 +22,7 @@ from shared.contracts.regions import regions
 from shared.platform.wita import WITA
 
 from . import domain, store
+from .deliveries import Delivery
 from .rendering import Renderer, TemplateFailure
 from .settings import NotificationsSettings
 
@@ -72,22 +74,23 @@ class DigestBuilder:
     async def _intend(self, conn: asyncpg.Connection, ctx: timers.TimerContext, digest_id: str, day: date,
                       person: domain.Recipient, channel: Channel, summary: domain.DigestSummary) -> None:
         delivery_id = domain.delivery_id(digest_id, person.recipient_id, channel)
-        row: dict[str, Any] = dict(
+        intent = Delivery(
             delivery_id=delivery_id, source_event_id=digest_id, source_event_type=DIGEST_TYPE, correlation_id=None,
-            recipient_id=person.recipient_id, recipient_name=person.name, channel=channel.value,
-            address=person.address(channel) or "", template=TEMPLATE, status="pending", next_attempt_at=None,
+            recipient_id=person.recipient_id, recipient_name=person.name, channel=channel,
+            address=person.address(channel) or "", template=TEMPLATE,
         )
-        reason = domain.address_problem(channel, row["address"])
+        reason = domain.address_problem(channel, intent.address)
         if reason is None:
             try:
                 rendered = self._renderer.render(TEMPLATE, {"recipient": person, "day": day, **summary.context()})
-                row.update(subject=rendered.subject, text_body=rendered.text, html_body=rendered.html)
+                intent = dataclasses.replace(intent, subject=rendered.subject, text_body=rendered.text,
+                                             html_body=rendered.html)
             except TemplateFailure as exc:
                 reason = f"template error: {exc}"
                 log.error("digest template failed; nothing will be sent", error=str(exc))
         if reason is not None:
-            row.update(status="failed", reason=reason)
-        if await store.insert_delivery(conn, row) and reason is not None:
+            intent = intent.failed(reason)
+        if await store.insert_delivery(conn, intent) and reason is not None:
             await ctx.outbox.add(conn, DeliveryFailed(
                 delivery_id=delivery_id, recipient_id=person.recipient_id, channel=channel,
                 source_event_id=digest_id, source_event_type=DIGEST_TYPE, attempts=0, at=ctx.now, reason=reason,

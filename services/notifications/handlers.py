@@ -8,6 +8,7 @@ the reason (invalid address, template error) and a DeliveryFailed event. Rules m
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from datetime import UTC, datetime
 from typing import Any
@@ -24,6 +25,7 @@ from shared.contracts.regions import regions
 from shared.platform.wita import as_wita
 
 from . import domain, journal, store
+from .deliveries import Delivery
 from .domain import Recipient, Rule, Target
 from .ics import invitation_ics
 from .rendering import Renderer, Rendered, TemplateFailure, render_each
@@ -112,59 +114,57 @@ class Router:
                                     ctx.event, target))
 
     async def _write_deliveries(self, outbox: Outbox, conn: Any,
-                                intents: list[tuple[dict[str, Any], CloudEvent, Target]]) -> None:
+                                intents: list[tuple[Delivery, CloudEvent, Target]]) -> None:
         """The batch's delivery rows in one statement; DeliveryFailed for the failed-at-once ones written now."""
-        written = await store.insert_deliveries(conn, [row for row, _, _ in intents])
+        written = await store.insert_deliveries(conn, [d for d, _, _ in intents])
         failures = []
-        for row, event, target in intents:
+        for d, event, target in intents:
             # A row not written means this (event, recipient, channel) already had its delivery.
-            if row["status"] != "failed" or row["delivery_id"] not in written:
+            if d.status != "failed" or d.delivery_id not in written:
                 continue
             with message_context(event_id=event.id, event_type=event.type, correlation_id=event.correlation_id):
-                log.warning("delivery failed before sending", delivery_id=str(row["delivery_id"]),
-                            reason=row["reason"])
+                log.warning("delivery failed before sending", delivery_id=str(d.delivery_id), reason=d.reason)
             if self._metrics is not None:
                 self._metrics.deliveries.labels(target.channel.value, "failed").inc()
             failures.append((DeliveryFailed(
-                delivery_id=row["delivery_id"], recipient_id=target.recipient.recipient_id, channel=target.channel,
+                delivery_id=d.delivery_id, recipient_id=target.recipient.recipient_id, channel=target.channel,
                 source_event_id=event.id, source_event_type=event.type, attempts=0,
-                at=datetime.now(UTC), reason=row["reason"],
+                at=datetime.now(UTC), reason=d.reason,
             ), {"correlation_id": event.correlation_id, "causation_id": event.id, "traceparent": event.traceparent}))
         await outbox.add_many(conn, failures)
 
     def _intent(self, payload: EventPayload, ctx: HandlerContext, target: Target, region_code: str | None,
-                rendered: Rendered | TemplateFailure | None = None) -> dict[str, Any]:
-        """The delivery row for one target, rendered; failed at once (with the reason) if it cannot be."""
+                rendered: Rendered | TemplateFailure | None = None) -> Delivery:
+        """The delivery for one target, rendered; failed at once (with the reason) if it cannot be."""
         person, channel = target.recipient, target.channel
-        row: dict[str, Any] = dict(
+        intent = Delivery(
             delivery_id=domain.delivery_id(ctx.event.id, person.recipient_id, channel),
             source_event_id=ctx.event.id, source_event_type=ctx.event.type,
             correlation_id=ctx.event.correlation_id, recipient_id=person.recipient_id,
-            recipient_name=person.name, channel=channel.value, address=person.address(channel) or "",
-            template=target.rule.template, status="pending", next_attempt_at=None,
+            recipient_name=person.name, channel=channel, address=person.address(channel) or "",
+            template=target.rule.template,
             # The span handling the event (its sends are children of it), else the event's own.
             traceparent=tracecontext.current_traceparent() or ctx.event.traceparent,
         )
-        reason = target.problem
-        if reason is None:
-            try:
-                if isinstance(rendered, TemplateFailure):
-                    raise rendered
-                if rendered is None:
-                    rendered = self._renderer.render(target.rule.template, {
-                        "event": payload, "recipient": person, "region": region_name(region_code),
-                        "event_type": ctx.event.type, "event_time": ctx.event.time,
-                    })
-                row.update(subject=rendered.subject, text_body=rendered.text, html_body=rendered.html)
-                if channel is Channel.EMAIL and ctx.event.type in CALENDAR_TYPES and person.invitation_id:
-                    row["ics"] = self._ics(payload, person, ctx.event.type, ctx.event.time)
-            except TemplateFailure as exc:
-                reason = f"template error: {exc}"
-                log.error("template failed; nothing will be sent", delivery_id=str(row["delivery_id"]),
-                          template=target.rule.template, error=str(exc))
-        if reason is not None:
-            row.update(status="failed", reason=reason)
-        return row
+        if target.problem is not None:
+            return intent.failed(target.problem)
+        try:
+            if isinstance(rendered, TemplateFailure):
+                raise rendered
+            if rendered is None:
+                rendered = self._renderer.render(target.rule.template, {
+                    "event": payload, "recipient": person, "region": region_name(region_code),
+                    "event_type": ctx.event.type, "event_time": ctx.event.time,
+                })
+            ics = None
+            if channel is Channel.EMAIL and ctx.event.type in CALENDAR_TYPES and person.invitation_id:
+                ics = self._ics(payload, person, ctx.event.type, ctx.event.time)
+        except TemplateFailure as exc:
+            log.error("template failed; nothing will be sent", delivery_id=str(intent.delivery_id),
+                      template=target.rule.template, error=str(exc))
+            return intent.failed(f"template error: {exc}")
+        return dataclasses.replace(intent, subject=rendered.subject, text_body=rendered.text,
+                                   html_body=rendered.html, ics=ics)
 
     def _ics(self, payload: Any, person: Recipient, event_type: str, stamp: datetime) -> str:
         meeting = payload.meeting

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
@@ -47,7 +48,7 @@ class DeliveryView(BaseModel):
     resends: int = Field(default=0, description="Times an operator sent it again after it failed")
 
     @classmethod
-    def of(cls, row: Any) -> DeliveryView:
+    def of(cls, row: Mapping[str, Any]) -> DeliveryView:
         data = dict(row)
         data["address"] = mask_email(data["address"]) if data["channel"] == "email" else _host(data["address"])
         if data["status"] != "pending":

@@ -15,6 +15,7 @@ or a template error at routing time: there is no message to send again).
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -44,7 +45,7 @@ class ResendResult:
     refused: list[Refusal] = field(default_factory=list)
 
 
-def why_not(row: Any) -> str | None:
+def why_not(row: Mapping[str, Any]) -> str | None:
     """Why this delivery cannot be resent, or None."""
     if row["status"] == "sent":
         return "already sent; a delivery that succeeded is not sent again"
@@ -55,7 +56,7 @@ def why_not(row: Any) -> str | None:
     return None
 
 
-def address_for(row: Any) -> str:
+def address_for(row: Mapping[str, Any]) -> str:
     """The directory's current address when it is usable, else the one the delivery had."""
     current = row["current_address"]
     if current and address_problem(Channel(row["channel"]), current) is None:

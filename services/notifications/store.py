@@ -12,6 +12,7 @@ import asyncpg
 
 from shared.contracts.notifications import Channel
 
+from .deliveries import COLUMNS, Delivery, delivery_of
 from .domain import Recipient
 
 Conn = asyncpg.Connection | asyncpg.Pool
@@ -93,23 +94,22 @@ WITH written AS (
         failed_at, next_attempt_at, traceparent)
     SELECT d.delivery_id, d.source_event_id, d.source_event_type, d.correlation_id, d.recipient_id,
            d.recipient_name, d.channel, d.address, d.template, d.subject, d.text_body, d.html_body, d.ics,
-           d.status, d.reason, CASE WHEN d.status = 'failed' THEN now() END, COALESCE(d.next_attempt_at, now()),
-           d.traceparent
+           d.status, d.reason, CASE WHEN d.status = 'failed' THEN now() END, now(), d.traceparent
     FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[],
                 $9::text[], $10::text[], $11::text[], $12::text[], $13::text[], $14::text[], $15::text[],
-                $16::timestamptz[], $17::text[])
+                $16::text[])
          AS d(delivery_id, source_event_id, source_event_type, correlation_id, recipient_id, recipient_name,
-              channel, address, template, subject, text_body, html_body, ics, status, reason, next_attempt_at,
-              traceparent)
+              channel, address, template, subject, text_body, html_body, ics, traceparent, status, reason)
     ON CONFLICT (source_event_id, recipient_id, channel) DO NOTHING
     RETURNING delivery_id, status)
 SELECT delivery_id,
        (SELECT count(*) FROM (SELECT pg_notify(current_schema() || '_deliveries', '')
                               FROM written WHERE status = 'pending') AS woken) AS woken
 FROM written"""
-DELIVERY_FIELDS = ("delivery_id", "source_event_id", "source_event_type", "correlation_id", "recipient_id",
-                   "recipient_name", "channel", "address", "template", "subject", "text_body", "html_body", "ics",
-                   "status", "reason", "next_attempt_at", "traceparent")
+# What routing writes of a Delivery (the rest is the sender's), in the order of INSERT_DELIVERIES' parameters.
+WRITTEN = COLUMNS[:COLUMNS.index("reason") + 1]
+# What a claim returns: every column of a Delivery.
+CLAIMED = ", ".join(f"d.{name}" for name in COLUMNS)
 
 
 def wake_channel(schema: str) -> str:
@@ -117,34 +117,35 @@ def wake_channel(schema: str) -> str:
     return f"{schema}_deliveries"
 
 
-async def insert_deliveries(conn: Conn, rows: Sequence[Mapping[str, Any]]) -> set[uuid.UUID]:
+async def insert_deliveries(conn: Conn, deliveries: Sequence[Delivery]) -> set[uuid.UUID]:
     """Record the intents; returns the ids written (an (event, recipient, channel) with a row already is not)."""
-    if not rows:
+    if not deliveries:
         return set()
-    columns = [[row.get(name) for row in rows] for name in DELIVERY_FIELDS]
+    columns = [[getattr(d, name) for d in deliveries] for name in WRITTEN]
     return {r["delivery_id"] for r in await conn.fetch(INSERT_DELIVERIES, *columns)}
 
 
-async def insert_delivery(conn: Conn, d: Mapping[str, Any]) -> bool:
+async def insert_delivery(conn: Conn, d: Delivery) -> bool:
     """Record one intent; False when this (event, recipient, channel) already has a row."""
     return bool(await insert_deliveries(conn, [d]))
 
 
 async def claim_due(conn: Conn, now: datetime, lease: timedelta, limit: int, *,
-                    timeout: float | None = None) -> list[asyncpg.Record]:
+                    timeout: float | None = None) -> list[Delivery]:
     """Lease due pending rows to this sender; a lease that runs out makes the row due again.
 
     One statement, atomic on its own: no BEGIN/COMMIT round trips around it."""
-    return await conn.fetch(
-        """WITH due AS (
+    rows = await conn.fetch(
+        f"""WITH due AS (
                SELECT delivery_id FROM deliveries
                WHERE status = 'pending' AND next_attempt_at <= $1 AND (lease_until IS NULL OR lease_until <= $1)
                ORDER BY next_attempt_at LIMIT $3 FOR UPDATE SKIP LOCKED)
            UPDATE deliveries d SET lease_until = $1 + $2, lease_token = gen_random_uuid(), attempts = attempts + 1
            FROM due WHERE d.delivery_id = due.delivery_id
-           RETURNING d.*""",
+           RETURNING {CLAIMED}""",
         now, lease, limit, timeout=timeout,
     )
+    return [delivery_of(row) for row in rows]
 
 
 async def next_due(conn: Conn, *, timeout: float | None = None) -> datetime | None:

@@ -10,6 +10,7 @@ recipients back in their replies.
 from __future__ import annotations
 
 import asyncio
+import re
 from dataclasses import dataclass
 from datetime import datetime
 from email.message import EmailMessage
@@ -55,19 +56,32 @@ class SendResult:
         return self.outcome == "sent"
 
 
+# An address in a server's reply ("5.1.1 <sekda@dompukab.go.id> unknown"): dropped, not masked.
+_ADDRESS = re.compile(r"<?[^\s<>@]+@[^\s<>]+>?")
+
+
+def _reply(text: object) -> str:
+    """A server's reply text without the addresses it quotes back."""
+    return " ".join(_ADDRESS.sub("<address>", str(text)).split())
+
+
 def classify(exc: BaseException) -> SendResult:
-    """4xx and connection trouble are transient; 5xx is permanent (the server said no for good)."""
+    """4xx and connection trouble are transient; 5xx is permanent (the server said no for good).
+
+    The detail keeps the code and the server's words (a reviewer reads why a notice failed) but
+    no address: the one outcome of every mail this project sends (notifications' deliveries,
+    commitments' sign-in links)."""
     if isinstance(exc, aiosmtplib.SMTPRecipientsRefused):
         codes = [r.code for r in exc.recipients]
         permanent = bool(codes) and all(c >= 500 for c in codes)
         return SendResult("permanent" if permanent else "transient", "SMTP recipient refused: "
-                          + ", ".join(str(c) for c in codes))
+                          + "; ".join(f"{r.code} {_reply(r.message)}" for r in exc.recipients))
     if isinstance(exc, aiosmtplib.SMTPAuthenticationError):
         # Our credentials are wrong: an operator fixes the config and the queue then drains.
         return SendResult("transient", f"SMTP authentication failed: {exc.code}")
     if isinstance(exc, aiosmtplib.SMTPResponseException):
-        return SendResult("permanent" if exc.code >= 500 else "transient", f"SMTP {exc.code}")
-    return SendResult("transient", f"SMTP unavailable: {type(exc).__name__}")
+        return SendResult("permanent" if exc.code >= 500 else "transient", f"SMTP {exc.code} {_reply(exc.message)}")
+    return SendResult("transient", f"SMTP unavailable: {type(exc).__name__}: {_reply(exc)}")
 
 
 def text_message(config: SmtpConfig, *, to: str, subject: str, text: str, message_id: str,
