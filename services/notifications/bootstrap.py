@@ -19,12 +19,13 @@ from shared.platform.http import create_app
 from shared.platform.runtime import Runtime
 from shared.platform.timers import Clock, system_clock
 
-from . import digest, domain, http, http_resend, store
+from . import digest, domain, handlers, http, http_resend
 from .channels import Channels, EmailChannel, WebhookChannel
-from .handlers import Router
+from .handlers import Routing
 from .rendering import Renderer, make_environment
 from .sender import Sender
 from .settings import NotificationsSettings
+from .store import Store
 
 ChannelsFactory = Callable[[NotificationsSettings, httpx.AsyncClient], Channels]
 
@@ -52,7 +53,7 @@ def _data(override: str | None, name: str) -> Any:
 async def prepare(rt: Runtime, seed: list[dict[str, Any]], settings: NotificationsSettings) -> None:
     """At start, before the first event is consumed: the directory is seeded and the digest timer armed."""
     async with rt.pool.acquire() as conn, conn.transaction():
-        await store.seed_recipients(conn, seed)
+        await Store(conn).seed_recipients(seed)
         await digest.ensure_armed(conn, rt.clock(), settings.digest_time)
 
 
@@ -109,7 +110,7 @@ def build(settings: NotificationsSettings, *, clock: Clock = system_clock,
     renderer = Renderer(make_environment(settings.template_dir, pages_base_url=settings.pages_base_url))
     inbound = [topics.INVITATIONS_EVENTS, topics.COMMITMENTS_EVENTS]
     runtime = Runtime(settings, migration_sets=migration_sets(), topics_out=[topics.NOTIFICATIONS_EVENTS],
-                      topics_in=inbound, clock=clock)
+                      topics_in=inbound, clock=clock, store=Store)
     runtime.on_start(functools.partial(prepare, seed=seed, settings=settings))
     sending = Sending(settings, default_channels, after_send)
     runtime.background("sender", sending.run, stop=sending.stop,
@@ -119,12 +120,13 @@ def build(settings: NotificationsSettings, *, clock: Clock = system_clock,
     consumer = runtime.consumer(inbound, batch_size=100)
     # Each topic takes exactly the types documented for it: those it does not act on are
     # applied as no-ops, anything else (and malformed records) goes to the dead-letter topic.
-    router = Router(rules, renderer, settings, metrics=runtime.metrics)
+    handle = functools.partial(handlers.handle, routing=Routing.of(rules, renderer, settings, runtime.metrics))
     for model in HANDLED:
-        consumer.handles(model)(router.handle)
-    runtime.timer(digest.KIND)(digest.DigestBuilder(renderer, settings).fire)
+        consumer.handles(model)(handle)
+    runtime.timer(digest.KIND)(functools.partial(digest.build_digest, renderer=renderer, at=settings.digest_time))
     app = create_app("NTB Rakor: notifications", "Notifications to officials and staff, and their delivery log.")
     app.state.runtime = runtime
-    app.include_router(http.router(domain.mandatory_types(rules)))
-    app.include_router(http_resend.router())
+    app.state.mandatory = frozenset(domain.mandatory_types(rules))
+    app.include_router(http.api)
+    app.include_router(http_resend.api)
     return runtime, app

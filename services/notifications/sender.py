@@ -50,6 +50,7 @@ from shared.platform.tasks import cancel_and_wait
 from shared.platform.timers import Clock
 
 from . import store
+from .store import Store
 from .channels import Channels, delivery_trace
 from .deliveries import Delivery
 from .domain import retry_delay
@@ -95,6 +96,7 @@ class Sender:
                  *, clock: Clock, metrics: Any = None) -> None:
         self._metrics = metrics
         self._pool = pool
+        self._store = Store(pool)  # each of its statements is atomic on its own
         self._outbox = outbox
         self._channels = channels
         self._s = settings
@@ -149,7 +151,7 @@ class Sender:
         while not self._stopping:
             self._wake.clear()  # before claiming: a d committed from now on sets it again
             try:
-                rows = await store.claim_due(self._pool, self._clock(),
+                rows = await self._store.claim_due(self._clock(),
                                              timedelta(seconds=self._s.delivery_lease_seconds), limit,
                                              timeout=STATEMENT_TIMEOUT)
                 if rows:
@@ -157,7 +159,7 @@ class Sender:
                     await self._send_batch(rows)
                     if len(rows) >= limit:
                         continue  # probably more waiting
-                due = await store.next_due(self._pool, timeout=STATEMENT_TIMEOUT)
+                due = await self._store.next_due(timeout=STATEMENT_TIMEOUT)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # noqa: BLE001 - database outage: wait, the rows stay pending
@@ -263,7 +265,7 @@ class Sender:
         rows, self._unsent = list(self._unsent), deque()
         if rows:
             try:
-                await store.release(self._pool, [(d.delivery_id, d.lease_token) for d in rows],
+                await self._store.release([(d.delivery_id, d.lease_token) for d in rows],
                                     timeout=STATEMENT_TIMEOUT)
             except BaseException:
                 self._unsent.extendleft(reversed(rows))
@@ -302,7 +304,7 @@ class Sender:
                 outcome.update(status="pending", error=attempt.detail, next_at=now + timedelta(seconds=delay))
             outcomes.append(outcome)
             decided.append((d, attempt, "retry" if outcome["status"] == "pending" else outcome["status"]))
-        marked = await store.mark(self._pool, now, outcomes, events, timeout=STATEMENT_TIMEOUT)
+        marked = await self._store.mark(now, outcomes, events, timeout=STATEMENT_TIMEOUT)
         tally: Counter[tuple[str, str]] = Counter()
         lost = 0
         sent_by_event: dict[str, list[Delivery]] = {}

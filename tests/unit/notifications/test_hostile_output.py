@@ -26,7 +26,7 @@ from pydantic import TypeAdapter, ValidationError
 from services.notifications.channels import build_email
 from services.notifications.deliveries import Delivery
 from services.notifications.domain import Recipient, Rule, Target
-from services.notifications.handlers import Router
+from services.notifications.handlers import Routing, intent
 from services.notifications.rendering import Renderer, make_environment
 from services.notifications.settings import NotificationsSettings
 from shared.contracts.common import Contact, MeetingInfo
@@ -37,7 +37,7 @@ from shared.contracts.text import WebUrl, line, paragraph
 HOSTILE = "\"'<>&;:,\\=/?#%+@!$()[]{}|^`~*-_. éñßøçİıÅ한글漢字ไทย🙂\u0301\u200d\u00a0\ufeffAbc019"
 START = datetime(2026, 12, 3, 1, 0, tzinfo=UTC)
 SETTINGS = NotificationsSettings(environment="development")
-ROUTER = Router([], Renderer(make_environment()), SETTINGS)
+ROUTING = Routing.of([], Renderer(make_environment()), SETTINGS)
 INVITATION_RULE = Rule(event="ntb.invitations.invitation.issued.v1", template="invitation_issued",
                        channels=(Channel.EMAIL,), invitee=True)
 CANCEL_RULE = Rule(event="ntb.invitations.meeting.cancelled.v1", template="meeting_cancelled",
@@ -104,7 +104,7 @@ class Html(HTMLParser):
 def deliver(payload: object, rule: Rule, person: Recipient, event_type: str) -> tuple[Delivery, email.message.Message]:
     ctx = SimpleNamespace(event=SimpleNamespace(id=str(uuid.uuid4()), type=event_type, correlation_id=None, traceparent=None,
                                                 time=START - timedelta(days=3)))
-    row = ROUTER._intent(payload, ctx, Target(person, Channel.EMAIL, rule), None)
+    row = intent(payload, ctx.event, Target(person, Channel.EMAIL, rule), None, ROUTING)
     assert row.status == "pending", row.reason  # accepted input is deliverable: no template error
     raw = build_email(dataclasses.replace(row, created_at=START - timedelta(days=3)), sender=SETTINGS.smtp_from,
                       domain=SETTINGS.message_id_domain)
