@@ -10,7 +10,7 @@ into the same sink, and records the outcome in PostgreSQL and on Kafka:
 - `raw`: a hand-written loop: aiokafka `getmany`, the same rendering, aiosmtplib `sendmail`
   (no PIPELINING: aiosmtplib has none) over 4 connections, one DeliverySent-like record per
   e-mail produced to Kafka, one PostgreSQL write per batch, the offsets committed;
-- `raw_pipelined`: the same loop sending through `services.notifications.smtp.Session`
+- `raw_pipelined`: the same loop sending through `shared.platform.smtp_session.Session`
   (PIPELINING: MAIL, RCPT and DATA in one write).
 
 The sink is Postfix's `smtp-sink` (C, `deploy/local/smtp_sink.sh`) when it can be had, else an
@@ -346,7 +346,7 @@ async def run_raw(n: int, sink: Sink, pg: PostgresCpu, *, pipelined: bool) -> di
     from services.notifications.deliveries import Delivery
     from services.notifications.handlers import region_name
     from services.notifications.rendering import Renderer, make_environment
-    from services.notifications.smtp import Session
+    from shared.platform.smtp_session import Session
     from services.notifications import store
 
     space = new_space("b4raw")

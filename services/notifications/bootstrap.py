@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -17,10 +17,12 @@ from shared.platform import migrations
 from shared.contracts import commitments, invitations, topics
 from shared.platform.http import create_app
 from shared.platform.runtime import Runtime
+from shared.platform.smtp import SendResult
 from shared.platform.timers import Clock, system_clock
 
 from . import digest, domain, handlers, http, http_resend
 from .channels import Channels, EmailChannel, WebhookChannel
+from .deliveries import Delivery
 from .handlers import Routing
 from .rendering import Renderer, make_environment
 from .sender import Sender
@@ -28,6 +30,7 @@ from .settings import NotificationsSettings
 from .store import Store
 
 ChannelsFactory = Callable[[NotificationsSettings, httpx.AsyncClient], Channels]
+AfterSend = Callable[[Delivery, SendResult], Awaitable[None] | None]
 
 HANDLED = [
     invitations.MeetingScheduled, invitations.MeetingRescheduled, invitations.MeetingCancelled,
@@ -62,7 +65,7 @@ class Sending:
     client, idle SMTP connections), closed once it has stopped."""
 
     def __init__(self, settings: NotificationsSettings, channels_factory: ChannelsFactory,
-                 after_send: Callable[[Any, Any], Any] | None = None) -> None:
+                 after_send: AfterSend | None = None) -> None:
         self._s = settings
         self._channels_factory = channels_factory
         self._after_send = after_send  # fault injection for tests: Sender.after_send
@@ -102,7 +105,7 @@ def default_channels(settings: NotificationsSettings, client: httpx.AsyncClient)
 
 
 def build(settings: NotificationsSettings, *, clock: Clock = system_clock,
-          after_send: Callable[[Any, Any], Any] | None = None) -> tuple[Runtime, FastAPI]:
+          after_send: AfterSend | None = None) -> tuple[Runtime, FastAPI]:
     """The service; `after_send(delivery, attempt)` runs after each send, before its outcome is
     marked (fault injection for tests)."""
     rules = domain.parse_rules(_data(settings.routing_file, "routing.yaml"))

@@ -23,12 +23,12 @@ import httpx
 
 from shared.contracts.notifications import Channel
 from shared.platform.smtp import SendResult, classify
+from shared.platform.smtp_session import Session
 from shared.platform.tracecontext import TraceParent, parse_traceparent, valid_correlation_id
 
 from . import mime
 from .deliveries import Delivery
 from .settings import NotificationsSettings
-from .smtp import Session
 from .signing import IDEMPOTENCY_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER, sign
 from .domain import message_id
 
@@ -88,7 +88,7 @@ class EmailChannel:
     """Sends over a few long-lived SMTP connections, one per message in flight.
 
     A new connection per message costs a TCP (and TLS) handshake, EHLO, the login and a
-    hostname lookup; reused, the message costs its transaction only, which `smtp.Session`
+    hostname lookup; reused, the message costs its transaction only, which `smtp_session.Session`
     pipelines (MAIL, RCPT and DATA in one write) when the server offers PIPELINING. A
     connection idle for longer than `smtp_idle_seconds` is closed rather than reused
     (servers drop idle clients). A reused connection that turns out to be closed by the

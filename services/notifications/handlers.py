@@ -144,7 +144,7 @@ async def write_deliveries(conn: asyncpg.Connection, intents: list[tuple[Deliver
         failures.append((DeliveryFailed(
             delivery_id=d.delivery_id, recipient_id=target.recipient.recipient_id, channel=target.channel,
             source_event_id=event.id, source_event_type=event.type, attempts=0,
-            at=datetime.now(UTC), reason=d.reason,
+            at=datetime.now(UTC), reason=d.reason or "",
         ), {"correlation_id": event.correlation_id, "causation_id": event.id, "traceparent": event.traceparent}))
     await outbox.add_many(conn, failures)
 

@@ -12,8 +12,8 @@ batch at INFO ("deliveries marked", with the counts), plus one "deliveries sent"
 with its correlation id and recipient ids; each failure and retry has its own
 warning, and the rows themselves are the audit trail.
 
-Idle, the loop costs nothing: it sleeps until a committed pending d wakes it
-(LISTEN/NOTIFY, `shared.platform.db.listen`), until the next pending d comes due (a retry's
+Idle, the loop costs nothing: it sleeps until a committed pending row wakes it
+(LISTEN/NOTIFY, `shared.platform.db.listen`), until the next pending row comes due (a retry's
 `next_attempt_at`, or a lease that runs out), or `delivery_poll_seconds` at most.
 
 A sender that dies after sending but before marking leaves leases that run out; those
@@ -50,11 +50,11 @@ from shared.platform.tasks import cancel_and_wait
 from shared.platform.timers import Clock
 
 from . import store
-from .store import Store
 from .channels import Channels, delivery_trace
 from .deliveries import Delivery
 from .domain import retry_delay
 from .settings import NotificationsSettings
+from .store import Store
 
 log = get_logger(__name__)
 # Statements of the sender's bookkeeping (claim, mark, release) may not hold a stop for long.
@@ -63,12 +63,13 @@ MARK_EVERY = 25
 
 
 def status_event(d: Delivery, *, now: datetime, reason: str | None = None) -> DeliverySent | DeliveryFailed:
-    common = dict(
-        delivery_id=d.delivery_id, recipient_id=d.recipient_id, channel=d.channel,
-        source_event_id=d.source_event_id, source_event_type=d.source_event_type,
-        attempts=d.attempts, at=now,
-    )
-    return DeliveryFailed(**common, reason=reason) if reason is not None else DeliverySent(**common)
+    if reason is not None:
+        return DeliveryFailed(delivery_id=d.delivery_id, recipient_id=d.recipient_id, channel=d.channel,
+                              source_event_id=d.source_event_id, source_event_type=d.source_event_type,
+                              attempts=d.attempts, at=now, reason=reason)
+    return DeliverySent(delivery_id=d.delivery_id, recipient_id=d.recipient_id, channel=d.channel,
+                        source_event_id=d.source_event_id, source_event_type=d.source_event_type,
+                        attempts=d.attempts, at=now)
 
 
 async def finish_despite_cancellation(coro: Coroutine[Any, Any, None]) -> None:
@@ -104,7 +105,7 @@ class Sender:
         # Fault-injection point for tests: runs after a send, before its outcome is marked.
         self.after_send: Callable[[Delivery, SendResult], Awaitable[None] | None] | None = None
         self.counts: dict[str, int] = {}
-        self._wake = asyncio.Event()  # a pending d was committed (or a stop was asked for)
+        self._wake = asyncio.Event()  # a pending row was committed (or a stop was asked for)
         self._stopping = False
         self._unsent: deque[Delivery] = deque()  # leased, no send started
         self._finished: list[tuple[Delivery, SendResult]] = []  # sent (or failed), not yet marked
@@ -149,11 +150,11 @@ class Sender:
         delays = backoff_delays(cap=30)
         limit = self._s.delivery_batch_size
         while not self._stopping:
-            self._wake.clear()  # before claiming: a d committed from now on sets it again
+            self._wake.clear()  # before claiming: a row committed from now on sets it again
             try:
                 rows = await self._store.claim_due(self._clock(),
-                                             timedelta(seconds=self._s.delivery_lease_seconds), limit,
-                                             timeout=STATEMENT_TIMEOUT)
+                                                   timedelta(seconds=self._s.delivery_lease_seconds), limit,
+                                                   timeout=STATEMENT_TIMEOUT)
                 if rows:
                     delays = backoff_delays(cap=30)
                     await self._send_batch(rows)
@@ -167,7 +168,7 @@ class Sender:
                 log.warning("sender failed; will retry", error=repr(exc), retry_in=round(delay, 2))
                 await self._sleep(delay)
                 continue
-            # Nothing due now: sleep until woken, until the next d comes due, or the poll at most.
+            # Nothing due now: sleep until woken, until the next row comes due, or the poll at most.
             wait = self._s.delivery_poll_seconds
             if due is not None:
                 wait = min(wait, max(0.0, (due - self._clock()).total_seconds()))
@@ -265,8 +266,8 @@ class Sender:
         rows, self._unsent = list(self._unsent), deque()
         if rows:
             try:
-                await self._store.release([(d.delivery_id, d.lease_token) for d in rows],
-                                    timeout=STATEMENT_TIMEOUT)
+                await self._store.release([(d.delivery_id, d.lease_token) for d in rows if d.lease_token],
+                                          timeout=STATEMENT_TIMEOUT)
             except BaseException:
                 self._unsent.extendleft(reversed(rows))
                 raise
@@ -285,7 +286,7 @@ class Sender:
         events: list[tuple[Any, Any, str, str]] = []
         decided: list[tuple[Delivery, SendResult, str]] = []
         for d, attempt in done:
-            # `attempts` was counted when this sender leased the d; while the lease holds it is current.
+            # `attempts` was counted when this sender leased the row; while the lease holds it is current.
             outcome: dict[str, Any] = dict(id=d.delivery_id, token=d.lease_token, reason=None,
                                            error=None, next_at=None)
             if attempt.sent:

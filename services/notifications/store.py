@@ -249,13 +249,15 @@ class Store:
         )
 
     async def mark(self, now: datetime, outcomes: Sequence[Mapping[str, Any]],
-                   events: Sequence[tuple[uuid.UUID, Any, str, str]], *, timeout: float | None = None) -> set[uuid.UUID]:
+                   events: Sequence[tuple[uuid.UUID, Any, str, str]], *,
+                   timeout: float | None = None) -> set[uuid.UUID]:
         """Record outcomes (id, token, status sent|failed|pending, reason, error, next_at) and the events
         (delivery id, CloudEvent, topic, key) of the rows marked; returns the ids marked (lease still ours)."""
         rows = await self._conn.fetch(
             MARK,
             [o["id"] for o in outcomes], [o["token"] for o in outcomes], [o["status"] for o in outcomes],
-            [o["reason"] and o["reason"][:2000] for o in outcomes], [o["error"] and o["error"][:2000] for o in outcomes],
+            [o["reason"] and o["reason"][:2000] for o in outcomes],
+            [o["error"] and o["error"][:2000] for o in outcomes],
             [o["next_at"] for o in outcomes], now,
             [e[0] for e in events], [e[1].id for e in events], [e[2] for e in events], [e[3] for e in events],
             # JSON text, cast in SQL: a list of pairs in a jsonb[] parameter would be read as a 2-D array.
@@ -299,9 +301,11 @@ class Store:
 
     # digest
     async def add_digest_items(self, items: Sequence[DigestItem]) -> None:
-        """(event id, event type, recipient id, channel, day, region code, data) rows for the digests (one round trip)."""
+        """(event id, event type, recipient id, channel, day, region code, data) rows for the digests
+        (one round trip)."""
         await self._conn.executemany(
-            "INSERT INTO digest_items (source_event_id, source_event_type, recipient_id, channel, day, region_code, data) "
+            "INSERT INTO digest_items (source_event_id, source_event_type, recipient_id, channel, day, region_code, "
+            "data) "
             "VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING",
             items,
         )
