@@ -10,7 +10,7 @@ into the same sink, and records the outcome in PostgreSQL and on Kafka:
 - `raw`: a hand-written loop: aiokafka `getmany`, the same rendering, aiosmtplib `sendmail`
   (no PIPELINING: aiosmtplib has none) over 4 connections, one DeliverySent-like record per
   e-mail produced to Kafka, one PostgreSQL write per batch, the offsets committed;
-- `raw_pipelined`: the same loop sending through `services.notifications.smtp.Session`
+- `raw_pipelined`: the same loop sending through `shared.platform.smtp_session.Session`
   (PIPELINING: MAIL, RCPT and DATA in one write).
 
 The sink is Postfix's `smtp-sink` (C, `deploy/local/smtp_sink.sh`) when it can be had, else an
@@ -343,9 +343,10 @@ async def run_raw(n: int, sink: Sink, pg: PostgresCpu, *, pipelined: bool) -> di
     from services.notifications import domain, mime
     from services.notifications.bootstrap import _data
     from services.notifications.channels import build_email
+    from services.notifications.deliveries import Delivery
     from services.notifications.handlers import region_name
     from services.notifications.rendering import Renderer, make_environment
-    from services.notifications.smtp import Session
+    from shared.platform.smtp_session import Session
     from services.notifications import store
 
     space = new_space("b4raw")
@@ -408,9 +409,9 @@ async def run_raw(n: int, sink: Sink, pg: PostgresCpu, *, pipelined: bool) -> di
                             "event": payload, "recipient": person, "region": region_name(payload.region_code),
                             "event_type": event_type, "event_time": event_time})
                         delivery = domain.delivery_id(event_id, person.recipient_id, target.channel)
-                        row = {"delivery_id": delivery, "created_at": event_time, "recipient_name": person.name,
-                               "address": person.email, "subject": rendered.subject, "text_body": rendered.text,
-                               "html_body": rendered.html, "ics": None, "traceparent": None, "correlation_id": None}
+                        row = Delivery(delivery, event_id, event_type, None, person.recipient_id, person.name,
+                                       target.channel, person.email, rule.template, rendered.subject, rendered.text,
+                                       rendered.html, created_at=event_time)
                         emails.append((delivery, person.email, build_email(
                             row, sender=settings.smtp_from, domain=settings.message_id_domain),
                             event_id, person.recipient_id))

@@ -8,8 +8,9 @@ day's timer, all in the timer's transaction.
 
 from __future__ import annotations
 
+import dataclasses
 from collections import defaultdict
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, time, timedelta
 from typing import Any
 
 import asyncpg
@@ -20,9 +21,10 @@ from shared.platform.logging import get_logger
 from shared.contracts.regions import regions
 from shared.platform.wita import WITA
 
-from . import domain, store
+from . import domain
+from .deliveries import Delivery
 from .rendering import Renderer, TemplateFailure
-from .settings import NotificationsSettings
+from .store import Store
 
 log = get_logger(__name__)
 KIND = "notifications.digest"
@@ -35,60 +37,57 @@ async def arm(conn: asyncpg.Connection, due: datetime) -> None:
     await timers.schedule(conn, KIND, f"daily:{day.isoformat()}", due, {"day": day.isoformat()})
 
 
-async def ensure_armed(conn: asyncpg.Connection, now: datetime, at: Any) -> None:
+async def ensure_armed(conn: asyncpg.Connection, now: datetime, at: time) -> None:
     """At start: the next digest moment has a timer (idempotent; an earlier one keeps its place)."""
     await arm(conn, domain.next_digest_at(now, at))
 
 
-class DigestBuilder:
-    def __init__(self, renderer: Renderer, settings: NotificationsSettings) -> None:
-        self._renderer = renderer
-        self._s = settings
+async def build_digest(timer: timers.Timer, ctx: timers.TimerContext, *, renderer: Renderer, at: time) -> None:
+    """The handler of the digest timer (`at`: the digests' time of day, WITA), in the timer's unit of work."""
+    day = date.fromisoformat(timer.payload["day"])
+    store: Store = ctx.store
+    items = await store.open_digest_items(day)
+    groups: dict[tuple[str, str], list[Any]] = defaultdict(list)
+    for item in items:
+        groups[(item["recipient_id"], item["channel"])].append(item)
+    people = {p.recipient_id: p for p in await store.directory()}
+    names = {code: r.name for code, r in regions().items()}
+    digest_id = f"digest:{day.isoformat()}"
+    for (recipient_id, channel_name), group in groups.items():
+        keys = [(i["source_event_id"], recipient_id, channel_name) for i in group]
+        await store.close_digest_items(keys, digest_id)
+        person = people.get(recipient_id)
+        if person is None:
+            log.warning("digest recipient left the directory; items closed unsent", recipient_id=recipient_id)
+            continue
+        channel = Channel(channel_name)
+        summary = domain.summarize([(i["source_event_type"], i["data"]) for i in group], names)
+        await _intend(ctx, renderer, digest_id, day, person, channel, summary)
+    await arm(ctx.conn, domain.next_digest_at(datetime.combine(day, at, tzinfo=WITA) + timedelta(minutes=1), at))
+    log.info("digest built", day=day.isoformat(), recipients=len(groups), items=len(items))
 
-    async def fire(self, timer: timers.Timer, ctx: timers.TimerContext) -> None:
-        day = date.fromisoformat(timer.payload["day"])
-        conn = ctx.conn
-        items = await store.open_digest_items(conn, day)
-        groups: dict[tuple[str, str], list[Any]] = defaultdict(list)
-        for item in items:
-            groups[(item["recipient_id"], item["channel"])].append(item)
-        people = {p.recipient_id: p for p in await store.directory(conn)}
-        names = {code: r.name for code, r in regions().items()}
-        digest_id = f"digest:{day.isoformat()}"
-        for (recipient_id, channel_name), group in groups.items():
-            keys = [(i["source_event_id"], recipient_id, channel_name) for i in group]
-            await store.close_digest_items(conn, keys, digest_id)
-            person = people.get(recipient_id)
-            if person is None:
-                log.warning("digest recipient left the directory; items closed unsent", recipient_id=recipient_id)
-                continue
-            channel = Channel(channel_name)
-            summary = domain.summarize([(i["source_event_type"], i["data"]) for i in group], names)
-            await self._intend(conn, ctx, digest_id, day, person, channel, summary)
-        await arm(conn, domain.next_digest_at(datetime.combine(day, self._s.digest_time, tzinfo=WITA)
-                                              + timedelta(minutes=1), self._s.digest_time))
-        log.info("digest built", day=day.isoformat(), recipients=len(groups), items=len(items))
 
-    async def _intend(self, conn: asyncpg.Connection, ctx: timers.TimerContext, digest_id: str, day: date,
-                      person: domain.Recipient, channel: Channel, summary: domain.DigestSummary) -> None:
-        delivery_id = domain.delivery_id(digest_id, person.recipient_id, channel)
-        row: dict[str, Any] = dict(
-            delivery_id=delivery_id, source_event_id=digest_id, source_event_type=DIGEST_TYPE, correlation_id=None,
-            recipient_id=person.recipient_id, recipient_name=person.name, channel=channel.value,
-            address=person.address(channel) or "", template=TEMPLATE, status="pending", next_attempt_at=None,
-        )
-        reason = domain.address_problem(channel, row["address"])
-        if reason is None:
-            try:
-                rendered = self._renderer.render(TEMPLATE, {"recipient": person, "day": day, **summary.context()})
-                row.update(subject=rendered.subject, text_body=rendered.text, html_body=rendered.html)
-            except TemplateFailure as exc:
-                reason = f"template error: {exc}"
-                log.error("digest template failed; nothing will be sent", error=str(exc))
-        if reason is not None:
-            row.update(status="failed", reason=reason)
-        if await store.insert_delivery(conn, row) and reason is not None:
-            await ctx.outbox.add(conn, DeliveryFailed(
-                delivery_id=delivery_id, recipient_id=person.recipient_id, channel=channel,
-                source_event_id=digest_id, source_event_type=DIGEST_TYPE, attempts=0, at=ctx.now, reason=reason,
-            ))
+async def _intend(ctx: timers.TimerContext, renderer: Renderer, digest_id: str, day: date,
+                  person: domain.Recipient, channel: Channel, summary: domain.DigestSummary) -> None:
+    delivery_id = domain.delivery_id(digest_id, person.recipient_id, channel)
+    intent = Delivery(
+        delivery_id=delivery_id, source_event_id=digest_id, source_event_type=DIGEST_TYPE, correlation_id=None,
+        recipient_id=person.recipient_id, recipient_name=person.name, channel=channel,
+        address=person.address(channel) or "", template=TEMPLATE,
+    )
+    reason = domain.address_problem(channel, intent.address)
+    if reason is None:
+        try:
+            rendered = renderer.render(TEMPLATE, {"recipient": person, "day": day, **summary.context()})
+            intent = dataclasses.replace(intent, subject=rendered.subject, text_body=rendered.text,
+                                         html_body=rendered.html)
+        except TemplateFailure as exc:
+            reason = f"template error: {exc}"
+            log.error("digest template failed; nothing will be sent", error=str(exc))
+    if reason is not None:
+        intent = intent.failed(reason)
+    if await ctx.store.insert_delivery(intent) and reason is not None:
+        await ctx.emit(DeliveryFailed(
+            delivery_id=delivery_id, recipient_id=person.recipient_id, channel=channel,
+            source_event_id=digest_id, source_event_type=DIGEST_TYPE, attempts=0, at=ctx.now, reason=reason,
+        ))

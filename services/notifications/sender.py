@@ -38,20 +38,23 @@ from typing import Any
 
 import asyncpg
 
-from shared.contracts.notifications import Channel, DeliveryFailed, DeliverySent
+from shared.contracts.notifications import DeliveryFailed, DeliverySent
 from shared.platform.db import listen
 from shared.platform.logging import get_logger, message_context
 from shared.platform import otel
 from shared.platform.outbox import Outbox
 from shared.platform.tracecontext import parse_traceparent
 from shared.platform.retry import backoff_delays
+from shared.platform.smtp import SendResult
 from shared.platform.tasks import cancel_and_wait
 from shared.platform.timers import Clock
 
 from . import store
-from .channels import Attempt, Channels, delivery_trace
+from .channels import Channels, delivery_trace
+from .deliveries import Delivery
 from .domain import retry_delay
 from .settings import NotificationsSettings
+from .store import Store
 
 log = get_logger(__name__)
 # Statements of the sender's bookkeeping (claim, mark, release) may not hold a stop for long.
@@ -59,13 +62,14 @@ STATEMENT_TIMEOUT = 10.0
 MARK_EVERY = 25
 
 
-def status_event(row: Any, *, now: datetime, reason: str | None = None) -> DeliverySent | DeliveryFailed:
-    common = dict(
-        delivery_id=row["delivery_id"], recipient_id=row["recipient_id"], channel=Channel(row["channel"]),
-        source_event_id=row["source_event_id"], source_event_type=row["source_event_type"],
-        attempts=row["attempts"], at=now,
-    )
-    return DeliveryFailed(**common, reason=reason) if reason is not None else DeliverySent(**common)
+def status_event(d: Delivery, *, now: datetime, reason: str | None = None) -> DeliverySent | DeliveryFailed:
+    if reason is not None:
+        return DeliveryFailed(delivery_id=d.delivery_id, recipient_id=d.recipient_id, channel=d.channel,
+                              source_event_id=d.source_event_id, source_event_type=d.source_event_type,
+                              attempts=d.attempts, at=now, reason=reason)
+    return DeliverySent(delivery_id=d.delivery_id, recipient_id=d.recipient_id, channel=d.channel,
+                        source_event_id=d.source_event_id, source_event_type=d.source_event_type,
+                        attempts=d.attempts, at=now)
 
 
 async def finish_despite_cancellation(coro: Coroutine[Any, Any, None]) -> None:
@@ -93,17 +97,18 @@ class Sender:
                  *, clock: Clock, metrics: Any = None) -> None:
         self._metrics = metrics
         self._pool = pool
+        self._store = Store(pool)  # each of its statements is atomic on its own
         self._outbox = outbox
         self._channels = channels
         self._s = settings
         self._clock = clock
         # Fault-injection point for tests: runs after a send, before its outcome is marked.
-        self.after_send: Callable[[Any, Attempt], Awaitable[None] | None] | None = None
+        self.after_send: Callable[[Delivery, SendResult], Awaitable[None] | None] | None = None
         self.counts: dict[str, int] = {}
         self._wake = asyncio.Event()  # a pending row was committed (or a stop was asked for)
         self._stopping = False
-        self._unsent: deque[Any] = deque()  # leased, no send started
-        self._finished: list[tuple[Any, Attempt]] = []  # sent (or failed), not yet marked
+        self._unsent: deque[Delivery] = deque()  # leased, no send started
+        self._finished: list[tuple[Delivery, SendResult]] = []  # sent (or failed), not yet marked
         self._workers: list[asyncio.Task[None]] = []
         self._marking: asyncio.Task[None] | None = None
         # Finished sends are marked in groups of this many while a batch is still being sent: what a
@@ -147,15 +152,15 @@ class Sender:
         while not self._stopping:
             self._wake.clear()  # before claiming: a row committed from now on sets it again
             try:
-                rows = await store.claim_due(self._pool, self._clock(),
-                                             timedelta(seconds=self._s.delivery_lease_seconds), limit,
-                                             timeout=STATEMENT_TIMEOUT)
+                rows = await self._store.claim_due(self._clock(),
+                                                   timedelta(seconds=self._s.delivery_lease_seconds), limit,
+                                                   timeout=STATEMENT_TIMEOUT)
                 if rows:
                     delays = backoff_delays(cap=30)
                     await self._send_batch(rows)
                     if len(rows) >= limit:
                         continue  # probably more waiting
-                due = await store.next_due(self._pool, timeout=STATEMENT_TIMEOUT)
+                due = await self._store.next_due(timeout=STATEMENT_TIMEOUT)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # noqa: BLE001 - database outage: wait, the rows stay pending
@@ -177,7 +182,7 @@ class Sender:
                 async with asyncio.timeout(seconds):
                     await self._wake.wait()
 
-    async def _send_batch(self, rows: list[Any]) -> None:
+    async def _send_batch(self, rows: list[Delivery]) -> None:
         leased_at = time.monotonic()
         self._unsent.extend(rows)
         self._workers = [asyncio.create_task(self._work(leased_at), name=f"sender-{i}")
@@ -194,16 +199,16 @@ class Sender:
         while self._unsent and not self._stopping:
             if time.monotonic() - leased_at >= self._send_budget:
                 return  # the rest is given back
-            row = self._unsent.popleft()
+            d = self._unsent.popleft()
             try:
-                attempt = await self._send(row)
+                attempt = await self._send(d)
             except asyncio.CancelledError:
                 raise
             except Exception:  # noqa: BLE001 - a failing hook must not stop the batch; the lease runs out
-                with self._context(row):
+                with self._context(d):
                     log.exception("sending failed unexpectedly; the delivery is retried when its lease runs out")
                 continue
-            self._finished.append((row, attempt))
+            self._finished.append((d, attempt))
             if len(self._finished) >= self._mark_every:
                 self._mark_soon()
 
@@ -212,23 +217,23 @@ class Sender:
         if self._finished and (self._marking is None or self._marking.done()):
             self._marking = asyncio.create_task(self._mark_loop(), name="sender-marker")
 
-    async def _send(self, row: Any) -> Attempt:
-        parent = parse_traceparent(row["traceparent"]) or delivery_trace(row)
-        with otel.span(f"send {row['channel']}", parent, kind="client", attributes={
-                "ntb.delivery_id": str(row["delivery_id"]), "ntb.channel": row["channel"],
-                "ntb.attempt": row["attempts"]}) as span:
+    async def _send(self, d: Delivery) -> SendResult:
+        parent = parse_traceparent(d.traceparent) or delivery_trace(d)
+        with otel.span(f"send {d.channel}", parent, kind="client", attributes={
+                "ntb.delivery_id": str(d.delivery_id), "ntb.channel": d.channel,
+                "ntb.attempt": d.attempts}) as span:
             try:
-                attempt = await self._channels.send(row)
+                attempt = await self._channels.send(d)
             except Exception as exc:  # noqa: BLE001 - an adapter bug must not kill the sender loop
-                with self._context(row):
+                with self._context(d):
                     log.exception("channel raised")
-                attempt = Attempt("transient", f"{type(exc).__name__}: {exc}")
+                attempt = SendResult("transient", f"{type(exc).__name__}: {exc}")
             if span is not None:
                 span.set("ntb.outcome", attempt.outcome)
                 if not attempt.sent:
                     span.error(attempt.detail[:200])
             if self.after_send is not None:
-                result = self.after_send(row, attempt)
+                result = self.after_send(d, attempt)
                 if asyncio.iscoroutine(result):
                     await result
         return attempt
@@ -261,61 +266,61 @@ class Sender:
         rows, self._unsent = list(self._unsent), deque()
         if rows:
             try:
-                await store.release(self._pool, [(row["delivery_id"], row["lease_token"]) for row in rows],
-                                    timeout=STATEMENT_TIMEOUT)
+                await self._store.release([(d.delivery_id, d.lease_token) for d in rows if d.lease_token],
+                                          timeout=STATEMENT_TIMEOUT)
             except BaseException:
                 self._unsent.extendleft(reversed(rows))
                 raise
 
     @staticmethod
-    def _context(row: Any) -> contextlib.AbstractContextManager[None]:
-        return message_context(delivery_id=str(row["delivery_id"]), event_id=row["source_event_id"],
-                               event_type=row["source_event_type"], correlation_id=row["correlation_id"],
-                               trace_id=delivery_trace(row).trace_id,
-                               recipient_id=row["recipient_id"], channel=row["channel"])
+    def _context(d: Delivery) -> contextlib.AbstractContextManager[None]:
+        return message_context(delivery_id=str(d.delivery_id), event_id=d.source_event_id,
+                               event_type=d.source_event_type, correlation_id=d.correlation_id,
+                               trace_id=delivery_trace(d).trace_id,
+                               recipient_id=d.recipient_id, channel=d.channel)
 
-    async def _mark(self, done: list[tuple[Any, Attempt]]) -> None:
+    async def _mark(self, done: list[tuple[Delivery, SendResult]]) -> None:
         """Record a group of outcomes and their events (one statement, atomic)."""
         now = self._clock()
         outcomes: list[dict[str, Any]] = []
         events: list[tuple[Any, Any, str, str]] = []
-        decided: list[tuple[Any, Attempt, str]] = []
-        for row, attempt in done:
+        decided: list[tuple[Delivery, SendResult, str]] = []
+        for d, attempt in done:
             # `attempts` was counted when this sender leased the row; while the lease holds it is current.
-            outcome: dict[str, Any] = dict(id=row["delivery_id"], token=row["lease_token"], reason=None,
+            outcome: dict[str, Any] = dict(id=d.delivery_id, token=d.lease_token, reason=None,
                                            error=None, next_at=None)
             if attempt.sent:
                 outcome["status"] = "sent"
-                events.append((row["delivery_id"], *self._outbox.build(
-                    status_event(row, now=now), **self._event_options(row))))
-            elif attempt.outcome == "permanent" or row["attempts"] >= self._s.delivery_max_attempts:
+                events.append((d.delivery_id, *self._outbox.build(
+                    status_event(d, now=now), **self._event_options(d))))
+            elif attempt.outcome == "permanent" or d.attempts >= self._s.delivery_max_attempts:
                 reason = attempt.detail if attempt.outcome == "permanent" else (
-                    f"gave up after {row['attempts']} attempts: {attempt.detail}")
+                    f"gave up after {d.attempts} attempts: {attempt.detail}")
                 outcome.update(status="failed", reason=reason, error=reason)
-                events.append((row["delivery_id"], *self._outbox.build(
-                    status_event(row, now=now, reason=reason), **self._event_options(row))))
+                events.append((d.delivery_id, *self._outbox.build(
+                    status_event(d, now=now, reason=reason), **self._event_options(d))))
             else:
-                delay = retry_delay(row["attempts"], base=self._s.delivery_backoff_base_seconds,
+                delay = retry_delay(d.attempts, base=self._s.delivery_backoff_base_seconds,
                                     cap=self._s.delivery_backoff_max_seconds)
                 outcome.update(status="pending", error=attempt.detail, next_at=now + timedelta(seconds=delay))
             outcomes.append(outcome)
-            decided.append((row, attempt, "retry" if outcome["status"] == "pending" else outcome["status"]))
-        marked = await store.mark(self._pool, now, outcomes, events, timeout=STATEMENT_TIMEOUT)
+            decided.append((d, attempt, "retry" if outcome["status"] == "pending" else outcome["status"]))
+        marked = await self._store.mark(now, outcomes, events, timeout=STATEMENT_TIMEOUT)
         tally: Counter[tuple[str, str]] = Counter()
         lost = 0
-        sent_by_event: dict[str, list[Any]] = {}
-        for row, attempt, outcome_name in decided:  # after the commit: what is logged is true
-            if row["delivery_id"] not in marked:
+        sent_by_event: dict[str, list[Delivery]] = {}
+        for d, attempt, outcome_name in decided:  # after the commit: what is logged is true
+            if d.delivery_id not in marked:
                 lost += 1
-                with self._context(row):
+                with self._context(d):
                     log.warning("lease lost before marking; another sender owns the delivery")
                 continue
-            tally[row["channel"], outcome_name] += 1
+            tally[d.channel, outcome_name] += 1
             if outcome_name == "sent":
-                sent_by_event.setdefault(row["source_event_id"], []).append(row)
+                sent_by_event.setdefault(d.source_event_id, []).append(d)
             if outcome_name != "sent":  # each failure and retry is worth its own line
-                with self._context(row):
-                    log.warning("delivery " + outcome_name, attempts=row["attempts"], detail=attempt.detail)
+                with self._context(d):
+                    log.warning("delivery " + outcome_name, attempts=d.attempts, detail=attempt.detail)
         by_outcome: Counter[str] = Counter()
         for (channel, outcome_name), n in tally.items():
             by_outcome[outcome_name] += n
@@ -328,15 +333,15 @@ class Sender:
         # only, never addresses. The rows (status, attempts, sent_at, last_error) are the audit trail.
         for rows in sent_by_event.values():
             first = rows[0]
-            with message_context(event_id=first["source_event_id"], event_type=first["source_event_type"],
-                                 correlation_id=first["correlation_id"], trace_id=delivery_trace(first).trace_id):
-                log.info("deliveries sent", recipient_ids=sorted({r["recipient_id"] for r in rows}),
-                         channels=sorted({r["channel"] for r in rows}), count=len(rows))
+            with message_context(event_id=first.source_event_id, event_type=first.source_event_type,
+                                 correlation_id=first.correlation_id, trace_id=delivery_trace(first).trace_id):
+                log.info("deliveries sent", recipient_ids=sorted({r.recipient_id for r in rows}),
+                         channels=sorted({r.channel for r in rows}), count=len(rows))
         # And one line per marking group with the counts.
         log.info("deliveries marked", sent=by_outcome["sent"], failed=by_outcome["failed"],
                  retry=by_outcome["retry"], lease_lost=lost)
 
     @staticmethod
-    def _event_options(row: Any) -> dict[str, Any]:
-        return dict(correlation_id=row["correlation_id"], causation_id=row["source_event_id"],
-                    traceparent=delivery_trace(row).header())
+    def _event_options(d: Delivery) -> dict[str, Any]:
+        return dict(correlation_id=d.correlation_id, causation_id=d.source_event_id,
+                    traceparent=delivery_trace(d).header())

@@ -1,7 +1,8 @@
 """The composition every service shares: pool, migrations, topics, Kafka, outbox relay, HTTP.
 
 A service builds a `Runtime` from its settings, registers handlers on consumers and
-routes on its FastAPI app, then calls `serve()`. Nothing connects before `start()`.
+routes on its FastAPI app, adds its own lifecycle steps as hooks (`on_start`, `on_stop`,
+`background`), then calls `serve()`. Nothing connects before `start()`.
 """
 
 from __future__ import annotations
@@ -10,7 +11,8 @@ import asyncio
 import contextlib
 import gc
 import signal
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
@@ -47,6 +49,20 @@ def source_of(service: str) -> str:
     return f"/ntb/rakor/{service}"
 
 
+Hook = Callable[["Runtime"], Awaitable[None]]
+
+
+@dataclass(slots=True)
+class _Background:
+    """A service's long-running worker (`Runtime.background`)."""
+
+    name: str
+    factory: Callable[["Runtime"], Coroutine[Any, Any, None]]
+    stop: Callable[[], None] | None
+    grace_seconds: float
+    task: asyncio.Task[None] | None = None
+
+
 class Runtime:
     def __init__(
         self,
@@ -80,6 +96,9 @@ class Runtime:
         self.clock = clock
         self._timer_handlers: dict[str, TimerHandler] = {}
         self.timers: TimerWheel | None = None
+        self._on_start: list[Hook] = []
+        self._on_stop: list[Hook] = []
+        self._background: list[_Background] = []
 
     def topic(self, name: str) -> str:
         """The real topic name of a logical one (see `topic_prefix`)."""
@@ -100,6 +119,28 @@ class Runtime:
 
         return register
 
+    def on_start(self, hook: Hook) -> Hook:
+        """Run `hook(runtime)` at start, once the pool is up and the migrations ran, before any
+        consumer, timer or background worker starts (e.g. seed data the handlers read)."""
+        self._on_start.append(hook)
+        return hook
+
+    def on_stop(self, hook: Hook) -> Hook:
+        """Run `hook(runtime)` at stop, after the background workers ended and while the pool is
+        still open (in the reverse order of registration)."""
+        self._on_stop.append(hook)
+        return hook
+
+    def background(self, name: str, factory: Callable[[Runtime], Coroutine[Any, Any, None]], *,
+                   stop: Callable[[], None] | None = None, grace_seconds: float = 0.0) -> None:
+        """Run `factory(runtime)` as a task for the service's life, started last. At stop, `stop()`
+        asks it to finish; it has `grace_seconds` to do so before it is cancelled."""
+        self._background.append(_Background(name, factory, stop, grace_seconds))
+
+    def background_task(self, name: str) -> asyncio.Task[None] | None:
+        """The running task of a background worker (after `start()`)."""
+        return next((b.task for b in self._background if b.name == name), None)
+
     @property
     def consumers(self) -> list[EventConsumer]:
         """The started consumers (after `start()`)."""
@@ -119,6 +160,8 @@ class Runtime:
         )
         async with self._pool.acquire() as conn:
             await migrations.migrate(conn, s.db_schema, [m for group in self._migration_sets for m in group])
+        for hook in self._on_start:
+            await hook(self)
         topics = [*self.topics_out, *self.topics_in, *(dlq(t) for t in self.topics_in)]
         if topics:
             await self._provisioned(topics)
@@ -151,6 +194,8 @@ class Runtime:
             for kind, handler in self._timer_handlers.items():
                 self.timers.handles(kind)(handler)
             self._tasks.append(asyncio.create_task(self.timers.run(), name="timers"))
+        for worker in self._background:
+            worker.task = asyncio.create_task(worker.factory(self), name=worker.name)
         log.info("service started", topics_in=self.topics_in, topics_out=self.topics_out)
 
     async def _provisioned(self, topics: Sequence[str]) -> None:
@@ -168,6 +213,10 @@ class Runtime:
             raise
 
     async def stop(self) -> None:
+        await self._stop_background()
+        for hook in reversed(self._on_stop):
+            with contextlib.suppress(Exception):
+                await hook(self)
         # Consumers first: in-flight handlers finish and commit, then nothing new arrives.
         for subscription in self.subscriptions:
             with contextlib.suppress(Exception):
@@ -191,6 +240,17 @@ class Runtime:
             await self._pool.close()
             self._pool = None
         log.info("service stopped")
+
+    async def _stop_background(self) -> None:
+        """Each worker is asked to finish, given its grace, then cancelled if still running."""
+        for worker in self._background:
+            task, worker.task = worker.task, None
+            if task is None:
+                continue
+            if worker.stop is not None and not task.done():
+                worker.stop()
+                await asyncio.wait({task}, timeout=worker.grace_seconds)
+            await cancel_and_wait(task)
 
     async def _drain_outbox(self) -> None:
         assert self.relay is not None

@@ -1,15 +1,17 @@
 """Sending one message over SMTP, with the relay settings every service that mails uses.
 
 A service that mails rarely (commitments' sign-in links) opens a connection per message: TLS as
-configured (STARTTLS required, offered, or implicit TLS), login when a username is set. The
-outcome is classified as notifications classifies its deliveries: 4xx and connection trouble are
-transient (retry later), 5xx permanent. The detail never quotes an address: servers echo
-recipients back in their replies.
+configured (STARTTLS required, offered, or implicit TLS), login when a username is set; the
+transaction itself is `smtp_session.Session`'s, the one notifications' sender pipelines. The
+outcome (`SendResult`, `classify`) is the one notifications' deliveries have too: 4xx and
+connection trouble are transient (retry later), 5xx permanent. The detail never quotes an
+address: servers echo recipients back in their replies.
 """
 
 from __future__ import annotations
 
 import asyncio
+import re
 from dataclasses import dataclass
 from datetime import datetime
 from email.message import EmailMessage
@@ -20,6 +22,7 @@ import aiosmtplib
 from pydantic import SecretStr
 
 from shared.platform.logging import redact_text
+from shared.platform.smtp_session import Session
 
 Outcome = Literal["sent", "transient", "permanent"]
 
@@ -55,19 +58,32 @@ class SendResult:
         return self.outcome == "sent"
 
 
+# An address in a server's reply ("5.1.1 <sekda@dompukab.go.id> unknown"): dropped, not masked.
+_ADDRESS = re.compile(r"<?[^\s<>@]+@[^\s<>]+>?")
+
+
+def _reply(text: object) -> str:
+    """A server's reply text without the addresses it quotes back."""
+    return " ".join(_ADDRESS.sub("<address>", str(text)).split())
+
+
 def classify(exc: BaseException) -> SendResult:
-    """4xx and connection trouble are transient; 5xx is permanent (the server said no for good)."""
+    """4xx and connection trouble are transient; 5xx is permanent (the server said no for good).
+
+    The detail keeps the code and the server's words (a reviewer reads why a notice failed) but
+    no address: the one outcome of every mail this project sends (notifications' deliveries,
+    commitments' sign-in links)."""
     if isinstance(exc, aiosmtplib.SMTPRecipientsRefused):
         codes = [r.code for r in exc.recipients]
         permanent = bool(codes) and all(c >= 500 for c in codes)
         return SendResult("permanent" if permanent else "transient", "SMTP recipient refused: "
-                          + ", ".join(str(c) for c in codes))
+                          + "; ".join(f"{r.code} {_reply(r.message)}" for r in exc.recipients))
     if isinstance(exc, aiosmtplib.SMTPAuthenticationError):
         # Our credentials are wrong: an operator fixes the config and the queue then drains.
         return SendResult("transient", f"SMTP authentication failed: {exc.code}")
     if isinstance(exc, aiosmtplib.SMTPResponseException):
-        return SendResult("permanent" if exc.code >= 500 else "transient", f"SMTP {exc.code}")
-    return SendResult("transient", f"SMTP unavailable: {type(exc).__name__}")
+        return SendResult("permanent" if exc.code >= 500 else "transient", f"SMTP {exc.code} {_reply(exc.message)}")
+    return SendResult("transient", f"SMTP unavailable: {type(exc).__name__}: {_reply(exc)}")
 
 
 def text_message(config: SmtpConfig, *, to: str, subject: str, text: str, message_id: str,
@@ -82,21 +98,27 @@ def text_message(config: SmtpConfig, *, to: str, subject: str, text: str, messag
 
 
 async def send(config: SmtpConfig, message: EmailMessage, recipient: str) -> SendResult:
-    """Send one message on a connection of its own; never raises for SMTP or network trouble."""
+    """Send one message on a connection of its own, through the same SMTP transaction as
+    notifications' deliveries (`smtp_session.Session`); never raises for SMTP or network trouble."""
     client = aiosmtplib.SMTP(
         hostname=config.host, port=config.port, username=config.username,
         password=config.password.get_secret_value() if config.password else None,
         start_tls=config.starttls, use_tls=config.use_tls, timeout=config.timeout_seconds,
         local_hostname=config.local_hostname)
+    session: Session | None = None
     try:
-        await client.connect()
-        await client.sendmail(config.envelope_from, [recipient], message.as_bytes())
+        session = await Session.open(client)
+        await session.sendmail(config.envelope_from, [recipient], message.as_bytes())
+    except ValueError as exc:  # an address that cannot go into an envelope
+        return SendResult("permanent", f"address not sendable: {exc}")
     except (aiosmtplib.SMTPException, OSError, asyncio.TimeoutError) as exc:
         return classify(exc)
     finally:
-        if client.is_connected:
+        if session is None:
+            client.close()
+        else:
             try:
-                await asyncio.wait_for(client.quit(), timeout=2)
+                await asyncio.wait_for(session.quit(), timeout=2)
             except (aiosmtplib.SMTPException, OSError, asyncio.TimeoutError):
-                client.close()
+                session.close()
     return SendResult("sent")

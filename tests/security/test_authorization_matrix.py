@@ -312,8 +312,7 @@ async def test_notifications_write_routes_are_operator_only(topic_prefix, schema
         body = {"name": "Staf Pengawas", "title": "Pengawas Ketenagakerjaan", "role": "disnakertrans_staff",
                 "region_code": A, "email": "pengawas@disnakertrans.ntbprov.go.id", "channels": ["email"]}
         # Two failed deliveries to resend; the sender is stopped so only requests change rows.
-        await cancel_and_wait(rt._sender_task)
-        rt._sender_task = None
+        await cancel_and_wait(rt.background_task("sender"))
         failed = [uuid.uuid4(), uuid.uuid4()]
         for n, delivery in enumerate(failed):
             await db.execute(

@@ -16,13 +16,12 @@ from shared.platform.logging import configure_logging
 
 async def main() -> None:
     configure_logging("notifications-crash", json=True)
-    runtime, _ = build(NotificationsSettings())
 
     def die(_row: object, attempt: object) -> None:
         if getattr(attempt, "sent", False):
             os.kill(os.getpid(), signal.SIGKILL)
 
-    runtime.sender_hook = die  # type: ignore[attr-defined]
+    runtime, _ = build(NotificationsSettings(), after_send=die)
     await runtime.start()
     await asyncio.sleep(120)
     sys.exit("the sender never sent anything")

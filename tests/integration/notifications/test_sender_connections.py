@@ -169,7 +169,7 @@ async def test_a_hurried_stop_still_marks_every_email_the_server_accepted(topic_
             await tx.start()
             await blocker.execute(f'SELECT 1 FROM "{schema}".deliveries FOR UPDATE')  # marking must wait
             await eventually(lambda: _value(len(smtp.messages) >= 3), interval=0.02)
-            stopping = asyncio.create_task(cancel_and_wait(rt._sender_task, recancel_seconds=0.01))
+            stopping = asyncio.create_task(cancel_and_wait(rt.background_task("sender"), recancel_seconds=0.01))
             await asyncio.sleep(1.0)  # cancelled ~100 times meanwhile
             accepted = len(smtp.messages)
             await tx.rollback()

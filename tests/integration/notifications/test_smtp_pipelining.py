@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 import aiosmtplib
 import pytest
 
-from services.notifications.smtp import Session
+from shared.platform.smtp_session import Session
 
 from ..conftest import ROOT
 from .conftest import free_port

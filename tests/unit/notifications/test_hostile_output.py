@@ -10,6 +10,7 @@ so an accepted meeting, invitee or delegate is always deliverable.
 
 from __future__ import annotations
 
+import dataclasses
 import email
 import email.policy
 import uuid
@@ -23,8 +24,9 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 from pydantic import TypeAdapter, ValidationError
 
 from services.notifications.channels import build_email
+from services.notifications.deliveries import Delivery
 from services.notifications.domain import Recipient, Rule, Target
-from services.notifications.handlers import Router
+from services.notifications.handlers import Routing, intent
 from services.notifications.rendering import Renderer, make_environment
 from services.notifications.settings import NotificationsSettings
 from shared.contracts.common import Contact, MeetingInfo
@@ -35,7 +37,7 @@ from shared.contracts.text import WebUrl, line, paragraph
 HOSTILE = "\"'<>&;:,\\=/?#%+@!$()[]{}|^`~*-_. éñßøçİıÅ한글漢字ไทย🙂\u0301\u200d\u00a0\ufeffAbc019"
 START = datetime(2026, 12, 3, 1, 0, tzinfo=UTC)
 SETTINGS = NotificationsSettings(environment="development")
-ROUTER = Router([], Renderer(make_environment()), SETTINGS)
+ROUTING = Routing.of([], Renderer(make_environment()), SETTINGS)
 INVITATION_RULE = Rule(event="ntb.invitations.invitation.issued.v1", template="invitation_issued",
                        channels=(Channel.EMAIL,), invitee=True)
 CANCEL_RULE = Rule(event="ntb.invitations.meeting.cancelled.v1", template="meeting_cancelled",
@@ -99,18 +101,18 @@ class Html(HTMLParser):
         self.text.append(data)
 
 
-def deliver(payload: object, rule: Rule, person: Recipient, event_type: str) -> tuple[dict, email.message.Message]:
+def deliver(payload: object, rule: Rule, person: Recipient, event_type: str) -> tuple[Delivery, email.message.Message]:
     ctx = SimpleNamespace(event=SimpleNamespace(id=str(uuid.uuid4()), type=event_type, correlation_id=None, traceparent=None,
                                                 time=START - timedelta(days=3)))
-    row = ROUTER._intent(payload, ctx, Target(person, Channel.EMAIL, rule), None)
-    assert row["status"] == "pending", row.get("reason")  # accepted input is deliverable: no template error
-    raw = build_email(row | {"created_at": START - timedelta(days=3)}, sender=SETTINGS.smtp_from,
+    row = intent(payload, ctx.event, Target(person, Channel.EMAIL, rule), None, ROUTING)
+    assert row.status == "pending", row.reason  # accepted input is deliverable: no template error
+    raw = build_email(dataclasses.replace(row, created_at=START - timedelta(days=3)), sender=SETTINGS.smtp_from,
                       domain=SETTINGS.message_id_domain)
     assert b"\r\n\r\n" in raw and all(len(line_) <= 998 for line_ in raw.split(b"\r\n"))
     message = email.message_from_bytes(raw, policy=email.policy.default)
     assert not message.defects and all(not part.defects for part in message.walk())
     assert [k for k in message.keys()] == HEADERS  # no header injected, none lost
-    assert message["Subject"] == row["subject"] and "\n" not in str(message["Subject"])
+    assert message["Subject"] == row.subject and "\n" not in str(message["Subject"])
     assert len(message["To"].addresses) == 1 and message["To"].addresses[0].addr_spec == person.email
     assert message["To"].addresses[0].display_name.split() == person.name.split()  # parsers fold runs of spaces
     return row, message

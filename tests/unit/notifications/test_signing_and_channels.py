@@ -7,8 +7,11 @@ from datetime import UTC, datetime
 
 import aiosmtplib
 
-from services.notifications.channels import build_email, classify_http, classify_smtp, webhook_body
+from services.notifications.channels import build_email, classify_http, webhook_body
+from services.notifications.deliveries import Delivery
 from services.notifications.signing import sign, verify
+from shared.contracts.notifications import Channel
+from shared.platform.smtp import classify as classify_smtp
 
 
 def test_signature_verifies_and_detects_tampering():
@@ -41,10 +44,11 @@ def test_http_statuses():
 
 
 def row(**overrides):
-    return {"delivery_id": uuid.UUID(int=7), "created_at": datetime(2026, 12, 1, tzinfo=UTC),
-            "recipient_name": "Sekda Dompu", "address": "sekda@dompukab.go.id", "subject": "Undangan",
-            "text_body": "Teks", "html_body": "<p>HTML</p>", "ics": None, "source_event_id": "e1",
-            "source_event_type": "t.v1", "recipient_id": "r1"} | overrides
+    return Delivery(**{"delivery_id": uuid.UUID(int=7), "created_at": datetime(2026, 12, 1, tzinfo=UTC),
+                       "recipient_name": "Sekda Dompu", "address": "sekda@dompukab.go.id", "subject": "Undangan",
+                       "text_body": "Teks", "html_body": "<p>HTML</p>", "ics": None, "source_event_id": "e1",
+                       "source_event_type": "t.v1", "recipient_id": "r1", "correlation_id": None,
+                       "channel": Channel.EMAIL, "template": "t"} | overrides)
 
 
 def test_email_carries_a_stable_message_id_and_the_ics():

@@ -10,7 +10,7 @@ from aiosmtplib import SMTPReadTimeoutError, SMTPResponseException, SMTPServerDi
 
 from hypothesis import given, settings, strategies as st
 
-from services.notifications.smtp import Reply, _Replies, envelope_address
+from shared.platform.smtp_session import Reply, _Replies, envelope_address
 
 # CI runs a bounded number of examples; NTB_HYPOTHESIS_PROFILE=long runs many more.
 EXAMPLES = {"ci": 200, "long": 3000}[os.environ.get("NTB_HYPOTHESIS_PROFILE", "ci")]

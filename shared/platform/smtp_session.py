@@ -1,4 +1,4 @@
-"""Mail transactions with PIPELINING (RFC 2920) over a connection that aiosmtplib set up.
+"""SMTP transactions with PIPELINING (RFC 2920) over a connection that aiosmtplib set up (every mail the project sends).
 
 aiosmtplib connects, says EHLO, upgrades with STARTTLS and logs in, and we keep it for that.
 It sends one command per round trip, and its reply reader holds one reply at a time (replies
