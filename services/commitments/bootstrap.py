@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
+from collections.abc import Coroutine
 from functools import partial
 from typing import Any
 
@@ -14,7 +14,6 @@ from shared.contracts.commitments import RealizationReported, SubmitCommitment
 from shared.contracts.invitations import MeetingConcluded
 from shared.platform.http import create_app
 from shared.platform.runtime import Runtime
-from shared.platform.tasks import cancel_and_wait
 from shared.platform.timers import Clock, system_clock
 
 from . import handlers, http, http_pages, http_region_pages, http_review_pages
@@ -28,33 +27,12 @@ def migration_sets() -> list[list[migrations.Migration]]:
     return [migrations.load("messaging", "shared.platform", "sql"), migrations.load("commitments", "services.commitments")]
 
 
-class CommitmentsRuntime(Runtime):
-    """The shared runtime plus the worker that mails sign-in links (sign_in_mail.py)."""
-
-    def __init__(self, *args: Any, staff: dict[str, Any], **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self._staff = staff
-        self.sign_in_mailer: SignInMailer | None = None
-        self._mailer_task: asyncio.Task[None] | None = None
-
-    async def start(self) -> None:
-        await super().start()
-        self.sign_in_mailer = SignInMailer(self.pool, self.settings, self._staff, self.clock)
-        self._mailer_task = asyncio.create_task(self.sign_in_mailer.run(), name="sign-in-mailer")
-
-    async def stop(self) -> None:
-        # A mail cut short keeps its lease and is sent again after it runs out.
-        await cancel_and_wait(self._mailer_task)
-        self._mailer_task = None
-        await super().stop()
-
-
 def build(settings: CommitmentsSettings, *, clock: Clock = system_clock) -> tuple[Runtime, FastAPI]:
     inbound = [topics.INVITATIONS_EVENTS, topics.COMMITMENTS_INBOUND, *topics.REGIONAL_INBOUND,
                topics.REALIZATION_INBOUND]
     staff = http_pages.staff_directory(settings.staff_file)
-    runtime = CommitmentsRuntime(settings, migration_sets=migration_sets(), topics_out=[topics.COMMITMENTS_EVENTS],
-                                 topics_in=inbound, clock=clock, staff=staff, store=Store)
+    runtime = Runtime(settings, migration_sets=migration_sets(), topics_out=[topics.COMMITMENTS_EVENTS],
+                      topics_in=inbound, clock=clock, store=Store)
     terms = settings.terms()
     # Batch path: up to 100 records per transaction and per offset commit (docs/performance.md, B1);
     # a rejected record is isolated by a savepoint replay, so it alone is dead-lettered.
@@ -69,6 +47,14 @@ def build(settings: CommitmentsSettings, *, clock: Clock = system_clock) -> tupl
                      "deadlines, realization and the provincial summary.")
     app.state.runtime = runtime
     app.state.terms = terms
+    app.state.sign_in_mailer = None
+
+    def mail_sign_in_links(rt: Runtime) -> Coroutine[Any, Any, None]:
+        # Cancelled at stop: a mail cut short keeps its lease and is sent again after it runs out.
+        app.state.sign_in_mailer = SignInMailer(rt.pool, settings, staff, rt.clock)
+        return app.state.sign_in_mailer.run()
+
+    runtime.background("sign-in-mailer", mail_sign_in_links)
     app.state.staff = staff
     app.include_router(http.api)
     app.include_router(http_pages.pages)

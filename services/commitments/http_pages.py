@@ -153,8 +153,8 @@ async def request_link(request: Request) -> HTMLResponse:
         await sign_in_mail.request_link(rt.pool, _secret(request), email, _now(request),
                                         timedelta(minutes=rt.settings.sign_in_link_minutes),
                                         next_path(form.get("lanjut")))
-        if getattr(rt, "sign_in_mailer", None) is not None:
-            rt.sign_in_mailer.wake()
+        if request.app.state.sign_in_mailer is not None:
+            request.app.state.sign_in_mailer.wake()
         log.info("sign-in link requested", principal=web_session.subject_of(email))
     # The same answer whether or not the address is known: the page reveals nobody.
     return web.render(PAGES, "sign_in.html.j2", sent=True, error="", lanjut="",
