@@ -67,7 +67,7 @@ class Limits:
     max_int_digits: int = 30
     forbidden_text: re.Pattern[str] | None = None
     # Built once per edge: json.loads with hooks would build a decoder per call.
-    _decoder: json.JSONDecoder = field(init=False, repr=False, compare=False)
+    decoder: json.JSONDecoder = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         digits = self.max_int_digits
@@ -79,7 +79,7 @@ class Limits:
 
         decoder = json.JSONDecoder(parse_constant=_refuse_constant, object_pairs_hook=_unique_keys,
                                    parse_float=_finite, parse_int=bounded_int)
-        object.__setattr__(self, "_decoder", decoder)
+        object.__setattr__(self, "decoder", decoder)
 
 
 def loads(raw: bytes, limits: Limits, *, what: str = "value") -> Any:
@@ -95,7 +95,7 @@ def loads(raw: bytes, limits: Limits, *, what: str = "value") -> Any:
     try:
         # The size is bounded above, and the C parser guards its recursion (RecursionError at
         # about 1,000 levels, caught here), so parsing first is safe; the shape is checked after.
-        parsed = limits._decoder.decode(text)
+        parsed = limits.decoder.decode(text)
     except JsonRefused as exc:
         raise JsonRefused(f"{what}: {exc}") from None
     except RecursionError:

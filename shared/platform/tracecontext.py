@@ -140,9 +140,9 @@ def for_event(traceparent: str | None = None, event_type: str | None = None) -> 
 def starting(name: str) -> Iterator[Trace]:
     """A new trace for work nothing outside asked for (a durable timer firing); exported as `name`
     when OpenTelemetry is on. Events written inside start their chains' correlation ids themselves."""
-    with otel.span(name, None, kind="internal") as made:
-        with use(Trace(made.traceparent if made is not None else TraceParent.new())) as trace:
-            yield trace  # type: ignore[misc]
+    with (otel.span(name, None, kind="internal") as made,
+          use(Trace(made.traceparent if made is not None else TraceParent.new())) as trace):
+        yield trace  # type: ignore[misc]
 
 
 @contextlib.contextmanager
