@@ -28,9 +28,9 @@ import asyncio
 import contextlib
 import json
 import os
-import re
 import sys
 import time
+from collections.abc import AsyncIterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any, NoReturn
@@ -40,14 +40,13 @@ import httpx
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
-from shared.platform import kafka_records
 from shared.contracts.topics import DLQ_SUFFIX
+from shared.ntbctl import services
+from shared.ntbctl.output import CONFIG, OUT, SETTINGS, CommandError, progress, run
+from shared.platform import kafka_records
 from shared.platform.dead_letter import stored_body
 from shared.platform.kafka import SafeProducer
-from shared.ntbctl.output import CONFIG, OUT, SETTINGS, CommandError, captured, progress, run, tsv_rows
 from shared.platform.kafka_security import bootstrap_list, client_options
-
-SERVICES = ("invitations", "commitments", "notifications")
 
 
 def _bootstrap() -> list[str]:
@@ -153,13 +152,27 @@ async def dlq_list(topic: str | None, limit: int) -> int:
     total = 0
     for name in topics:
         for record in await _read_all(name, limit):
-            h = _headers(record)
             total += 1
-            fields = [name, str(record.partition), str(record.offset), h.get("dlq_failed_at", "-"),
-                      h.get("dlq_consumer", "-"), h.get("ce_type", "-"), h.get("dlq_reason", "-")]
-            print("\t".join(_one_line(f)[:2000] for f in fields))
+            OUT.row(_dead_letter(name, record), _dead_letter_line)
     print(f"{total} dead letter(s)", file=sys.stderr)
     return 0
+
+
+def _dead_letter(topic: str, record: Any) -> dict[str, Any]:
+    h = _headers(record)
+    return {"topic": topic, "partition": record.partition, "offset": record.offset,
+            "failed_at": h.get("dlq_failed_at"), "consumer": h.get("dlq_consumer"),
+            "type": h.get("ce_type", "-"), "reason": h.get("dlq_reason", "-")}
+
+
+def _dead_letter_line(row: dict[str, Any]) -> str:
+    fields = [row["topic"], str(row["partition"]), str(row["offset"]), _or_dash(row["failed_at"]),
+              _or_dash(row["consumer"]), row["type"], row["reason"]]
+    return "\t".join(_one_line(f)[:2000] for f in fields)
+
+
+def _or_dash(value: Any) -> str:
+    return "-" if value is None else str(value)
 
 
 async def dlq_show(topic: str, partition: int, offset: int) -> int:
@@ -171,7 +184,7 @@ async def dlq_show(topic: str, partition: int, offset: int) -> int:
     headers = [[kafka_records.header_name_bytes(k).decode("utf-8", "backslashreplace"), _shown(v)]
                for k, v in record.headers or ()]
     shown: dict[str, Any] = {"key": _shown(record.key), "headers": headers}
-    value = record.value
+    value: bytes | None = record.value
     ref = _headers(record).get("dlq_body_ref")
     if ref:
         original = await _stored(ref)
@@ -181,12 +194,18 @@ async def dlq_show(topic: str, partition: int, offset: int) -> int:
             key, value, original_headers = original
             shown["original"] = {"key": _shown(key), "headers": [
                 [name.decode("utf-8", "backslashreplace"), _shown(v)] for name, v in original_headers]}
-    print(json.dumps(shown, indent=2, ensure_ascii=False))
     try:
-        print((value or b"").decode("utf-8"))
+        shown["value"] = (value or b"").decode("utf-8")
     except UnicodeDecodeError:
-        print((value or b"").hex())
+        shown["value"] = (value or b"").hex()
+    OUT.item(shown, _dead_letter_text)
     return 0
+
+
+def _dead_letter_text(shown: dict[str, Any]) -> str:
+    """The metadata as an indented JSON object, then the value on its own (a record's JSON stays readable)."""
+    meta = {k: v for k, v in shown.items() if k != "value"}
+    return f"{json.dumps(meta, indent=2, ensure_ascii=False)}\n{shown['value']}"
 
 
 async def _stored(ref: str) -> tuple[bytes | None, bytes | None, list[tuple[bytes, bytes | None]]] | None:
@@ -243,7 +262,7 @@ async def dlq_replay(topic: str, partition: int, offset: int) -> int:
     original = h.get("dlq_original_topic") or topic.removesuffix(DLQ_SUFFIX)
     headers = [(k, v) for k, v in (record.headers or ()) if not k.startswith("dlq_")]
     headers.append(("dlq_replayed_from", f"{topic}:{partition}:{offset}".encode()))
-    producer = SafeProducer(_bootstrap(), client_id="ntbctl")
+    producer = SafeProducer(CONFIG.get("bootstrap_servers"), client_id="ntbctl")
     try:
         await producer.send(original, value=record.value or b"", key=record.key, headers=headers)
     finally:
@@ -252,7 +271,7 @@ async def dlq_replay(topic: str, partition: int, offset: int) -> int:
     return 0
 
 
-async def outbox_list(schemas: tuple[str, ...] = SERVICES) -> int:
+async def outbox_list(schemas: tuple[str, ...] = services.SCHEMAS) -> int:
     """Rows the relay set aside (outbox_dead), oldest first, with the reason Kafka gave."""
     conn = await asyncpg.connect(_dsn())
     try:
@@ -262,12 +281,15 @@ async def outbox_list(schemas: tuple[str, ...] = SERVICES) -> int:
             for row in await conn.fetch(
                     f'SELECT id, event_id, topic, key, dead_at, reason FROM "{schema}".outbox_dead ORDER BY id'):
                 OUT.row({"schema": schema, "id": row["id"], "dead_at": row["dead_at"].isoformat(), "topic": row["topic"],
-                         "key": row["key"], "event_id": row["event_id"], "reason": row["reason"]},
-                        f"{schema}\t{row['id']}\t{row['dead_at'].isoformat()}\t{row['topic']}\tkey={row['key']}\t"
-                        f"event_id={row['event_id']}\t{row['reason']}")
+                         "key": row["key"], "event_id": row["event_id"], "reason": row["reason"]}, _set_aside_line)
     finally:
         await conn.close()
     return 0
+
+
+def _set_aside_line(r: dict[str, Any]) -> str:
+    return (f"{r['schema']}\t{r['id']}\t{r['dead_at']}\t{r['topic']}\tkey={r['key']}\t"
+            f"event_id={r['event_id']}\t{r['reason']}")
 
 
 # The row goes back as a new outbox row (published after what is already waiting) and the
@@ -293,7 +315,7 @@ async def outbox_requeue(schema: str, row_id: int) -> int:
         print(f"no set-aside row {row_id} in {schema} (already requeued?)", file=sys.stderr)
         return 1
     OUT.item({"schema": schema, "requeued": row_id, "outbox_id": row["id"]},
-             f"requeued {schema} outbox_dead {row_id} as outbox {row['id']}")
+             lambda r: f"requeued {r['schema']} outbox_dead {r['requeued']} as outbox {r['outbox_id']}")
     return 0
 
 
@@ -306,7 +328,8 @@ async def lag() -> int:
         status = 2
     else:
         try:
-            await _outbox_lag()
+            async for row in _outbox_lag():
+                OUT.row(row, _lag_line)
         except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
             print(f"outbox lag: cannot read PostgreSQL: {type(exc).__name__}: {exc}", file=sys.stderr)
             status = 1
@@ -315,7 +338,8 @@ async def lag() -> int:
               file=sys.stderr)
         return 2
     try:
-        await _consumer_lag()
+        async for row in _consumer_lag():
+            OUT.row(row, _lag_line)
     except Exception as exc:  # noqa: BLE001 - an operator's tool reports, it does not trace back
         print(f"consumer lag: cannot read Kafka at {','.join(_bootstrap())}: {type(exc).__name__}: {exc}",
               file=sys.stderr)
@@ -331,25 +355,33 @@ def _address(name: str) -> str | None:
     return given
 
 
-async def _outbox_lag() -> None:
+def _lag_line(row: dict[str, Any]) -> str:
+    if row["kind"] == "outbox":
+        return (f"outbox\t{row['schema']}\tunpublished={row['unpublished']}\toldest={_or_dash(row['oldest'])}\t"
+                f"set_aside={row['set_aside']}")
+    return (f"consumer\t{row['group']}\t{row['topic']}[{row['partition']}]\tcommitted={row['committed']}\t"
+            f"end={row['end']}\tlag={row['lag']}")
+
+
+async def _outbox_lag() -> AsyncIterator[dict[str, Any]]:
     conn = await asyncpg.connect(_dsn(), timeout=10)
     try:
-        for schema in SERVICES:
+        for schema in services.SCHEMAS:
             exists = await conn.fetchval("SELECT to_regclass($1)", f"{schema}.outbox")
             if not exists:
                 continue
             row = await conn.fetchrow(
                 f"SELECT count(*) AS n, min(created_at) AS oldest FROM {schema}.outbox"
             )
-            age = f"{(datetime.now(row['oldest'].tzinfo) - row['oldest']).total_seconds():.1f}s" if row["oldest"] else "-"
+            age = f"{(datetime.now(row['oldest'].tzinfo) - row['oldest']).total_seconds():.1f}s" if row["oldest"] else None
             dead = await conn.fetchval(f"SELECT count(*) FROM {schema}.outbox_dead") \
                 if await conn.fetchval("SELECT to_regclass($1)", f"{schema}.outbox_dead") else 0
-            print(f"outbox\t{schema}\tunpublished={row['n']}\toldest={age}\tset_aside={dead}")
+            yield {"kind": "outbox", "schema": schema, "unpublished": row["n"], "oldest": age, "set_aside": dead}
     finally:
         await conn.close()
 
 
-async def _consumer_lag() -> None:
+async def _consumer_lag() -> AsyncIterator[dict[str, Any]]:
     admin = AIOKafkaAdminClient(bootstrap_servers=_bootstrap(), **client_options())
     await admin.start()
     consumer = AIOKafkaConsumer(bootstrap_servers=_bootstrap(), group_id=None, **client_options())
@@ -362,8 +394,8 @@ async def _consumer_lag() -> None:
                 continue
             ends = await consumer.end_offsets(list(offsets))
             for tp, meta in sorted(offsets.items(), key=lambda i: (i[0].topic, i[0].partition)):
-                print(f"consumer\t{group}\t{tp.topic}[{tp.partition}]\tcommitted={meta.offset}\t"
-                      f"end={ends[tp]}\tlag={max(0, ends[tp] - max(meta.offset, 0))}")
+                yield {"kind": "consumer", "group": group, "topic": tp.topic, "partition": tp.partition,
+                       "committed": meta.offset, "end": ends[tp], "lag": max(0, ends[tp] - max(meta.offset, 0))}
     finally:
         await consumer.stop()
         await admin.close()
@@ -371,27 +403,31 @@ async def _consumer_lag() -> None:
 
 async def audit(commitment_id: str, client: httpx.AsyncClient | None = None) -> int:
     """Print the trail as at, actor, role, action, from -> to, reason (one line per transition)."""
-    response = await api_call("commitments_url", "GET", f"/commitments/{commitment_id}/audit", client=client)
+    response = await api_call(services.COMMITMENT_AUDIT, client=client, commitment_id=commitment_id)
     for entry in response.json():
-        OUT.row(entry, "\t".join([
-            str(entry.get("at", "")), str(entry.get("actor", "")), str(entry.get("role", "")),
-            str(entry.get("action", "")), f"{entry.get('from_status') or '-'} -> {entry.get('to_status')}",
-            str(entry.get("reason") or ""),
-        ]))
+        OUT.row(entry, _transition_line)
     return 0
+
+
+def _transition_line(entry: dict[str, Any]) -> str:
+    return "\t".join([
+        str(entry.get("at", "")), str(entry.get("actor", "")), str(entry.get("role", "")),
+        str(entry.get("action", "")), f"{entry.get('from_status') or '-'} -> {entry.get('to_status')}",
+        str(entry.get("reason") or ""),
+    ])
 
 
 # --- HTTP APIs ---------------------------------------------------------------------------
 
-async def api_call(service_url: str, method: str, path: str, *, params: dict[str, Any] | None = None,
-                   client: httpx.AsyncClient | None = None) -> httpx.Response:
+async def api_call(route: services.Route, *, params: dict[str, Any] | None = None,
+                   client: httpx.AsyncClient | None = None, **ids: str) -> httpx.Response:
     """One call with the operator's key. 2xx comes back; anything else is a one-line CommandError
     (404: not found, 409: refused, 401/403: the key) with the API's own reason."""
     headers = {"Authorization": f"Bearer {CONFIG.api_key()}"}
     own = client is None
-    http = client or httpx.AsyncClient(base_url=CONFIG.get(service_url), timeout=CONFIG_TIMEOUT)
+    http = client or httpx.AsyncClient(base_url=CONFIG.get(f"{route.service}_url"), timeout=CONFIG_TIMEOUT)
     try:
-        response = await http.request(method, path, params=params, headers=headers)
+        response = await http.request(route.method, route.to(**ids), params=params, headers=headers)
     finally:
         if own:
             await http.aclose()
@@ -420,34 +456,37 @@ def _delivery_line(d: dict[str, Any]) -> str:
 async def deliveries_list(*, event_id: str | None, recipient_id: str | None, status: str | None, limit: int) -> int:
     params = {k: v for k, v in {"event_id": event_id, "recipient_id": recipient_id, "status": status,
                                 "limit": limit}.items() if v is not None}
-    rows = (await api_call("notifications_url", "GET", "/deliveries", params=params)).json()
+    rows = (await api_call(services.DELIVERIES, params=params)).json()
     for d in rows:
-        OUT.row(d, _delivery_line(d))
+        OUT.row(d, _delivery_line)
     print(f"{len(rows)} deliveries", file=sys.stderr)
     return 0
 
 
 async def deliveries_show(delivery_id: str) -> int:
-    d = (await api_call("notifications_url", "GET", f"/deliveries/{delivery_id}")).json()
-    trail = (await api_call("notifications_url", "GET", f"/deliveries/{delivery_id}/audit")).json()
-    lines = [f"{k}:\t{v if v is not None else '-'}" for k, v in d.items()]
-    lines += [f"audit:\t{a['at']}\t{a['actor']} ({a['actor_role']})\t{a['action']}\t"
-              f"{a['from_status']} -> {a['to_status']}\tattempts before: {a['attempts_before']}" for a in trail]
-    OUT.item({**d, "audit": trail}, "\n".join(lines))
+    d = (await api_call(services.DELIVERY, delivery_id=delivery_id)).json()
+    trail = (await api_call(services.DELIVERY_AUDIT, delivery_id=delivery_id)).json()
+    OUT.item({**d, "audit": trail}, _delivery_text)
     return 0
+
+
+def _delivery_text(shown: dict[str, Any]) -> str:
+    lines = [f"{k}:\t{v if v is not None else '-'}" for k, v in shown.items() if k != "audit"]
+    lines += [f"audit:\t{a['at']}\t{a['actor']} ({a['actor_role']})\t{a['action']}\t"
+              f"{a['from_status']} -> {a['to_status']}\tattempts before: {a['attempts_before']}" for a in shown["audit"]]
+    return "\n".join(lines)
 
 
 async def deliveries_resend(*, delivery_id: str | None, event_id: str | None, all_failed: bool, limit: int) -> int:
     """Resend one delivery, the failed ones of an event, or every failed delivery (one event at a time)."""
     if delivery_id is not None:
-        d = (await api_call("notifications_url", "POST", f"/deliveries/{delivery_id}/resend")).json()
-        OUT.item(d, f"resent {d['delivery_id']} ({d['channel']} to {d['address']}): {d['status']}")
+        d = (await api_call(services.RESEND_DELIVERY, delivery_id=delivery_id)).json()
+        OUT.item(d, lambda d: f"resent {d['delivery_id']} ({d['channel']} to {d['address']}): {d['status']}")
         return 0
     if event_id is not None:
         events = [event_id]
     else:
-        failed = (await api_call("notifications_url", "GET", "/deliveries",
-                                 params={"status": "failed", "limit": limit})).json()
+        failed = (await api_call(services.DELIVERIES, params={"status": "failed", "limit": limit})).json()
         events = list(dict.fromkeys(d["source_event_id"] for d in failed))
         if not events:
             print("no failed deliveries", file=sys.stderr)
@@ -455,26 +494,28 @@ async def deliveries_resend(*, delivery_id: str | None, event_id: str | None, al
     resent = refused = 0
     for done, event in enumerate(events, start=1):
         try:
-            answer = (await api_call("notifications_url", "POST", "/deliveries/resend",
-                                     params={"event_id": event})).json()
+            answer = (await api_call(services.RESEND_EVENT, params={"event_id": event})).json()
         except CommandError as exc:
             if not all_failed:
                 raise
             refused += 1  # the rest still goes; the reason is shown
-            OUT.row({"event_id": event, "resent": [], "error": str(exc)}, f"{event}\trefused\t{exc}")
+            OUT.row({"event_id": event, "resent": [], "error": str(exc)}, lambda r: f"{r['event_id']}\trefused\t{r['error']}")
         else:
             resent += len(answer["resent"])
             refused += len(answer["refused"])
             for delivery in answer["resent"]:
-                OUT.row({"event_id": event, "delivery_id": delivery, "result": "resent"},
-                        f"{event}\t{delivery}\tresent")
+                OUT.row({"event_id": event, "delivery_id": delivery, "result": "resent"}, _resend_line)
             for r in answer["refused"]:
                 OUT.row({"event_id": event, "delivery_id": r["delivery_id"], "result": "refused",
-                         "reason": r["reason"]}, f"{event}\t{r['delivery_id']}\trefused\t{r['reason']}")
+                         "reason": r["reason"]}, _resend_line)
         if all_failed:
             progress(done, len(events), "events")
     print(f"{resent} resent, {refused} refused", file=sys.stderr)
     return 0 if resent or not refused else 1
+
+
+def _resend_line(r: dict[str, Any]) -> str:
+    return "\t".join([r["event_id"], r["delivery_id"], r["result"], *([r["reason"]] if "reason" in r else [])])
 
 
 # --- logs ----------------------------------------------------------------------------------
@@ -596,10 +637,10 @@ def _topics_apply(args: argparse.Namespace) -> int:
     specs = topic_plan.plan(args.prefix, partitions=args.partitions, replication=args.replication,
                             min_insync=args.min_insync)
     if args.dry_run:
-        for line in topic_plan.summary(specs):
-            print(json.dumps(line))
+        for planned in topic_plan.summary(specs):
+            print(json.dumps(planned))
         return 0
-    report = asyncio.run(topic_plan.apply(_bootstrap(), specs))
+    report = asyncio.run(topic_plan.apply(CONFIG.get("bootstrap_servers"), specs))
     for line in report:
         print(line)
     return 1 if any("reassign" in line for line in report) else 0
@@ -642,7 +683,7 @@ def parser() -> argparse.ArgumentParser:
     sub = top.add_subparsers(dest="command", required=True, parser_class=_Parser, metavar="COMMAND")
 
     def command(parent: Any, name: str, help: str) -> argparse.ArgumentParser:
-        p = parent.add_parser(name, help=help, description=help)
+        p: argparse.ArgumentParser = parent.add_parser(name, help=help, description=help)
         _globals(p, top=False)
         return p
 
@@ -700,45 +741,23 @@ def parser() -> argparse.ArgumentParser:
     return top
 
 
-def _dlq_show_json(text: str) -> dict[str, Any]:
-    head, _, value = text.partition("\n}\n")
-    meta = json.loads(head + "\n}")
-    return {**meta, "value": value.rstrip("\n")}
-
-
-_TOPIC_PARTITION = re.compile(r"(?P<topic>.+)\[(?P<partition>[0-9]+)\]")
-
-
-def _lag_json(text: str) -> list[dict[str, Any]]:
-    rows = tsv_rows(text, {"outbox": ["kind", "schema"], "consumer": ["kind", "group", "partition"]})
-    for row in rows:
-        match = _TOPIC_PARTITION.fullmatch(str(row.get("partition", "")))
-        if match:  # `topic[2]` as kafka-consumer-groups shows it: two fields in JSON
-            row["topic"], row["partition"] = match["topic"], int(match["partition"])
-    return rows
-
-
 def _dispatch(args: argparse.Namespace) -> int:
     if getattr(args, "run", None) is not None:  # self-contained commands (topics apply)
         return int(args.run(args))
     if args.command == "dlq":
         if args.action == "list":
-            with captured(lambda text: tsv_rows(text, ["topic", "partition", "offset", "failed_at", "consumer",
-                                                       "type", "reason"])):
-                return asyncio.run(dlq_list(args.topic, args.limit))
+            return asyncio.run(dlq_list(args.topic, args.limit))
         if args.action == "show":
-            with captured(_dlq_show_json):
-                return asyncio.run(dlq_show(args.topic, args.partition, args.offset))
+            return asyncio.run(dlq_show(args.topic, args.partition, args.offset))
         return asyncio.run(dlq_replay(args.topic, args.partition, args.offset))
     if args.command == "consumer":
         return asyncio.run(consumer_skip(args.schema, args.group, args.topic, args.partition, args.offset,
                                          args.reason, args.by))
     if args.command == "lag":
-        with captured(_lag_json):
-            return asyncio.run(lag())
+        return asyncio.run(lag())
     if args.command == "outbox":
         if args.action == "list":
-            return asyncio.run(outbox_list(tuple(args.schema) if args.schema else SERVICES))
+            return asyncio.run(outbox_list(tuple(args.schema) if args.schema else services.SCHEMAS))
         return asyncio.run(outbox_requeue(args.schema, args.row_id))
     if args.command == "audit":
         return asyncio.run(audit(args.commitment_id))
