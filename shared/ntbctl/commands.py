@@ -776,7 +776,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     CONFIG.values = {name: getattr(args, name, None) for name in SETTINGS}
     CONFIG.api_key_file = args.api_key_file
-    CONFIG.output = OUT.fmt = args.output
+    OUT.fmt = args.output
     return run(lambda: _dispatch(args))
 
 

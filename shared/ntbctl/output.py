@@ -62,7 +62,6 @@ class Config:
 
     values: dict[str, str | None] = field(default_factory=dict)
     api_key_file: str | None = None
-    output: str = "text"
 
     def get(self, name: str) -> str:
         spec = SETTINGS[name]
