@@ -33,7 +33,7 @@ import time
 from collections.abc import AsyncIterator
 from datetime import datetime
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any, NoReturn, TextIO
 
 import asyncpg
 import httpx
@@ -586,34 +586,30 @@ def logs(correlation_id: str, directory: Path | None, follow: bool, files: list[
 
 
 def _logs_from_files(wanted: str, files: list[str], follow: bool) -> int:
-    handles = []
-    try:
+    with contextlib.ExitStack() as opened:
+        handles: list[TextIO] = []
         for name in files:
             if name == "-":
                 handles.append(sys.stdin)
                 continue
             try:
-                handles.append(open(name, encoding="utf-8", errors="replace"))  # noqa: SIM115 - closed below
+                handles.append(opened.enter_context(open(name, encoding="utf-8", errors="replace")))
             except OSError as exc:
                 raise CommandError(f"cannot read {name}: {exc.strerror}") from None
-        for handle in handles:
-            # Standard input is a stream (perhaps endless, `kubectl logs -f`): printed as it comes.
-            for raw in handle:
-                line = _parse(raw, wanted)
-                if line is not None:
-                    _emit_log(line)
+        # Standard input is a stream (perhaps endless, `kubectl logs -f`): printed as it comes.
+        _emit_matching(handles, wanted)
         while follow:
             time.sleep(1)
-            for handle in handles:
-                for raw in handle:
-                    line = _parse(raw, wanted)
-                    if line is not None:
-                        _emit_log(line)
-    finally:
-        for handle in handles:
-            if handle is not sys.stdin:
-                handle.close()
+            _emit_matching(handles, wanted)
     return 0
+
+
+def _emit_matching(handles: list[TextIO], wanted: str) -> None:
+    for handle in handles:
+        for raw in handle:
+            line = _parse(raw, wanted)
+            if line is not None:
+                _emit_log(line)
 
 
 def topics_command(sub: Any) -> None:

@@ -45,10 +45,12 @@ def _finite(text: str) -> float:
 
 def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     result = dict(pairs)
-    if len(result) != len(pairs):
+    if len(result) != len(pairs):  # the rare case: find the first key seen before
         seen: set[str] = set()
-        twice = next(k for k, _ in pairs if k in seen or seen.add(k))  # type: ignore[func-returns-value]
-        raise JsonRefused(f"key {printable(twice, 60)!r} appears twice in one object")
+        for key, _ in pairs:
+            if key in seen:
+                raise JsonRefused(f"key {printable(key, 60)!r} appears twice in one object")
+            seen.add(key)
     return result
 
 
