@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from shared.ntbctl.services import LOCAL_APIS
+from shared.platform.kafka_security import bootstrap_list
 from shared.platform.logging import _mask
 
 OK, FAILED, USAGE = 0, 1, 2
@@ -96,6 +97,22 @@ class Config:
 CONFIG = Config()
 
 
+def bootstrap_servers() -> list[str]:
+    return bootstrap_list(CONFIG.get("bootstrap_servers"))
+
+
+def database_url() -> str:
+    return CONFIG.get("database_url")
+
+
+def address(name: str) -> str | None:
+    """The address given by flag or environment; in development mode the local stack's default."""
+    given = CONFIG.optional(name)
+    if given is None and os.environ.get("NTB_ENV") == "development":
+        return CONFIG.get(name)
+    return given
+
+
 # --- output -------------------------------------------------------------------------------
 
 T = TypeVar("T")
@@ -135,6 +152,11 @@ class Output:
 
 
 OUT = Output()
+
+
+def or_dash(value: Any) -> str:
+    """A missing value in a text line."""
+    return "-" if value is None else str(value)
 
 
 def progress(done: int, total: int, what: str) -> None:

@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from shared.ntbctl.commands import _dead_letter, _dead_letter_line, _lag_line
+from shared.ntbctl.backlog import _lag_line
+from shared.ntbctl.dead_letters import _dead_letter, _dead_letter_line
 
 ROOT = Path(__file__).resolve().parents[2]
 CLEAN_ENV = {k: v for k, v in os.environ.items()
