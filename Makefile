@@ -18,7 +18,7 @@ PIP_COMPILE := $(LOCK_VENV)/bin/pip-compile --quiet --generate-hashes --allow-un
 
 include deploy/local/stack.mk
 
-.PHONY: help venv lock tools promtool smtp-sink browser screenshots contracts test test-secured cluster-faults test-unit test-integration demo up down services-up services-down services-status clean bench
+.PHONY: help venv lock lint tools promtool smtp-sink browser screenshots contracts test test-secured cluster-faults test-unit test-integration demo up down services-up services-down services-status clean bench
 
 help: ## list targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s $$'\t'
@@ -37,6 +37,11 @@ lock: ## re-resolve requirements/*.lock from pyproject.toml (keeps other pins; U
 	@$(PIP_COMPILE) -o requirements/runtime.lock pyproject.toml
 	@$(PIP_COMPILE) --extra test -c requirements/runtime.lock -o requirements/test.lock pyproject.toml
 	@echo "written $(LOCKS)"
+
+# Configured in pyproject.toml ([tool.ruff], [tool.mypy]); `make test`, and so CI, runs it first.
+lint: venv ## ruff (style, bugs, unused noqa) and mypy (strict on shared/ and the domain modules)
+	@$(VENV)/bin/ruff check --quiet .
+	@$(VENV)/bin/mypy
 
 test-unit: venv ## unit tests only (no I/O; the promtool checks run when `make promtool` has fetched it)
 	@$(PY) -m pytest tests/unit -q
@@ -58,7 +63,7 @@ smtp-sink: ## fetch Postfix's smtp-sink (C SMTP sink for the benchmarks) into .l
 tools: ## OS test tools (kcat) when missing
 	@deploy/local/tools.sh
 
-test: venv tools browser stack-up promtool ## all tests against the real local Kafka and PostgreSQL
+test: lint tools browser stack-up promtool ## all tests against the real local Kafka and PostgreSQL
 	@$(PY) -m pytest tests -q -p no:cacheprovider
 
 test-secured: venv ## integration + security tests against the secured stack (SASL_SSL, SCRAM, ACLs)

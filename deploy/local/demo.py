@@ -35,6 +35,7 @@ from typing import Any, TypeVar
 import httpx
 import yaml
 from aiokafka import AIOKafkaProducer
+
 from shared.platform.kafka_security import client_options
 
 HERE = Path(__file__).resolve().parent
@@ -204,9 +205,10 @@ def main() -> int:
     # The operator's provisioning step. Each CLI call takes seconds, so only the organizer's key
     # is awaited now; the others are issued in the background while the invitations go out.
     say("operator issues API keys with each service's CLI")
-    wanted = {"disnakertrans": ("commitments", "Bidang Jamsos Disnakertrans NTB", "disnakertrans_reviewer", None),
-              "bpjs": ("commitments", "BPJS Ketenagakerjaan NTB", "bpjs_reviewer", None),
-              "operator": ("notifications", "Operator Rakor NTB", "operator", None)}
+    wanted: dict[str, tuple[str, str, str, str | None]] = {
+        "disnakertrans": ("commitments", "Bidang Jamsos Disnakertrans NTB", "disnakertrans_reviewer", None),
+        "bpjs": ("commitments", "BPJS Ketenagakerjaan NTB", "bpjs_reviewer", None),
+        "operator": ("notifications", "Operator Rakor NTB", "operator", None)}
     wanted |= {f"region:{c}": ("commitments", f"Operator Disnaker {c}", "region_operator", c) for c in http_regions}
     organizer = Api("invitations", issue_key("invitations", "Biro Pemerintahan Setda NTB (penyelenggara Rakor)",
                                              "organizer"))
@@ -231,7 +233,7 @@ def main() -> int:
     declined = {(d["region"], d["role"]): d for d in rsvp["declined"]}
     delegated = {(d["region"], d["role"]): d for d in rsvp["delegated"]}
     unanswered = {(d["region"], d["role"]) for d in rsvp["unanswered"]}
-    answers = Counter()
+    answers: Counter[str] = Counter()
     with httpx.Client(timeout=15) as web:
         def answer(link: str, body: dict[str, Any]) -> None:
             response = web.post(link, json=body)
@@ -364,7 +366,7 @@ def main() -> int:
     return 0 if ok else 1
 
 
-def expected_minimums(answers: Counter, deputies: int, submitters: int, specs: dict[str, Any],
+def expected_minimums(answers: Counter[str], deputies: int, submitters: int, specs: dict[str, Any],
                       silent: list[str]) -> dict[str, int]:
     returned = sum(1 for s in specs.values() if s.get("return_reasons"))
     return {
@@ -380,12 +382,12 @@ def expected_minimums(answers: Counter, deputies: int, submitters: int, specs: d
     }
 
 
-def check_deliveries(operator: Api, answers: Counter, deputies: int, submitters: int, specs: dict[str, Any],
+def check_deliveries(operator: Api, answers: Counter[str], deputies: int, submitters: int, specs: dict[str, Any],
                      silent: list[str]) -> bool:
     minimums = expected_minimums(answers, deputies, submitters, specs, silent)
 
     def settled() -> list[dict[str, Any]] | None:
-        rows = operator.call("GET", "/deliveries", params={"limit": 1000})
+        rows: list[dict[str, Any]] = operator.call("GET", "/deliveries", params={"limit": 1000})
         counts = Counter(r["template"] for r in rows)
         pending = sum(1 for r in rows if r["status"] == "pending")
         if pending or any(counts[t] < n for t, n in minimums.items()):

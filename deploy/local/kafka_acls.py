@@ -13,8 +13,7 @@ import os
 import sys
 from typing import Any
 
-from confluent_kafka.admin import (AclBinding, AclOperation, AclPermissionType, AdminClient, ResourcePatternType,
-                                   ResourceType)
+from confluent_kafka.admin import AclBinding, AclOperation, AclPermissionType, AdminClient, ResourcePatternType, ResourceType
 
 from shared.contracts.kafka_acls import bindings
 from shared.platform.kafka_security import KafkaSecurity

@@ -14,6 +14,7 @@ import asyncio
 import re
 import signal
 from pathlib import Path
+from typing import Any
 
 from aiosmtpd.controller import Controller
 
@@ -23,7 +24,7 @@ class EmlWriter:
         self.directory = directory
         self.count = len(list(directory.glob("*.eml")))
 
-    async def handle_DATA(self, server, session, envelope) -> str:  # noqa: N802 - aiosmtpd's hook name
+    async def handle_DATA(self, server: object, session: object, envelope: Any) -> str:  # noqa: N802 - aiosmtpd's hook name
         content: bytes = envelope.original_content or envelope.content
         match = re.search(rb"^Message-ID:\s*<([^>]+)>", content, re.I | re.M)
         ident = re.sub(r"[^A-Za-z0-9._-]", "_", match[1].decode(errors="replace")) if match else "no-id"

@@ -8,17 +8,23 @@ from __future__ import annotations
 import enum
 import uuid
 from datetime import date
+from typing import Protocol
 
 from pydantic import AwareDatetime, Field, StrictInt
 
-from shared.contracts.regions import RegionCode
 from shared.contracts.bounds import Count, FiscalYear, Months, PositiveCount, Revision, Rupiah, SenderId
+from shared.contracts.regions import RegionCode
 from shared.contracts.registry import EventPayload, registry
 from shared.contracts.topics import COMMITMENTS_EVENTS, COMMITMENTS_INBOUND, REALIZATION_INBOUND
 
 
-def _region_key(payload: EventPayload) -> str:
-    return payload.region_code  # type: ignore[attr-defined,no-any-return]
+class _Regional(Protocol):
+    @property
+    def region_code(self) -> str: ...
+
+
+def _region_key(payload: _Regional) -> str:
+    return payload.region_code
 
 
 class BudgetStage(enum.StrEnum):

@@ -7,18 +7,24 @@ from __future__ import annotations
 
 import enum
 import uuid
+from typing import Annotated, Protocol
 
 from pydantic import AwareDatetime, Field, model_validator
 
-from shared.contracts.regions import RegionCode
 from shared.contracts.common import Contact, MeetingInfo, OfficialRole
+from shared.contracts.regions import RegionCode
 from shared.contracts.registry import EventPayload, registry
-from shared.contracts.text import WebUrl, line, paragraph
+from shared.contracts.text import WebUrl, line_field, paragraph_field
 from shared.contracts.topics import INVITATIONS_EVENTS
 
 
-def _meeting_key(payload: EventPayload) -> str:
-    return str(payload.meeting_id)  # type: ignore[attr-defined]
+class _OfAMeeting(Protocol):
+    @property
+    def meeting_id(self) -> uuid.UUID: ...
+
+
+def _meeting_key(payload: _OfAMeeting) -> str:
+    return str(payload.meeting_id)
 
 
 class CalendarEntry(EventPayload):
@@ -37,13 +43,13 @@ class MeetingScheduled(EventPayload):
     """The province scheduled a coordination meeting (Rakor)."""
 
     meeting_id: uuid.UUID = Field(description="Identifier of the meeting; the Kafka key")
-    title: line(300) = Field(description="Title shown on invitations")
-    agenda: paragraph(5000) = Field(default="", description="Agenda text in Bahasa Indonesia")
+    title: Annotated[str, line_field(300)] = Field(description="Title shown on invitations")
+    agenda: Annotated[str, paragraph_field(5000)] = Field(default="", description="Agenda text in Bahasa Indonesia")
     starts_at: AwareDatetime = Field(description="Start, RFC 3339 with offset (shown to people in WITA)")
     ends_at: AwareDatetime = Field(description="End, RFC 3339 with offset")
-    venue: line(500) | None = Field(default=None, description="Physical venue, if any")
+    venue: Annotated[str, line_field(500)] | None = Field(default=None, description="Physical venue, if any")
     online_url: WebUrl | None = Field(default=None, description="Online meeting link, if any")
-    organizer: line(200) = Field(description="Organizing office")
+    organizer: Annotated[str, line_field(200)] = Field(description="Organizing office")
 
     @model_validator(mode="after")
     def _ends_after_start(self) -> MeetingScheduled:
@@ -65,7 +71,7 @@ class MeetingRescheduled(CalendarEntry):
     meeting: MeetingInfo = Field(description="The meeting as it now stands")
     meeting_id: uuid.UUID = Field(description="Identifier of the meeting; the Kafka key")
     previous_starts_at: AwareDatetime = Field(description="The start before the change")
-    reason: paragraph(1000) = Field(default="", description="Why it moved, in Bahasa Indonesia")
+    reason: Annotated[str, paragraph_field(1000)] = Field(default="", description="Why it moved, in Bahasa Indonesia")
 
 
 @registry.event("ntb.invitations.invitation.rescheduled.v1", topic=INVITATIONS_EVENTS, key=_meeting_key)
@@ -81,7 +87,7 @@ class InvitationRescheduled(CalendarEntry):
     meeting_id: uuid.UUID = Field(description="The meeting; the Kafka key")
     meeting: MeetingInfo = Field(description="The meeting as it now stands")
     previous_starts_at: AwareDatetime = Field(description="The start before the change")
-    reason: paragraph(1000) = Field(default="", description="Why it moved, in Bahasa Indonesia")
+    reason: Annotated[str, paragraph_field(1000)] = Field(default="", description="Why it moved, in Bahasa Indonesia")
     region_code: RegionCode | None = Field(default=None, description="The invitee's regency/city; none for the province")
     role: OfficialRole = Field(description="Which seat the invitee fills")
     invitee: Contact = Field(description="Who is told, and how to reach them")
@@ -96,7 +102,7 @@ class MeetingCancelled(CalendarEntry):
 
     meeting: MeetingInfo = Field(description="The meeting as it stood when cancelled")
     meeting_id: uuid.UUID = Field(description="Identifier of the meeting; the Kafka key")
-    reason: paragraph(1000) = Field(default="", description="Why, in Bahasa Indonesia")
+    reason: Annotated[str, paragraph_field(1000)] = Field(default="", description="Why, in Bahasa Indonesia")
 
 
 @registry.event("ntb.invitations.invitation.issued.v1", topic=INVITATIONS_EVENTS, key=_meeting_key)
@@ -127,7 +133,7 @@ class InvitationResponded(EventPayload):
     role: OfficialRole = Field(description="The invitee's seat")
     invitee: Contact = Field(description="Who answered")
     response: RsvpResponse = Field(description="accepted, declined or delegated")
-    reason: paragraph(1000) = Field(default="", description="Reason for declining, if given")
+    reason: Annotated[str, paragraph_field(1000)] = Field(default="", description="Reason for declining, if given")
     delegate: Contact | None = Field(default=None, description="The representative, when delegated")
     previous_response: RsvpResponse | None = Field(default=None, description="The earlier answer, if changed")
     responded_at: AwareDatetime = Field(description="When the answer was given")
@@ -151,8 +157,8 @@ class ReminderDue(EventPayload):
 class Attendee(EventPayload):
     invitation_id: uuid.UUID = Field(description="The invitation the attendee came on")
     role: OfficialRole = Field(description="The seat, or delegate")
-    name: line(200) = Field(description="Who attended")
-    title: line(300, min_length=0) = Field(default="", description="Their position")
+    name: Annotated[str, line_field(200)] = Field(description="Who attended")
+    title: Annotated[str, line_field(300, min_length=0)] = Field(default="", description="Their position")
     delegate_for: OfficialRole | None = Field(default=None, description="Whose seat a delegate filled")
 
 

@@ -21,8 +21,8 @@ import sys
 from dataclasses import dataclass
 
 from shared.contracts import topics as t
-from shared.contracts.topics import dlq, regional_inbound
 from shared.contracts.regions import regions
+from shared.contracts.topics import dlq, regional_inbound
 
 SERVICES_PRODUCE = {
     "invitations": [t.INVITATIONS_EVENTS],

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import enum
 import uuid
+from typing import Protocol
 
 from pydantic import AwareDatetime, Field, NonNegativeInt
 
@@ -22,8 +23,13 @@ class DeliveryStatus(enum.StrEnum):
     FAILED = "failed"
 
 
-def _recipient_key(payload: EventPayload) -> str:
-    return payload.recipient_id  # type: ignore[attr-defined,no-any-return]
+class _Addressed(Protocol):
+    @property
+    def recipient_id(self) -> str: ...
+
+
+def _recipient_key(payload: _Addressed) -> str:
+    return payload.recipient_id
 
 
 class _Delivery(EventPayload):

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import builtins
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 from pydantic import BaseModel, ConfigDict, model_validator
 
@@ -47,6 +48,7 @@ class EventPayload(BaseModel):
     """
 
     model_config = ConfigDict(frozen=True, extra="ignore", str_strip_whitespace=True)
+    event_type: ClassVar[str]  # set on each registered model by EventRegistry.event
 
     @model_validator(mode="before")
     @classmethod
@@ -63,7 +65,7 @@ P = TypeVar("P", bound=EventPayload)
 @dataclass(frozen=True, slots=True)
 class EventSpec:
     type: str
-    model: type[EventPayload]
+    model: builtins.type[EventPayload]
     topic: str
     key: Callable[[Any], str]
     subject: Callable[[Any], str | None]
@@ -88,18 +90,18 @@ class EventRegistry:
         topic: str,
         key: Callable[[Any], str],
         subject: Callable[[Any], str | None] | None = None,
-    ) -> Callable[[type[P]], type[P]]:
+    ) -> Callable[[builtins.type[P]], builtins.type[P]]:
         """Class decorator registering a payload model under a versioned type name."""
         if not type.rsplit(".", 1)[-1].startswith("v"):
             raise ValueError(f"event type {type!r} must end with a version such as .v1")
 
-        def register(model: type[P]) -> type[P]:
+        def register(model: builtins.type[P]) -> builtins.type[P]:
             if type in self._specs:
                 raise ValueError(f"event type {type!r} registered twice")
             spec = EventSpec(type, model, topic, key, subject or key)
             self._specs[type] = spec
             self._by_model[model] = spec
-            model.event_type = type  # type: ignore[attr-defined]
+            model.event_type = type
             return model
 
         return register

@@ -12,16 +12,16 @@
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 import logging
 import os
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
+from shared.ntbctl.services import LOCAL_APIS
+from shared.platform.kafka_security import bootstrap_list
 from shared.platform.logging import _mask
 
 OK, FAILED, USAGE = 0, 1, 2
@@ -52,10 +52,8 @@ SETTINGS = {
     "bootstrap_servers": Setting("--bootstrap-servers", "KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:19092", "Kafka"),
     "database_url": Setting("--database-url", "DATABASE_URL", "postgresql://ntb:ntb@127.0.0.1:15432/ntb",
                             "PostgreSQL"),
-    "invitations_url": Setting("--invitations-url", "INVITATIONS_URL", "http://127.0.0.1:8001", "the invitations API"),
-    "commitments_url": Setting("--commitments-url", "COMMITMENTS_URL", "http://127.0.0.1:8002", "the commitments API"),
-    "notifications_url": Setting("--notifications-url", "NOTIFICATIONS_URL", "http://127.0.0.1:8003",
-                                 "the notifications API"),
+    **{f"{service}_url": Setting(f"--{service}-url", f"{service.upper()}_URL", local, f"the {service} API")
+       for service, local in LOCAL_APIS.items()},
 }
 
 
@@ -65,7 +63,6 @@ class Config:
 
     values: dict[str, str | None] = field(default_factory=dict)
     api_key_file: str | None = None
-    output: str = "text"
 
     def get(self, name: str) -> str:
         spec = SETTINGS[name]
@@ -100,10 +97,30 @@ class Config:
 CONFIG = Config()
 
 
+def bootstrap_servers() -> list[str]:
+    return bootstrap_list(CONFIG.get("bootstrap_servers"))
+
+
+def database_url() -> str:
+    return CONFIG.get("database_url")
+
+
+def address(name: str) -> str | None:
+    """The address given by flag or environment; in development mode the local stack's default."""
+    given = CONFIG.optional(name)
+    if given is None and os.environ.get("NTB_ENV") == "development":
+        return CONFIG.get(name)
+    return given
+
+
 # --- output -------------------------------------------------------------------------------
 
+T = TypeVar("T")
+
+
 class Output:
-    """Rows for a list, or one item; printed as text lines at once or as one JSON document at the end."""
+    """Rows for a list, or one item: each command computes its data once and hands it here with its
+    text rendering; printed as text at once, or kept for one JSON document at the end."""
 
     def __init__(self, fmt: str = "text") -> None:
         self.fmt = fmt
@@ -115,17 +132,17 @@ class Output:
     def json(self) -> bool:
         return self.fmt == "json"
 
-    def row(self, data: dict[str, Any], text: str) -> None:
+    def row(self, data: T, text: Callable[[T], str]) -> None:
         if self.json:
             self._rows.append(data)
         else:
-            print(text, flush=True)
+            print(text(data), flush=True)
 
-    def item(self, data: Any, text: str) -> None:
+    def item(self, data: T, text: Callable[[T], str]) -> None:
         if self.json:
             self._item = data
         else:
-            print(text, flush=True)
+            print(text(data), flush=True)
 
     def flush(self) -> None:
         if not self.json or self.streamed:
@@ -137,63 +154,17 @@ class Output:
 OUT = Output()
 
 
+def or_dash(value: Any) -> str:
+    """A missing value in a text line."""
+    return "-" if value is None else str(value)
+
+
 def progress(done: int, total: int, what: str) -> None:
     """A progress line on stderr (stdout stays the answer): every item at a TTY, else about every tenth."""
     step = 1 if sys.stderr.isatty() or total <= 20 else max(1, total // 10)
     if done == total or done % step == 0:
         end = "\n" if done == total or not sys.stderr.isatty() else "\r"
         print(f"{what}: {done}/{total}", end=end, file=sys.stderr, flush=True)
-
-
-# --- commands whose bodies print tab-separated lines: their -o json view -----------------
-
-def _scalar(text: str) -> Any:
-    for kind in (int, float):
-        try:
-            return kind(text)
-        except ValueError:
-            pass
-    return None if text == "-" else text
-
-
-def tsv_rows(text: str, columns: dict[str, list[str]] | list[str]) -> list[dict[str, Any]]:
-    """Tab-separated lines as objects. `key=value` fields keep their key; the others are named by
-    `columns` (a list, or a list per first field, e.g. lag's "outbox"/"consumer" lines)."""
-    rows = []
-    for line in text.splitlines():
-        if not line.strip():
-            continue
-        fields = line.split("\t")
-        names = columns.get(fields[0], []) if isinstance(columns, dict) else columns
-        row: dict[str, Any] = {}
-        positional = 0
-        for value in fields:
-            key, sep, rest = value.partition("=")
-            if sep and key.isidentifier() and not (positional < len(names) and names[positional] == "reason"):
-                row[key] = _scalar(rest)
-                continue
-            name = names[positional] if positional < len(names) else f"field{positional + 1}"
-            row[name] = _scalar(value) if name not in ("reason", "key", "type") else value
-            positional += 1
-        rows.append(row)
-    return rows
-
-
-@contextlib.contextmanager
-def captured(convert: Callable[[str], Any]) -> Iterator[None]:
-    """In JSON mode: capture what the command prints and hand it to the formatter as `convert` reads it."""
-    if not OUT.json:
-        yield
-        return
-    buffer = io.StringIO()
-    with contextlib.redirect_stdout(buffer):
-        yield
-    converted = convert(buffer.getvalue())
-    if isinstance(converted, list):
-        for row in converted:
-            OUT.row(row, "")
-    else:
-        OUT.item(converted, "")
 
 
 # --- failures -------------------------------------------------------------------------------

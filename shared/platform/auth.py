@@ -29,8 +29,8 @@ from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import SecretStr
 
-from shared.contracts.roles import Role
 from shared.contracts.regions import normalize_region_code
+from shared.contracts.roles import Role
 
 PREFIX = "ntbk"
 PEPPERED = "hmac-sha256:"  # scheme of a stored hash; a bare 64-hex SHA-256 is the unpeppered form
@@ -91,13 +91,14 @@ class ApiKeyStore:
         result = await self._pool.execute(
             "UPDATE api_keys SET revoked_at = now() WHERE key_id = $1 AND revoked_at IS NULL", key_id
         )
-        return result == "UPDATE 1"
+        return bool(result == "UPDATE 1")
 
     async def list(self) -> list[asyncpg.Record]:
-        return await self._pool.fetch(
+        rows: list[asyncpg.Record] = await self._pool.fetch(
             "SELECT key_id, name, role, region_code, created_at, revoked_at,"
             " starts_with(secret_hash, $1) AS peppered FROM api_keys ORDER BY created_at", PEPPERED,
         )
+        return rows
 
     async def authenticate(self, token: str) -> Principal | None:
         parsed = parse_token(token)

@@ -18,9 +18,9 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from shared.contracts.roles import Role
 from shared.platform import migrations
 from shared.platform.auth import ApiKeyStore
-from shared.contracts.roles import Role
 from shared.platform.db import create_pool
 from shared.platform.logging import configure_logging
 from shared.platform.settings import ServiceSettings, database_only

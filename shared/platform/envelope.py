@@ -138,8 +138,8 @@ def _headers_dict(headers: Headers | None) -> dict[str, str]:
         try:
             key.encode("utf-8")
         except UnicodeEncodeError as exc:
-            name = key.encode("utf-8", "surrogateescape")
-            raise EnvelopeError(f"a header name is not UTF-8: {name[:60]!r}") from exc
+            raw_name = key.encode("utf-8", "surrogateescape")
+            raise EnvelopeError(f"a header name is not UTF-8: {raw_name[:60]!r}") from exc
         name = key.lower()
         if not (name.startswith("ce_") or name == "content-type"):
             continue  # not read by this project; kept as sent in any dead letter

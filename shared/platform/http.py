@@ -166,9 +166,10 @@ class StrictRoute(APIRoute):
             self.openapi_extra.setdefault(_BODY_LIMIT_KEY, self.body_limit)
         elif has_params:
             codes.append(422)
-        documented = {int(c) if str(c).isdigit() else c: dict(v) for c, v in self.responses.items()}
-        for code in codes:
-            documented.setdefault(code, {"description": ERROR_DESCRIPTIONS[code]})
+        documented: dict[int | str, dict[str, Any]] = {
+            int(c) if str(c).isdigit() else c: dict(v) for c, v in self.responses.items()}
+        for status in codes:
+            documented.setdefault(status, {"description": ERROR_DESCRIPTIONS[status]})
         for code, entry in documented.items():
             if isinstance(code, int) and 400 <= code < 500:
                 entry.setdefault("model", ErrorBody)
@@ -205,7 +206,7 @@ class StrictRoute(APIRoute):
                 if not _is_json(request.headers.get("content-type")):
                     raise HTTPException(415, "send the body as application/json")
                 try:
-                    request._json = strict_json_body(raw)  # Starlette's Request.json() returns this cached value
+                    request._json = strict_json_body(raw)  # noqa: SLF001 - Starlette's Request.json() returns this cache
                 except InvalidJSON as exc:
                     raise _invalid_json(str(exc)) from None
             return await handler(request)
@@ -228,7 +229,7 @@ class BodySizeLimit:
         self.app = app
         self.max_bytes = max_bytes
 
-    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
@@ -254,7 +255,7 @@ class BodySizeLimit:
         body = b"".join(chunks)
         await self.app(scope, _replay([{"type": "http.request", "body": body, "more_body": False}], receive), send)
 
-    async def _reject(self, scope: dict, receive: Any, send: Any) -> None:
+    async def _reject(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         # A page answers with a page (shared.platform.web.serve_page_errors sets app.state.page_refusal).
         refusal = getattr(getattr(scope.get("app"), "state", None), "page_refusal", None)
         page = refusal(scope.get("path", ""), 413) if refusal is not None else None
@@ -269,13 +270,14 @@ class BodySizeLimit:
         await send({"type": "http.response.body", "body": body})
 
 
-def _replay(messages: list[dict], receive: Any) -> Callable[[], Coroutine[Any, Any, dict]]:
+def _replay(messages: list[dict[str, Any]], receive: Any) -> Callable[[], Coroutine[Any, Any, dict[str, Any]]]:
     pending = list(messages)
 
-    async def replay() -> dict:
+    async def replay() -> dict[str, Any]:
         if pending:
             return pending.pop(0)
-        return await receive()  # after the body: waits for the disconnect, as the server's would
+        message: dict[str, Any] = await receive()
+        return message  # after the body: waits for the disconnect, as the server's would
 
     return replay
 
@@ -308,7 +310,7 @@ async def _refused(request: Request, exc: Exception) -> Response:
     """The one mapping of the error family to HTTP answers (shared.platform.errors)."""
     assert isinstance(exc, DomainError)
     refusal = getattr(request.app.state, "page_refusal", None)
-    page = refusal(request.url.path, exc.http_status) if refusal is not None else None
+    page: Response | None = refusal(request.url.path, exc.http_status) if refusal is not None else None
     if page is not None:  # a page's route let a refusal through: the person gets a page, not JSON
         return page
     detail: str | dict[str, str] = {"message": exc.message, **exc.detail} if exc.detail else exc.message

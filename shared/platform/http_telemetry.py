@@ -24,9 +24,9 @@ from typing import Any
 import structlog
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 
+from shared.contracts.regions import regions
 from shared.platform import otel, tracecontext
 from shared.platform.logging import get_logger
-from shared.contracts.regions import regions
 
 log = get_logger("shared.platform.http.access")
 
@@ -72,7 +72,7 @@ class HttpTelemetry:
         self.app = app
         self.metrics = metrics
 
-    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
@@ -84,13 +84,13 @@ class HttpTelemetry:
                 parent.child() if parent is not None else tracecontext.TraceParent.new())
             await self._traced(scope, receive, send, started, span, correlation, exported)
 
-    async def _traced(self, scope: dict, receive: Any, send: Any, started: float, span: tracecontext.TraceParent,
+    async def _traced(self, scope: dict[str, Any], receive: Any, send: Any, started: float, span: tracecontext.TraceParent,
                       correlation: str, exported: otel.Span | None) -> None:
         scope.setdefault("state", {})  # shared with Request.state: auth leaves the principal there
         status = 500
         extra = [(b"traceparent", span.header().encode()), (b"x-correlation-id", correlation.encode())]
 
-        async def send_with_trace(message: dict) -> None:
+        async def send_with_trace(message: dict[str, Any]) -> None:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
@@ -105,7 +105,7 @@ class HttpTelemetry:
         finally:
             self._record(scope, status, time.perf_counter() - started, span, correlation, exported)
 
-    def _record(self, scope: dict, status: int, seconds: float, span: tracecontext.TraceParent,
+    def _record(self, scope: dict[str, Any], status: int, seconds: float, span: tracecontext.TraceParent,
                 correlation: str, exported: otel.Span | None) -> None:
         method = scope.get("method", "")
         method = method if method in METHODS else "OTHER"

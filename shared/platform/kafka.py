@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -148,12 +149,10 @@ async def ensure_topics(
         existing = set(await admin.list_topics())
         missing = [t for t in dict.fromkeys(topics) if t not in existing]
         if missing:
-            try:
+            with contextlib.suppress(TopicAlreadyExistsError):  # another replica created it first
                 await admin.create_topics(
                     [NewTopic(t, num_partitions=partitions, replication_factor=replication) for t in missing]
                 )
-            except TopicAlreadyExistsError:
-                pass  # another replica created it first
             log.info("topics created", topics=missing, partitions=partitions)
     finally:
         await admin.close()

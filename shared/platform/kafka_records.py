@@ -30,7 +30,7 @@ def header_name_bytes(name: str) -> bytes:
 
 
 class _LenientBytes(bytes):
-    def decode(self, encoding: str = "utf-8", errors: str = "strict") -> str:  # noqa: ARG002
+    def decode(self, encoding: str = "utf-8", errors: str = "strict") -> str:
         return bytes.decode(self, encoding, "surrogateescape")
 
 
@@ -41,13 +41,14 @@ class _LenientBuffer(bytearray):
 
 
 class _LenientBatch(_DefaultRecordBatchPy):
+    _buffer: Any
     def _read_msg(self, *args: Any, **kwargs: Any) -> Any:
         if not isinstance(self._buffer, _LenientBuffer):
             self._buffer = _LenientBuffer(self._buffer)
         return super()._read_msg(*args, **kwargs)
 
 
-class _LenientMemoryRecords(_memory_records._MemoryRecordsPy):
+class _LenientMemoryRecords(_memory_records._MemoryRecordsPy):  # noqa: SLF001 - the pure-Python reader we extend
     def next_batch(self, *args: Any, **kwargs: Any) -> Any:
         next_slice = self._next_slice
         if next_slice is not None and len(next_slice) >= self.MIN_SLICE and next_slice[self.MAGIC_OFFSET] >= 2:
@@ -59,8 +60,16 @@ class _LenientMemoryRecords(_memory_records._MemoryRecordsPy):
 class _ReadBatch:
     """One batch, its records already read (so a decoding failure surfaces before any is handed out)."""
 
-    __slots__ = ("records", "crc_ok", "producer_id", "base_offset", "next_offset", "is_control_batch",
-                 "is_transactional", "_it")
+    __slots__ = (
+        "_it",
+        "base_offset",
+        "crc_ok",
+        "is_control_batch",
+        "is_transactional",
+        "next_offset",
+        "producer_id",
+        "records",
+    )
 
     def __init__(self, batch: Any) -> None:
         self.crc_ok = batch.validate_crc()
@@ -112,4 +121,4 @@ class TolerantMemoryRecords:
 
 def install() -> None:
     """Idempotent: make every aiokafka consumer in this process read records tolerantly."""
-    _fetcher.MemoryRecords = TolerantMemoryRecords  # type: ignore[misc,assignment]
+    _fetcher.MemoryRecords = TolerantMemoryRecords

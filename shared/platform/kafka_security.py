@@ -57,9 +57,9 @@ class KafkaSecurity(BaseSettings):
             self.sasl_password = read_secret_file(self.sasl_password_file)
         if self.ssl_key_password is None and self.ssl_key_password_file is not None:
             self.ssl_key_password = read_secret_file(self.ssl_key_password_file)
-        if self.uses_sasl:
-            if not self.sasl_username or self.sasl_password is None or not self.sasl_password.get_secret_value():
-                raise ValueError(f"{self.security_protocol} needs KAFKA_SASL_USERNAME and KAFKA_SASL_PASSWORD(_FILE)")
+        if self.uses_sasl and (
+                not self.sasl_username or self.sasl_password is None or not self.sasl_password.get_secret_value()):
+            raise ValueError(f"{self.security_protocol} needs KAFKA_SASL_USERNAME and KAFKA_SASL_PASSWORD(_FILE)")
         if (self.ssl_certfile is None) != (self.ssl_keyfile is None):
             raise ValueError("KAFKA_SSL_CERTFILE and KAFKA_SSL_KEYFILE go together")
         if not self.uses_tls and (self.ssl_cafile or self.ssl_certfile):
@@ -80,7 +80,7 @@ class KafkaSecurity(BaseSettings):
     def ssl_context(self) -> ssl.SSLContext | None:
         if not self.uses_tls:
             return None
-        context = create_ssl_context(
+        context: ssl.SSLContext = create_ssl_context(
             cafile=str(self.ssl_cafile) if self.ssl_cafile else None,
             certfile=str(self.ssl_certfile) if self.ssl_certfile else None,
             keyfile=str(self.ssl_keyfile) if self.ssl_keyfile else None,

@@ -27,8 +27,6 @@ FUNDING_SOURCE = {
 }
 BUDGET_STAGE = {"murni": "APBD Murni", "perubahan": "APBD Perubahan"}
 RSVP = {"accepted": "hadir", "declined": "tidak hadir", "delegated": "diwakilkan"}
-SEAT = {"sekda": "Sekretaris Daerah", "kepala_bpkad": "Kepala BPKAD", "kepala_disnaker": "Kepala Disnaker",
-        "delegate": "Perwakilan"}
 
 UNKNOWN = "lainnya"
 

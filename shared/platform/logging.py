@@ -18,17 +18,6 @@ import structlog
 
 from shared.platform import tracecontext
 
-MESSAGE_FIELDS = (
-    "trace_id",
-    "event_id",
-    "event_type",
-    "correlation_id",
-    "region_code",
-    "topic",
-    "partition",
-    "offset",
-)
-
 _SECRET_KEYS = re.compile(r"(password|secret|token|authorization|api_key|dsn|database_url)", re.I)
 _EMAIL = re.compile(r"([A-Za-z0-9._%+-])[A-Za-z0-9._%+-]*(@[A-Za-z0-9.-]+)")
 _DSN_PASSWORD = re.compile(r"(://[^:/@\s]+:)[^@\s]+@")
@@ -198,7 +187,8 @@ def configure_logging(service: str, level: str = "INFO", json: bool | None = Non
         structlog.processors.JSONRenderer() if json else structlog.dev.ConsoleRenderer(colors=False)
     )
     structlog.configure(
-        processors=[*shared_processors, structlog.processors.format_exc_info, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
+        processors=[*shared_processors, structlog.processors.format_exc_info,
+                    structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
         logger_factory=structlog.stdlib.LoggerFactory(),
         wrapper_class=structlog.stdlib.BoundLogger,
         cache_logger_on_first_use=True,

@@ -10,9 +10,9 @@ regency key submitting for another region. The topic prefix of an environment is
 
 from __future__ import annotations
 
-from shared.platform.consumer import PermanentError
-from shared.contracts.topics import REGIONAL_INBOUND_PREFIX
 from shared.contracts.regions import normalize_region_code
+from shared.contracts.topics import REGIONAL_INBOUND_PREFIX
+from shared.platform.consumer import PermanentError
 
 
 def topic_region(topic: str) -> str | None:

@@ -159,7 +159,7 @@ class ServiceSettings(BaseSettings):
                 (f"{prefix.upper()}API_KEY_PEPPER", self.api_key_pepper, 32)]
 
     @model_validator(mode="after")
-    def _no_default_secrets_in_production(self) -> "ServiceSettings":
+    def _no_default_secrets_in_production(self) -> ServiceSettings:
         if self.api_key_pepper is None and self.api_key_pepper_file is not None:
             try:
                 self.api_key_pepper = read_secret_file(self.api_key_pepper_file)

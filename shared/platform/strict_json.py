@@ -45,10 +45,12 @@ def _finite(text: str) -> float:
 
 def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     result = dict(pairs)
-    if len(result) != len(pairs):
+    if len(result) != len(pairs):  # the rare case: find the first key seen before
         seen: set[str] = set()
-        twice = next(k for k, _ in pairs if k in seen or seen.add(k))  # type: ignore[func-returns-value]
-        raise JsonRefused(f"key {printable(twice, 60)!r} appears twice in one object")
+        for key, _ in pairs:
+            if key in seen:
+                raise JsonRefused(f"key {printable(key, 60)!r} appears twice in one object")
+            seen.add(key)
     return result
 
 
@@ -67,7 +69,7 @@ class Limits:
     max_int_digits: int = 30
     forbidden_text: re.Pattern[str] | None = None
     # Built once per edge: json.loads with hooks would build a decoder per call.
-    _decoder: json.JSONDecoder = field(init=False, repr=False, compare=False)
+    decoder: json.JSONDecoder = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         digits = self.max_int_digits
@@ -79,7 +81,7 @@ class Limits:
 
         decoder = json.JSONDecoder(parse_constant=_refuse_constant, object_pairs_hook=_unique_keys,
                                    parse_float=_finite, parse_int=bounded_int)
-        object.__setattr__(self, "_decoder", decoder)
+        object.__setattr__(self, "decoder", decoder)
 
 
 def loads(raw: bytes, limits: Limits, *, what: str = "value") -> Any:
@@ -95,7 +97,7 @@ def loads(raw: bytes, limits: Limits, *, what: str = "value") -> Any:
     try:
         # The size is bounded above, and the C parser guards its recursion (RecursionError at
         # about 1,000 levels, caught here), so parsing first is safe; the shape is checked after.
-        parsed = limits._decoder.decode(text)
+        parsed = limits.decoder.decode(text)
     except JsonRefused as exc:
         raise JsonRefused(f"{what}: {exc}") from None
     except RecursionError:

@@ -22,7 +22,7 @@ async def cancel_and_wait(*tasks: asyncio.Task[Any] | None, recancel_seconds: fl
         for task in pending:
             task.cancel()
         _, pending = await asyncio.wait(pending, timeout=recancel_seconds)
-    for task in tasks:
-        if task is not None and task.done() and not task.cancelled():
+    for ended in tasks:
+        if ended is not None and ended.done() and not ended.cancelled():
             with contextlib.suppress(BaseException):
-                task.exception()
+                ended.exception()

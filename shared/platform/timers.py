@@ -21,13 +21,13 @@ import asyncpg
 
 from shared.platform import tracecontext
 from shared.platform.db import listen
+from shared.platform.errors import DomainError
 from shared.platform.logging import get_logger, message_context
 from shared.platform.metrics import ServiceMetrics
 from shared.platform.outbox import Outbox
-from shared.platform.errors import DomainError
-from shared.platform.unit_of_work import SYSTEM, StoreFactory, UnitOfWork
 from shared.platform.retry import backoff_delays
 from shared.platform.tasks import cancel_and_wait
+from shared.platform.unit_of_work import SYSTEM, StoreFactory, UnitOfWork
 
 log = get_logger(__name__)
 
@@ -102,7 +102,6 @@ class TimerWheel:
         *,
         clock: Clock = system_clock,
         poll_seconds: float = 30.0,
-        batch_size: int = 100,
         max_attempts: int = 5,
         metrics: ServiceMetrics | None = None,
         schema: str | None = None,
@@ -118,7 +117,6 @@ class TimerWheel:
         self._clock = clock
         self._store = store
         self._poll = poll_seconds
-        self._batch = batch_size
         self._max_attempts = max_attempts
         self._handlers: dict[str, TimerHandler] = {}
         self.fired_total = 0
@@ -193,7 +191,8 @@ class TimerWheel:
             list(self._handlers))
         if due is None:
             return self._poll
-        return min(self._poll, max(0.0, (due - self._clock()).total_seconds()))
+        wait: float = (due - self._clock()).total_seconds()
+        return min(self._poll, max(0.0, wait))
 
     async def run(self) -> None:
         listener = None

@@ -22,6 +22,7 @@ an outage of every service restarting at that moment.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -110,14 +111,12 @@ async def apply(bootstrap: str, specs: Sequence[TopicSpec], *, security: KafkaSe
         states = await describe(admin, [s.name for s in specs])
         missing = [s for s in specs if not states[s.name].exists]
         if missing:
-            try:
+            with contextlib.suppress(TopicAlreadyExistsError):  # another replica or Job created it first
                 await admin.create_topics([
                     NewTopic(s.name, num_partitions=s.partitions, replication_factor=s.replication,
                              topic_configs={MIN_INSYNC: str(s.min_insync)})
                     for s in missing
                 ])
-            except TopicAlreadyExistsError:
-                pass  # another replica or Job created it first
         raise_insync = []
         for spec in specs:
             state = states[spec.name]

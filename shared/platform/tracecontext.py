@@ -141,8 +141,9 @@ def starting(name: str) -> Iterator[Trace]:
     """A new trace for work nothing outside asked for (a durable timer firing); exported as `name`
     when OpenTelemetry is on. Events written inside start their chains' correlation ids themselves."""
     with otel.span(name, None, kind="internal") as made:
-        with use(Trace(made.traceparent if made is not None else TraceParent.new())) as trace:
-            yield trace  # type: ignore[misc]
+        trace = Trace(made.traceparent if made is not None else TraceParent.new())
+        with use(trace):
+            yield trace
 
 
 @contextlib.contextmanager
@@ -152,9 +153,10 @@ def handling(traceparent: str | None, *, event_type: str | None, event_id: str |
     OpenTelemetry on, inside a "handle <type>" consumer span."""
     parent = parse_traceparent(traceparent)
     if not otel.enabled():  # the common case, per event: no span, one contextvar
-        token = _current.set(Trace(parent or TraceParent.new(), correlation_id=correlation_id, causation_id=event_id))
+        trace = Trace(parent or TraceParent.new(), correlation_id=correlation_id, causation_id=event_id)
+        token = _current.set(trace)
         try:
-            yield _current.get()  # type: ignore[misc]
+            yield trace
         finally:
             _current.reset(token)
         return
@@ -162,5 +164,6 @@ def handling(traceparent: str | None, *, event_type: str | None, event_id: str |
                    attributes={"messaging.system": "kafka", "cloudevents.event_id": event_id,
                                "cloudevents.event_type": event_type}) as made:
         current = made.traceparent if made is not None else (parent or TraceParent.new())
-        with use(Trace(current, correlation_id=correlation_id, causation_id=event_id)) as trace:
-            yield trace  # type: ignore[misc]
+        trace = Trace(current, correlation_id=correlation_id, causation_id=event_id)
+        with use(trace):
+            yield trace

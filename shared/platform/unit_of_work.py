@@ -65,7 +65,7 @@ class TransactionScope:
     deferred writes are flushed inside its own savepoint, or dropped with it.
     """
 
-    __slots__ = ("cache", "_deferred")
+    __slots__ = ("_deferred", "cache")
 
     def __init__(self) -> None:
         self.cache: dict[str, Any] = {}
@@ -128,7 +128,7 @@ class UnitOfWork(Generic[S]):
         """Append rows here to have `flush` write them all just before the commit (see TransactionScope)."""
         return self.scope.deferred(key, flush)
 
-    def acting_as(self, actor: Actor) -> UnitOfWork:
+    def acting_as(self, actor: Actor) -> UnitOfWork[S]:
         """The same work on behalf of someone else (an entrypoint that knows the role a sender has)."""
         return dataclasses.replace(self, actor=actor)
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import inspect
 import re
 import time
 from collections.abc import Iterable, Mapping
@@ -25,9 +26,14 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from shared.platform.formatting import (
+    format_date,
+    format_number,
+    format_rupiah,
+    format_wita as format_wita,  # services import it from here too
+    format_wita_range,
+)
 from shared.platform.http import StrictRoute, api_router
-
-from shared.platform.formatting import format_date, format_number, format_rupiah, format_wita, format_wita_range
 
 MAX_FORM_BYTES = 16 * 1024
 CSRF_FIELD = "csrf"
@@ -161,7 +167,9 @@ def serve_page_errors(app: FastAPI, prefixes: Iterable[str]) -> None:
         if exc.status_code in (404, 405) and under_pages(request.url.path):
             return refused_page(exc.status_code)
         if previous is not None:
-            return await previous(request, exc)
+            answer = previous(request, exc)
+            done: Response = await answer if inspect.isawaitable(answer) else answer
+            return done
         from fastapi.exception_handlers import http_exception_handler
         return await http_exception_handler(request, exc)
 

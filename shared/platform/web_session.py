@@ -16,9 +16,8 @@ from typing import Any
 
 from fastapi import Request, Response
 
-from shared.platform.auth import Principal
-
 from shared.contracts.roles import Role
+from shared.platform.auth import Principal
 
 COOKIE = "ntb_sesi"
 MAX_COOKIE = 2048

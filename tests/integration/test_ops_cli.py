@@ -9,9 +9,9 @@ from aiokafka import AIOKafkaProducer
 
 from shared.ntbctl import commands as ops
 from shared.platform.dead_letter import KafkaRecord, dead_letter_headers
+from shared.platform.kafka_security import client_options
 
 from .conftest import BOOTSTRAP, read_topic
-from shared.platform.kafka_security import client_options
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("cleanup_schemas")]
 

@@ -8,8 +8,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from shared.platform import migrations, timers
 from shared.contracts import registry
+from shared.platform import migrations, timers
 from shared.platform.db import create_pool
 from shared.platform.outbox import Outbox
 from shared.platform.tasks import cancel_and_wait

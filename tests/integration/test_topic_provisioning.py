@@ -11,8 +11,8 @@ import pytest
 
 from services.commitments.bootstrap import build
 from services.commitments.settings import CommitmentsSettings
-from shared.platform import topic_plan
 from shared.contracts.topics import ALL, PROVISIONED, dlq
+from shared.platform import topic_plan
 from shared.platform.kafka_security import from_env
 
 from .conftest import BOOTSTRAP, ROOT, service_settings
@@ -33,7 +33,7 @@ async def test_topics_apply_creates_every_topic_once_and_reports_it(topic_prefix
     second = ntbctl("topics", "apply", prefix=topic_prefix)
     assert second.returncode == 0, second.stderr
     assert "created" not in second.stdout and second.stdout.count("ok       ") == 2 * len(PROVISIONED)
-    admin = await topic_plan._admin(BOOTSTRAP, None)
+    admin = await topic_plan._admin(BOOTSTRAP, None)  # noqa: SLF001 - the same admin client
     try:
         states = await topic_plan.describe(admin, [topic_prefix + t for t in ALL])
     finally:

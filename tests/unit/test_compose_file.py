@@ -225,7 +225,7 @@ def test_the_secured_option_logs_each_service_in_as_its_own_principal():
     compose = _secured()
     services = compose["services"]
     broker = (ROOT / "deploy/compose/kafka-secured.sh").read_text()
-    for name, cls in SETTINGS.items():
+    for name in SETTINGS:
         env = _env_of(services[name], OPERATOR_ENV)
         assert env["KAFKA_SASL_USERNAME"] == name and name in kafka_acls.principals()
         assert env["KAFKA_BOOTSTRAP_SERVERS"] == "kafka:9094" and "INTERNAL://:${KAFKA_INTERNAL_PORT:-9094}" in broker

@@ -2,14 +2,13 @@
 
 import logging
 import random
-from datetime import datetime, timezone, timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 import structlog
 
-from shared.platform.auth import Principal, parse_token
-
 from shared.contracts.roles import Role
+from shared.platform.auth import Principal, parse_token
 from shared.platform.kafka import make_broker, subscriber_options
 from shared.platform.logging import configure_logging, mask_email
 from shared.platform.retry import backoff_delays
@@ -28,7 +27,7 @@ def test_naive_times_are_read_as_wita():
     """People in NTB write local times: a naive time is WITA (UTC+8)."""
     moment = as_wita(datetime(2026, 12, 1, 9, 0))
     assert moment.utcoffset() == timedelta(hours=8)
-    assert as_wita(datetime(2026, 12, 1, 1, 0, tzinfo=timezone.utc)).hour == 9
+    assert as_wita(datetime(2026, 12, 1, 1, 0, tzinfo=UTC)).hour == 9
     assert moment.tzinfo == WITA
 
 

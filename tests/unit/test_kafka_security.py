@@ -12,14 +12,13 @@ from pathlib import Path
 
 import pytest
 from faststream.security import BaseSecurity, SASLPlaintext, SASLScram512
-from hypothesis import HealthCheck, assume, given, settings
-from hypothesis import strategies as st
+from hypothesis import HealthCheck, assume, given, settings, strategies as st
 from pydantic import ValidationError
 
+from services.commitments.settings import CommitmentsSettings
 from shared.platform.kafka import SafeProducer, make_broker
 from shared.platform.kafka_security import KafkaSecurity, client_options
 from shared.platform.logging import configure_logging, get_logger
-from services.commitments.settings import CommitmentsSettings
 
 ENV_NAMES = ("KAFKA_SECURITY_PROTOCOL", "KAFKA_SASL_MECHANISM", "KAFKA_SASL_USERNAME", "KAFKA_SASL_PASSWORD",
              "KAFKA_SASL_PASSWORD_FILE", "KAFKA_SSL_CAFILE", "KAFKA_SSL_CERTFILE", "KAFKA_SSL_KEYFILE")
@@ -77,7 +76,7 @@ def test_faststream_gets_the_same_security() -> None:
 def test_the_producer_and_the_broker_take_the_security(ca: Path) -> None:
     security = KafkaSecurity(security_protocol="SASL_SSL", sasl_username="u", sasl_password="p", ssl_cafile=ca)
     producer = SafeProducer("127.0.0.1:9", client_id="x", security=security)
-    assert producer._security is security
+    assert producer._security is security  # noqa: SLF001 - the options it will connect with
     make_broker("127.0.0.1:9", client_id="x", security=security)  # builds without connecting
 
 

@@ -5,12 +5,25 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from hypothesis import HealthCheck, example, given, settings
-from hypothesis import strategies as st
+from hypothesis import HealthCheck, example, given, settings, strategies as st
 
-from shared.platform import logging as ntb_logging
-from shared.platform.logging import (_API_KEY, _DSN_PASSWORD, _EMAIL, _PHONE, _PHONE_KEYS, _RSVP_TOKEN, _SECRET_KEYS, _mask,
-                            _redact, mask_email, mask_phone)
+from shared.platform.logging import (
+    _API_KEY,
+    _CLEAN,
+    _CLEAN_MAX_ENTRIES,
+    _DSN_PASSWORD,
+    _EMAIL,
+    _KEY_KINDS,
+    _PHONE,
+    _PHONE_KEYS,
+    _RSVP_TOKEN,
+    _SECRET_KEYS,
+    _mask,
+    _needs_phone_mask,
+    _redact,
+    mask_email,
+    mask_phone,
+)
 
 FAST = settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -177,22 +190,22 @@ def test_a_phone_field_is_masked_even_when_its_value_was_seen_clean_elsewhere():
 def test_the_caches_stay_bounded_under_unique_values():
     """Unique ids and field names cannot make the redaction caches grow without bound."""
     try:
-        for i in range(ntb_logging._CLEAN_MAX_ENTRIES + 100):
+        for i in range(_CLEAN_MAX_ENTRIES + 100):
             _redact(None, "info", {f"field_{i}": f"id-{i:08x}", "event": "x"})
-        assert len(ntb_logging._CLEAN) <= ntb_logging._CLEAN_MAX_ENTRIES
-        assert len(ntb_logging._KEY_KINDS) <= ntb_logging._CLEAN_MAX_ENTRIES
+        assert len(_CLEAN) <= _CLEAN_MAX_ENTRIES
+        assert len(_KEY_KINDS) <= _CLEAN_MAX_ENTRIES
         assert _redact(None, "info", {"field_x_password": "hunter2"}) == {"field_x_password": "***"}  # uncached too
     finally:
-        ntb_logging._CLEAN.clear()
-        ntb_logging._KEY_KINDS.clear()
+        _CLEAN.clear()
+        _KEY_KINDS.clear()
 
 
 def test_the_phone_guard_is_implied_by_every_phone_match():
     """The cheap phone guard holds wherever the phone pattern matches (start of value or after a non-token char)."""
     for value in ("0812 3456 7890", "x +62 812 3456 78", "(0812)345678", "«0812345678", "a,6281234567890"):
-        assert _PHONE.search(value) and ntb_logging._needs_phone_mask(value)
+        assert _PHONE.search(value) and _needs_phone_mask(value)
     for value in ("2026-11-26T13:04:26.817273Z", "3f2a6c1e-9b1d-4c7e-8a0f-2b3c4d5e6f70", "52.01"):
-        assert not ntb_logging._needs_phone_mask(value)
+        assert not _needs_phone_mask(value)
 
 
 def test_free_text_from_servers_loses_addresses_and_url_paths():

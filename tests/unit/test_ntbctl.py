@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from shared.ntbctl.commands import _lag_json
-from shared.ntbctl.output import tsv_rows
+from shared.ntbctl.backlog import _lag_line
+from shared.ntbctl.dead_letters import _dead_letter, _dead_letter_line
 
 ROOT = Path(__file__).resolve().parents[2]
 CLEAN_ENV = {k: v for k, v in os.environ.items()
@@ -117,20 +117,25 @@ def test_logs_read_files_and_the_local_stack_folder_in_time_order(tmp_path):
     assert empty.returncode == 1 and "standard input" in one_line_error(empty)
 
 
-def test_tab_separated_answers_become_json_objects():
-    lag = ("outbox\tcommitments\tunpublished=3\toldest=1.5s\tset_aside=0\n"
-           "consumer\tntb-notifications\tntb.commitments.events[2]\tcommitted=40\tend=42\tlag=2\n")
-    assert tsv_rows(lag, {"outbox": ["kind", "schema"], "consumer": ["kind", "group", "partition"]}) == [
-        {"kind": "outbox", "schema": "commitments", "unpublished": 3, "oldest": "1.5s", "set_aside": 0},
-        {"kind": "consumer", "group": "ntb-notifications", "partition": "ntb.commitments.events[2]",
-         "committed": 40, "end": 42, "lag": 2},
-    ]
-    assert _lag_json(lag)[1] == {"kind": "consumer", "group": "ntb-notifications", "topic": "ntb.commitments.events",
-                                      "partition": 2, "committed": 40, "end": 42, "lag": 2}
-    dlq = "t.dlq\t0\t7\t2026-12-01T01:00:00Z\tcommitments\t-\tinvalid: total_rp=1 disagrees\n"
-    [row] = tsv_rows(dlq, ["topic", "partition", "offset", "failed_at", "consumer", "type", "reason"])
+class _Record:
+    partition, offset = 0, 7
+    headers = (("dlq_failed_at", b"2026-12-01T01:00:00Z"), ("dlq_consumer", b"commitments"),
+               ("dlq_reason", b"invalid: total_rp=1 disagrees"))
+
+
+def test_one_set_of_data_is_shown_as_tab_separated_text_or_as_json_objects():
+    """Each read command's rows are data: the text line is rendered from the same object JSON shows."""
+    outbox = {"kind": "outbox", "schema": "commitments", "unpublished": 3, "oldest": "1.5s", "set_aside": 0}
+    consumer = {"kind": "consumer", "group": "ntb-notifications", "topic": "ntb.commitments.events",
+                "partition": 2, "committed": 40, "end": 42, "lag": 2}
+    assert [_lag_line(outbox), _lag_line(consumer)] == [
+        "outbox\tcommitments\tunpublished=3\toldest=1.5s\tset_aside=0",
+        "consumer\tntb-notifications\tntb.commitments.events[2]\tcommitted=40\tend=42\tlag=2"]
+    assert _lag_line({**outbox, "oldest": None}).split("\t")[3] == "oldest=-"
+    row = _dead_letter("t.dlq", _Record())
     assert row == {"topic": "t.dlq", "partition": 0, "offset": 7, "failed_at": "2026-12-01T01:00:00Z",
                    "consumer": "commitments", "type": "-", "reason": "invalid: total_rp=1 disagrees"}
+    assert _dead_letter_line(row) == "t.dlq\t0\t7\t2026-12-01T01:00:00Z\tcommitments\t-\tinvalid: total_rp=1 disagrees"
 
 
 def test_help_documents_the_exit_codes_and_the_global_options():

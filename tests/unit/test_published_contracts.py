@@ -6,13 +6,12 @@ from pathlib import Path
 import pytest
 import yaml
 
-from shared.platform.cli import openapi_json
-from shared.contracts import registry
-from shared.contracts import kafka_acls
-from shared.platform import topic_plan
+from shared.contracts import kafka_acls, registry
 from shared.contracts.asyncapi import document
-from shared.contracts.topics import REGIONAL_INBOUND, regional_inbound
 from shared.contracts.regions import regions
+from shared.contracts.topics import REGIONAL_INBOUND, regional_inbound
+from shared.platform import topic_plan
+from shared.platform.cli import openapi_json
 
 ROOT = Path(__file__).resolve().parents[2]
 

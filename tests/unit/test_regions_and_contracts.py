@@ -8,8 +8,8 @@ from pydantic import ValidationError
 
 from shared.contracts import registry
 from shared.contracts.invitations import MeetingScheduled
-from shared.contracts.registry import EventRegistry, EventPayload, UnknownEventType
 from shared.contracts.regions import normalize_region_code, regions
+from shared.contracts.registry import EventPayload, EventRegistry, UnknownEventType
 
 
 def test_ten_regions_with_kemendagri_codes():

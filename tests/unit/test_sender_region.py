@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import pytest
-from hypothesis import given
-from hypothesis import strategies as st
+from hypothesis import given, strategies as st
 
-from shared.platform.consumer import PermanentError
-from shared.contracts.topics import COMMITMENTS_INBOUND, REGIONAL_INBOUND, dlq, regional_inbound
 from shared.contracts.regions import regions
+from shared.contracts.topics import COMMITMENTS_INBOUND, REGIONAL_INBOUND, dlq, regional_inbound
+from shared.platform.consumer import PermanentError
 from shared.platform.sender_region import check, topic_region
 
 CODES = sorted(regions())

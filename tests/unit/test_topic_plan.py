@@ -21,7 +21,7 @@ def test_production_settings_mean_three_replicas_and_two_in_sync() -> None:
 
 @pytest.mark.parametrize("replication,min_insync", [(3, 4), (1, 2), (3, 0)])
 def test_a_min_insync_the_replicas_cannot_meet_is_refused(replication: int, min_insync: int) -> None:
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="must be between 1 and the replication factor"):
         plan(replication=replication, min_insync=min_insync)
 
 

@@ -14,16 +14,13 @@ import re
 import pytest
 import structlog
 from fastapi import Depends
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
+from hypothesis import HealthCheck, given, settings, strategies as st
 from structlog.testing import capture_logs
 
-from shared.platform import http_telemetry
-
-from shared.platform import tracecontext
-from shared.platform.auth import Principal, require
-from shared.contracts.roles import Role
 from shared.contracts.registry import registry
+from shared.contracts.roles import Role
+from shared.platform import http_telemetry, tracecontext
+from shared.platform.auth import Principal, require
 from shared.platform.envelope import CloudEvent, EnvelopeError, decode
 from shared.platform.http import create_app
 from shared.platform.logging import message_context
@@ -55,9 +52,10 @@ def _app():
 
     @app.post("/regions/{region_code}/emit")
     async def emit(region_code: str, principal: Principal = Depends(require(Role.REGION_OPERATOR))) -> dict:
-        from shared.contracts.notifications import DeliverySent
         import uuid
         from datetime import UTC, datetime
+
+        from shared.contracts.notifications import DeliverySent
         payload = DeliverySent(delivery_id=uuid.uuid4(), recipient_id="r", channel="email", source_event_id="e",
                                source_event_type="t", attempts=1, at=datetime.now(UTC))
         event, _, _ = outbox.build(payload)
@@ -238,7 +236,7 @@ def test_ce_traceparent_round_trips_and_a_malformed_one_is_dropped_not_fatal():
     assert decode(event.data, event.to_headers()).traceparent == VALID
     bad = [(k, v) for k, v in event.to_headers() if k != "ce_traceparent"] + [("ce_traceparent", b"00-zz")]
     assert decode(event.data, bad).traceparent is None  # malformed but clean: dropped, tracing is advisory
-    hostile = bad[:-1] + [("ce_traceparent", b"00-zz\r\n")]
+    hostile = [*bad[:-1], ("ce_traceparent", b"00-zz\r\n")]
     with pytest.raises(EnvelopeError, match="control character"):  # a line break in any ce_ header: refused
         decode(event.data, hostile)
     structured = json.dumps({"specversion": "1.0", "id": "1", "source": "/s", "type": "t.v1", "data": {},
@@ -260,9 +258,10 @@ def test_any_ce_traceparent_bytes_decode_to_a_valid_value_or_none(raw):
 
 def test_events_written_while_handling_an_event_continue_its_trace():
     outbox = Outbox(registry, source="/t")
-    from shared.contracts.notifications import DeliverySent
     import uuid
     from datetime import UTC, datetime
+
+    from shared.contracts.notifications import DeliverySent
     payload = DeliverySent(delivery_id=uuid.uuid4(), recipient_id="r", channel="email", source_event_id="e",
                            source_event_type="t", attempts=1, at=datetime.now(UTC))
     with message_context(event_id="ev-1", correlation_id="corr-1", traceparent=VALID):
@@ -275,9 +274,10 @@ def test_events_written_while_handling_an_event_continue_its_trace():
 
 def test_a_timer_firing_starts_one_trace_for_the_events_it_writes():
     outbox = Outbox(registry, source="/t")
-    from shared.contracts.notifications import DeliverySent
     import uuid
     from datetime import UTC, datetime
+
+    from shared.contracts.notifications import DeliverySent
     payload = DeliverySent(delivery_id=uuid.uuid4(), recipient_id="r", channel="email", source_event_id="e",
                            source_event_type="t", attempts=1, at=datetime.now(UTC))
     with tracecontext.starting("timer t") as trace:

@@ -6,8 +6,7 @@ import asyncio
 from urllib.parse import urlencode
 
 import pytest
-from hypothesis import given
-from hypothesis import strategies as st
+from hypothesis import given, strategies as st
 from starlette.requests import Request
 
 from shared.platform import web
@@ -29,8 +28,8 @@ def read(body: bytes, content_type: str = "application/x-www-form-urlencoded") -
 
 
 def test_a_form_a_browser_sends_is_read():
-    body = urlencode({"csrf": "1.x", "response": "declined", "reason": "Dinas luar\r\ndaerah – Bima"}).encode()
-    assert read(body) == {"csrf": "1.x", "response": "declined", "reason": "Dinas luar\ndaerah – Bima"}
+    body = urlencode({"csrf": "1.x", "response": "declined", "reason": "Dinas luar\r\ndaerah \u2013 Bima"}).encode()
+    assert read(body) == {"csrf": "1.x", "response": "declined", "reason": "Dinas luar\ndaerah \u2013 Bima"}
 
 
 @pytest.mark.parametrize("body, content_type", [

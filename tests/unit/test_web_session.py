@@ -6,11 +6,10 @@ from __future__ import annotations
 import base64
 import json
 
-from hypothesis import given
-from hypothesis import strategies as st
+from hypothesis import given, strategies as st
 
-from shared.platform import web_session
 from shared.contracts.roles import Role
+from shared.platform import web_session
 
 SECRET = b"s" * 32
 
