@@ -24,7 +24,7 @@ from .sign_in_mail import SignInMailer
 
 
 def migration_sets() -> list[list[migrations.Migration]]:
-    return [migrations.load("messaging", "shared.platform", "sql"), migrations.load("commitments", "services.commitments")]
+    return [migrations.messaging(), migrations.load("commitments", "services.commitments")]
 
 
 class CommitmentsRuntime(Runtime):

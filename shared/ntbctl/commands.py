@@ -44,6 +44,7 @@ from shared.platform import kafka_records
 from shared.contracts.topics import DLQ_SUFFIX
 from shared.platform.dead_letter import stored_body
 from shared.platform.kafka import SafeProducer
+from shared.platform.outbox import REQUEUE
 from shared.ntbctl.output import CONFIG, OUT, SETTINGS, CommandError, captured, progress, run, tsv_rows
 from shared.platform.kafka_security import bootstrap_list, client_options
 
@@ -268,16 +269,6 @@ async def outbox_list(schemas: tuple[str, ...] = SERVICES) -> int:
     finally:
         await conn.close()
     return 0
-
-
-# The row goes back as a new outbox row (published after what is already waiting) and the
-# relay is woken as by any writer; one statement, so it is never in both tables or neither.
-REQUEUE = (
-    "WITH r AS (DELETE FROM outbox_dead WHERE id = $1 RETURNING event_id, topic, key, headers, payload), "
-    "written AS (INSERT INTO outbox (event_id, topic, key, headers, payload) "
-    "SELECT event_id, topic, key, headers, payload FROM r RETURNING id) "
-    "SELECT id, pg_notify(current_schema() || '_outbox', '') FROM written"
-)
 
 
 async def outbox_requeue(schema: str, row_id: int) -> int:

@@ -36,12 +36,45 @@ from shared.platform.tasks import cancel_and_wait
 
 log = get_logger(__name__)
 
-# The row and the relay's wake-up in one round trip. The notification is delivered only if
-# the transaction commits (PostgreSQL folds a transaction's identical notifications into one).
+# The outbox's row format and wake-up channel, defined here only: every writer (Outbox.add,
+# `ntbctl outbox requeue` through REQUEUE, a service's own SQL that writes events) uses these.
+COLUMNS = "event_id, topic, key, headers, payload"
+# The relay of a schema listens on "<schema>_outbox" (`channel`); a writer wakes it from inside
+# its transaction with WAKE_RELAY. The notification is delivered only if the transaction
+# commits (PostgreSQL folds a transaction's identical notifications into one).
+_CHANNEL_SUFFIX = "_outbox"
+WAKE_RELAY = f"pg_notify(current_schema() || '{_CHANNEL_SUFFIX}', '')"
+
+
+def channel(schema: str) -> str:
+    """The channel `WAKE_RELAY` notifies when run in `schema` (search_path), where that schema's relay listens."""
+    return schema + _CHANNEL_SUFFIX
+
+
+def headers(event: CloudEvent) -> list[list[str]]:
+    """The event's Kafka headers as the `headers` column holds them (jsonb: [name, value] text pairs)."""
+    return [[k, v.decode()] for k, v in event.to_headers()]
+
+
+Row = tuple[str, str, str, list[list[str]], bytes]
+
+
+def row(event: CloudEvent, *, topic: str, key: str) -> Row:
+    """OUTBOX_INSERT's arguments for one event, in `COLUMNS` order."""
+    return event.id, topic, key, headers(event), event.data
+
+
+# The row and the relay's wake-up in one round trip.
 OUTBOX_INSERT = (
-    "WITH written AS (INSERT INTO outbox (event_id, topic, key, headers, payload) "
-    "VALUES ($1, $2, $3, $4, $5) RETURNING 1) "
-    "SELECT pg_notify(current_schema() || '_outbox', '') FROM written"
+    f"WITH written AS (INSERT INTO outbox ({COLUMNS}) VALUES ($1, $2, $3, $4, $5) RETURNING 1) "
+    f"SELECT {WAKE_RELAY} FROM written"
+)
+# A row set aside goes back as a new outbox row (published after what is already waiting) and the
+# relay is woken as by any writer; one statement, so it is never in both tables or neither.
+REQUEUE = (
+    f"WITH r AS (DELETE FROM outbox_dead WHERE id = $1 RETURNING {COLUMNS}), "
+    f"written AS (INSERT INTO outbox ({COLUMNS}) SELECT {COLUMNS} FROM r RETURNING id) "
+    f"SELECT id, {WAKE_RELAY} FROM written"
 )
 
 # One batch read and deleted in one statement, returned in id order. Deleting is the relay's
@@ -74,8 +107,7 @@ FOLLOWER_POLL_SECONDS = 0.5
 
 async def write_event(conn: asyncpg.Connection, event: CloudEvent, *, topic: str, key: str) -> None:
     """Insert an already-built CloudEvent (caller holds the business transaction)."""
-    headers = [[k, v.decode()] for k, v in event.to_headers()]
-    await conn.execute(OUTBOX_INSERT, event.id, topic, key, headers, event.data)
+    await conn.execute(OUTBOX_INSERT, *row(event, topic=topic, key=key))
 
 
 # What waits, how long the oldest row has waited (the id order is the age order: PK index only),
@@ -137,7 +169,7 @@ class Outbox:
         rows = []
         for payload, opts in items:
             event, topic, key = self.build(payload, **opts)
-            rows.append((event.id, topic, key, [[k, v.decode()] for k, v in event.to_headers()], event.data))
+            rows.append(row(event, topic=topic, key=key))
         await conn.executemany(OUTBOX_INSERT, rows)
 
     async def add(
@@ -297,4 +329,4 @@ class OutboxRelay:
 
     async def _listen(self) -> None:
         # LISTEN/NOTIFY lowers latency; polling stays the source of truth if it breaks.
-        await listen(self._pool, f"{self._schema}_outbox", self._wake.set, retry_seconds=min(self._poll * 4, 2.0))
+        await listen(self._pool, channel(self._schema), self._wake.set, retry_seconds=min(self._poll * 4, 2.0))
