@@ -61,12 +61,16 @@ class PermanentError(Invalid):
 
 TRANSIENT: tuple[type[BaseException], ...] = (*TRANSIENT_DB_ERRORS, KafkaError)
 # PostgreSQL refuses the data itself: the same record fails the same way every time.
-PERMANENT_DB: tuple[type[BaseException], ...] = (
+PERMANENT_DB: tuple[type[Exception], ...] = (
     asyncpg.DataError,                   # class 22: out of range, bad encoding, NUL, invalid text
     asyncpg.ProgramLimitExceededError,   # class 54: e.g. an index row over the btree limit
     asyncpg.CheckViolationError,
     asyncpg.NotNullViolationError,
 )
+
+
+# Refusals retrying cannot change: the handler's (any DomainError) and PostgreSQL's of the data.
+REFUSALS: tuple[type[Exception], ...] = (DomainError, *PERMANENT_DB)
 
 
 def db_refusal(exc: BaseException) -> str:
@@ -80,7 +84,7 @@ def db_refusal(exc: BaseException) -> str:
 
 
 def _refusal(exc: BaseException) -> str:
-    """The dead letter's reason for a refusal that retrying cannot change (DomainError or PERMANENT_DB)."""
+    """The dead letter's reason for one of the REFUSALS."""
     return f"rejected: {exc}" if isinstance(exc, DomainError) else db_refusal(exc)
 
 
@@ -205,9 +209,9 @@ class EventConsumer:
         with one statement and handled in order in one transaction. A handler's
         `DomainError` (or a PostgreSQL data refusal) rolls the batch back and replays it
         with a savepoint per record, so only the rejected record's effects are undone and
-        it alone is dead-lettered (a batch of one needs no replay). Transient failures retry the whole batch; an unexpected
-        error counts against the record that raised it, which is dead-lettered after
-        `max_attempts`. `skips` names records an operator moved the consumer past
+        it alone is dead-lettered (a batch of one needs no replay). Transient failures
+        retry the whole batch; an unexpected error counts against the record that raised
+        it, which is dead-lettered after `max_attempts`. `skips` names records an operator moved the consumer past
         ((topic, partition, offset) -> reason): they are dead-lettered with that reason.
         The offsets are committed by the caller after this returns, i.e. after the commit.
         """
@@ -288,7 +292,7 @@ class EventConsumer:
                                     if fresh:
                                         await self._run(conn, item, scope)
                                         await scope.flush(conn)  # inside the savepoint: undone with it
-                            except (DomainError, *PERMANENT_DB) as exc:
+                            except REFUSALS as exc:
                                 scope.discard()
                                 item.refused = _refusal(exc)
                                 continue
@@ -309,7 +313,7 @@ class EventConsumer:
                     item.outcome = Outcome(APPLIED if fresh else DUPLICATE)
                     await self._after_commit(item)
                 return
-            except (DomainError, *PERMANENT_DB) as exc:
+            except REFUSALS as exc:
                 if current >= 0 and len(todo) == 1:
                     work[current].refused = _refusal(exc)  # a batch of one: nothing else to replay
                 elif careful and current < 0:
@@ -325,13 +329,13 @@ class EventConsumer:
             except Exception as exc:  # noqa: BLE001 - counted against the record, retried, then dead-lettered
                 self._count_failure("error")
                 failures[current] += 1
-                item = work[current] if current >= 0 else None
-                with item.context(self.name) if item is not None else message_context(consumer=self.name):
+                failed = work[current] if current >= 0 else None
+                with failed.context(self.name) if failed is not None else message_context(consumer=self.name):
                     log.exception("handler failed", attempt=failures[current], max_attempts=self._max_attempts)
                 if failures[current] >= self._max_attempts:
                     careful = True  # per-record claims and savepoints pin the failure on one record
-                    if item is not None:
-                        item.refused = f"handler failed {failures[current]} times: {type(exc).__name__}: {exc}"
+                    if failed is not None:
+                        failed.refused = f"handler failed {failures[current]} times: {type(exc).__name__}: {exc}"
                         continue
                 await asyncio.sleep(next(delays))
 
@@ -368,7 +372,8 @@ class EventConsumer:
         if self._metrics is not None:
             for status, count in statuses.items():
                 self._metrics.handled.labels(self.name, status).inc(count)
-            for (topic, status), count in Counter((i.record.topic, o.status) for i, o in zip(items, outcomes)).items():
+            per_topic = Counter((item.record.topic, o.status) for item, o in zip(items, outcomes, strict=True))
+            for (topic, status), count in per_topic.items():
                 self._metrics.records.labels(self.name, topic, status).inc(count)
             latency = self._metrics.latency.labels(self.name)
             for _ in outcomes:
@@ -376,7 +381,7 @@ class EventConsumer:
         duration_ms = round(elapsed * 1000, 2)
         if len(items) == 1 or DEAD_LETTERED in statuses:
             # A lone record, and every record of a batch with a dead letter, gets a line of its own.
-            for item, outcome in zip(items, outcomes):
+            for item, outcome in zip(items, outcomes, strict=True):
                 with item.context(self.name):
                     log.info("message dead-lettered" if outcome.status == DEAD_LETTERED else "message handled",
                              outcome=outcome.status, reason=outcome.reason, duration_ms=duration_ms)

@@ -99,6 +99,8 @@ DEAD_LETTER = (
 RECORD_ERRORS: tuple[type[Exception], ...] = (
     MessageSizeTooLargeError, RecordListTooLargeError, InvalidTopicError, CorruptRecordException,
 )
+# A batch failing with one of these is sent again row by row, to find the rows at fault.
+_ONE_BY_ONE: tuple[type[Exception], ...] = (*RECORD_ERRORS, TypeError, ValueError, AttributeError)
 # (topic, key, value, headers) as SafeProducer.send_batch takes them; not an asyncpg.Record.
 Outgoing = tuple[str, bytes, bytes, list[tuple[str, bytes]]]
 # How soon a relay that found another one holding the lock looks again.
@@ -210,7 +212,6 @@ class OutboxRelay:
         self._wake = asyncio.Event()
         self._leader = True  # whether the last batch found the advisory lock free
         self._lock_key = int.from_bytes(hashlib.sha256(f"outbox:{schema}".encode()).digest()[:8], "big", signed=True)
-        self.published_total = 0
         self._lag_checked_at = float("-inf")
 
     async def publish_batch(self) -> int:
@@ -227,11 +228,10 @@ class OutboxRelay:
             try:
                 records = [_record(r, h) for r, h in zip(rows, headers, strict=True)]
                 await self._producer.send_batch(records)
-            except (*RECORD_ERRORS, TypeError, ValueError, AttributeError):
+            except _ONE_BY_ONE:
                 rows, headers = await self._one_by_one(conn, rows, headers)
             if rows:
                 self._log_published(rows, headers)
-        self.published_total += len(rows)
         if self._metrics is not None:
             self._metrics.outbox_published.inc(len(rows))
         return len(rows)
@@ -292,7 +292,7 @@ class OutboxRelay:
             self._metrics.outbox_lag.set(await self.lag())
 
     async def lag(self) -> int:
-        return await self._pool.fetchval("SELECT count(*) FROM outbox")
+        return int(await self._pool.fetchval("SELECT count(*) FROM outbox"))
 
     async def run(self) -> None:
         """Publish until cancelled; Kafka or PostgreSQL outages only delay events."""
