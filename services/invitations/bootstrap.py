@@ -15,7 +15,7 @@ from .settings import InvitationsSettings
 
 
 def migration_sets() -> list[list[migrations.Migration]]:
-    return [migrations.messaging(), migrations.load("invitations", "services.invitations")]
+    return [migrations.load("messaging", "shared.platform", "sql"), migrations.load("invitations", "services.invitations")]
 
 
 def build(settings: InvitationsSettings, *, clock: Clock = system_clock) -> tuple[Runtime, FastAPI]:

@@ -43,8 +43,8 @@ from aiokafka.admin import AIOKafkaAdminClient
 from shared.platform import kafka_records
 from shared.contracts.topics import DLQ_SUFFIX
 from shared.platform.dead_letter import stored_body
-from shared.platform.kafka import SafeProducer
 from shared.platform.outbox import REQUEUE
+from shared.platform.kafka import SafeProducer
 from shared.ntbctl.output import CONFIG, OUT, SETTINGS, CommandError, captured, progress, run, tsv_rows
 from shared.platform.kafka_security import bootstrap_list, client_options
 

@@ -38,16 +38,16 @@ import asyncpg
 from aiokafka.errors import KafkaError
 from pydantic import ValidationError
 
-from shared.platform import inbox
 from shared.contracts.registry import EventPayload, EventRegistry
-from shared.platform.dead_letter import DeadLetterPublisher, KafkaRecord
+from shared.platform import inbox
 from shared.platform.db import TRANSIENT_DB_ERRORS
+from shared.platform.dead_letter import DeadLetterPublisher, KafkaRecord
 from shared.platform.envelope import CloudEvent, EnvelopeError, decode
+from shared.platform.errors import DomainError, Invalid
 from shared.platform.logging import get_logger, message_context
 from shared.platform.metrics import ServiceMetrics
 from shared.platform.outbox import Outbox
 from shared.platform.retry import backoff_delays
-from shared.platform.errors import DomainError, Invalid
 from shared.platform.unit_of_work import Actor, StoreFactory, TransactionScope, UnitOfWork
 
 log = get_logger(__name__)
@@ -285,7 +285,8 @@ class EventConsumer:
                 async with self._pool.acquire() as conn, conn.transaction():
                     scope = TransactionScope()
                     if careful:
-                        for current, item in todo:
+                        for n, item in todo:
+                            current = n
                             try:
                                 async with conn.transaction():
                                     fresh = await self._claim(conn, [item]) == {_key(item)}
@@ -299,7 +300,8 @@ class EventConsumer:
                             handled.append((item, fresh))
                     else:
                         fresh_keys = await self._claim(conn, [item for _, item in todo])
-                        for current, item in todo:
+                        for n, item in todo:
+                            current = n
                             key = _key(item)
                             fresh = key in fresh_keys
                             fresh_keys.discard(key)  # the same event twice in one batch: the second is a duplicate
@@ -311,7 +313,8 @@ class EventConsumer:
                     current = -1  # a failing commit belongs to no single record
                 for item, fresh in handled:
                     item.outcome = Outcome(APPLIED if fresh else DUPLICATE)
-                    await self._after_commit(item)
+                    if self.after_commit is not None:
+                        await self._after_commit(item)
                 return
             except REFUSALS as exc:
                 if current >= 0 and len(todo) == 1:
@@ -326,7 +329,7 @@ class EventConsumer:
                 log.warning("transient failure; retrying", consumer=self.name, error=repr(exc),
                             retry_in=round(delay, 2), records=len(todo))
                 await asyncio.sleep(delay)
-            except Exception as exc:  # noqa: BLE001 - counted against the record, retried, then dead-lettered
+            except Exception as exc:  # counted against the record, retried, then dead-lettered
                 self._count_failure("error")
                 failures[current] += 1
                 failed = work[current] if current >= 0 else None

@@ -11,7 +11,6 @@ import asyncpg
 
 from shared.platform.envelope import CloudEvent
 
-
 # One statement claims a whole batch; RETURNING names the events seen for the first time.
 CLAIM_MANY = (
     "INSERT INTO inbox (consumer, source, event_id, event_type, topic, kafka_partition, kafka_offset) "

@@ -21,11 +21,10 @@ import json
 from typing import Any
 
 import asyncpg
-from aiokafka.errors import (CorruptRecordException, InvalidTopicError, MessageSizeTooLargeError,
-                             RecordListTooLargeError)
+from aiokafka.errors import CorruptRecordException, InvalidTopicError, MessageSizeTooLargeError, RecordListTooLargeError
 
-from shared.platform import tracecontext
 from shared.contracts.registry import EventPayload, EventRegistry
+from shared.platform import tracecontext
 from shared.platform.db import listen
 from shared.platform.envelope import CloudEvent
 from shared.platform.kafka import SafeProducer

@@ -116,7 +116,7 @@ async def test_a_lone_record_refused_by_postgresql_names_the_column():
     e, calls = event(), []
     refusal = asyncpg.NotNullViolationError("null value in column")
     refusal.column_name = "title"  # type: ignore[attr-defined]
-    consumer, db, dead = consumer_with({e.id: refusal}, calls)
+    consumer, db, _ = consumer_with({e.id: refusal}, calls)
     [outcome] = await consumer.process_batch([record(0, e)])
     assert outcome.status == DEAD_LETTERED
     assert outcome.reason and outcome.reason.startswith("database refused the data") and "column title" in outcome.reason
@@ -125,7 +125,7 @@ async def test_a_lone_record_refused_by_postgresql_names_the_column():
 
 async def test_a_lone_failing_record_is_retried_then_dead_lettered():
     e, calls = event(), []
-    consumer, db, dead = consumer_with({e.id: RuntimeError("bug in handler")}, calls)
+    consumer, db, _ = consumer_with({e.id: RuntimeError("bug in handler")}, calls)
     [outcome] = await consumer.process_batch([record(0, e)])
     assert outcome.reason and outcome.reason.startswith("handler failed 2 times: RuntimeError: bug in handler")
     assert calls == [e.id, e.id] and db.journal == [] and db.inbox == set()
@@ -153,7 +153,7 @@ async def test_a_batch_isolates_the_rejected_record_and_keeps_the_others():
 
 async def test_an_operator_skip_dead_letters_the_record_without_running_its_handler():
     e, other, calls = event(), event(), []
-    consumer, db, dead = consumer_with({}, calls)
+    consumer, _, dead = consumer_with({}, calls)
     outcomes = await consumer.process_batch([record(0, e), record(1, other)],
                                             skips={(INVITATIONS_EVENTS, 0, 0): "moved past by an operator (ops): hangs"})
     assert [o.status for o in outcomes] == [DEAD_LETTERED, APPLIED]
