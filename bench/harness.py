@@ -86,7 +86,7 @@ def new_space(tag: str) -> Space:
 async def prepare(space: Space) -> asyncpg.Pool:
     """Schema with the messaging tables and the aggregate table; topics with their DLQ twins."""
     pool = await create_pool(DSN, space.schema, min_size=2, max_size=4)
-    sets = [*migrations.load("messaging", "shared.platform", "sql"),
+    sets = [*migrations.messaging(),
             migrations.Migration("bench", 1, "commitment", STATE_TABLE)]
     async with pool.acquire() as conn:
         await migrations.migrate(conn, space.schema, sets)

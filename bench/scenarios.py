@@ -27,7 +27,7 @@ from shared.contracts.commitments import SubmitCommitment
 from shared.platform.dead_letter import DeadLetterPublisher
 from shared.platform.kafka_security import client_options
 from shared.platform.kafka import MAX_RECORD_BYTES, SAFE_PRODUCER, SafeProducer, make_broker
-from shared.platform.outbox import Outbox, OutboxRelay
+from shared.platform.outbox import COLUMNS, Outbox, OutboxRelay
 
 from .harness import (BOOTSTRAP, CLAIM_MANY, OUTBOX_SQL, UPSERT, Space, drop, fill_topic, new_space, prepare,
                       raw_outbox_args, submit_event, submit_events, submitted_model, submitted_payload)
@@ -323,7 +323,7 @@ async def fill_outbox(pool: asyncpg.Pool, space: Space, n: int) -> list[tuple]:
     async with pool.acquire() as conn:
         for start in range(0, n, 5000):
             await conn.executemany(
-                "INSERT INTO outbox (event_id, topic, key, headers, payload) VALUES ($1, $2, $3, $4, $5)",
+                f"INSERT INTO outbox ({COLUMNS}) VALUES ($1, $2, $3, $4, $5)",
                 rows[start:start + 5000])
     return rows
 

@@ -24,7 +24,7 @@ from .store import Store
 
 
 def migration_sets() -> list[list[migrations.Migration]]:
-    return [migrations.load("messaging", "shared.platform", "sql"), migrations.load("commitments", "services.commitments")]
+    return [migrations.messaging(), migrations.load("commitments", "services.commitments")]
 
 
 def build(settings: CommitmentsSettings, *, clock: Clock = system_clock) -> tuple[Runtime, FastAPI]:

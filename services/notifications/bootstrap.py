@@ -44,7 +44,7 @@ HANDLED = [
 
 
 def migration_sets() -> list[list[migrations.Migration]]:
-    return [migrations.load("messaging", "shared.platform", "sql"), migrations.load("notifications", "services.notifications")]
+    return [migrations.messaging(), migrations.load("notifications", "services.notifications")]
 
 
 def _data(override: str | None, name: str) -> Any:

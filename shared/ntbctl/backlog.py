@@ -15,6 +15,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from shared.ntbctl import services
 from shared.ntbctl.output import OUT, address, bootstrap_servers, database_url, or_dash
 from shared.platform.kafka_security import client_options
+from shared.platform.outbox import REQUEUE
 
 
 async def outbox_list(schemas: tuple[str, ...] = services.SCHEMAS) -> int:
@@ -36,16 +37,6 @@ async def outbox_list(schemas: tuple[str, ...] = services.SCHEMAS) -> int:
 def _set_aside_line(r: dict[str, Any]) -> str:
     return (f"{r['schema']}\t{r['id']}\t{r['dead_at']}\t{r['topic']}\tkey={r['key']}\t"
             f"event_id={r['event_id']}\t{r['reason']}")
-
-
-# The row goes back as a new outbox row (published after what is already waiting) and the
-# relay is woken as by any writer; one statement, so it is never in both tables or neither.
-REQUEUE = (
-    "WITH r AS (DELETE FROM outbox_dead WHERE id = $1 RETURNING event_id, topic, key, headers, payload), "
-    "written AS (INSERT INTO outbox (event_id, topic, key, headers, payload) "
-    "SELECT event_id, topic, key, headers, payload FROM r RETURNING id) "
-    "SELECT id, pg_notify(current_schema() || '_outbox', '') FROM written"
-)
 
 
 async def outbox_requeue(schema: str, row_id: int) -> int:

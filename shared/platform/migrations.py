@@ -52,6 +52,12 @@ def load(component: str, package: str, folder: str = "migrations") -> list[Migra
     return found
 
 
+def messaging() -> list[Migration]:
+    """The shared messaging tables (inbox, outbox, timers, dead letters, operators' skips): every
+    service's first migration set, and the schema of any test or benchmark that uses the platform."""
+    return load("messaging", "shared.platform", "sql")
+
+
 async def migrate(conn: asyncpg.Connection, schema: str, migrations: list[Migration]) -> list[Migration]:
     """Apply what is missing, in order, each file in its own transaction. Returns what ran."""
     applied_now: list[Migration] = []

@@ -21,11 +21,10 @@ import json
 from typing import Any
 
 import asyncpg
-from aiokafka.errors import (CorruptRecordException, InvalidTopicError, MessageSizeTooLargeError,
-                             RecordListTooLargeError)
+from aiokafka.errors import CorruptRecordException, InvalidTopicError, MessageSizeTooLargeError, RecordListTooLargeError
 
-from shared.platform import tracecontext
 from shared.contracts.registry import EventPayload, EventRegistry
+from shared.platform import tracecontext
 from shared.platform.db import listen
 from shared.platform.envelope import CloudEvent
 from shared.platform.kafka import SafeProducer
@@ -36,12 +35,45 @@ from shared.platform.tasks import cancel_and_wait
 
 log = get_logger(__name__)
 
-# The row and the relay's wake-up in one round trip. The notification is delivered only if
-# the transaction commits (PostgreSQL folds a transaction's identical notifications into one).
+# The outbox's row format and wake-up channel, defined here only: every writer (Outbox.add,
+# `ntbctl outbox requeue` through REQUEUE, a service's own SQL that writes events) uses these.
+COLUMNS = "event_id, topic, key, headers, payload"
+# The relay of a schema listens on "<schema>_outbox" (`channel`); a writer wakes it from inside
+# its transaction with WAKE_RELAY. The notification is delivered only if the transaction
+# commits (PostgreSQL folds a transaction's identical notifications into one).
+_CHANNEL_SUFFIX = "_outbox"
+WAKE_RELAY = f"pg_notify(current_schema() || '{_CHANNEL_SUFFIX}', '')"
+
+
+def channel(schema: str) -> str:
+    """The channel `WAKE_RELAY` notifies when run in `schema` (search_path), where that schema's relay listens."""
+    return schema + _CHANNEL_SUFFIX
+
+
+def headers(event: CloudEvent) -> list[list[str]]:
+    """The event's Kafka headers as the `headers` column holds them (jsonb: [name, value] text pairs)."""
+    return [[k, v.decode()] for k, v in event.to_headers()]
+
+
+Row = tuple[str, str, str, list[list[str]], bytes]
+
+
+def row(event: CloudEvent, *, topic: str, key: str) -> Row:
+    """OUTBOX_INSERT's arguments for one event, in `COLUMNS` order."""
+    return event.id, topic, key, headers(event), event.data
+
+
+# The row and the relay's wake-up in one round trip.
 OUTBOX_INSERT = (
-    "WITH written AS (INSERT INTO outbox (event_id, topic, key, headers, payload) "
-    "VALUES ($1, $2, $3, $4, $5) RETURNING 1) "
-    "SELECT pg_notify(current_schema() || '_outbox', '') FROM written"
+    f"WITH written AS (INSERT INTO outbox ({COLUMNS}) VALUES ($1, $2, $3, $4, $5) RETURNING 1) "
+    f"SELECT {WAKE_RELAY} FROM written"
+)
+# A row set aside goes back as a new outbox row (published after what is already waiting) and the
+# relay is woken as by any writer; one statement, so it is never in both tables or neither.
+REQUEUE = (
+    f"WITH r AS (DELETE FROM outbox_dead WHERE id = $1 RETURNING {COLUMNS}), "
+    f"written AS (INSERT INTO outbox ({COLUMNS}) SELECT {COLUMNS} FROM r RETURNING id) "
+    f"SELECT id, {WAKE_RELAY} FROM written"
 )
 
 # One batch read and deleted in one statement, returned in id order. Deleting is the relay's
@@ -66,6 +98,8 @@ DEAD_LETTER = (
 RECORD_ERRORS: tuple[type[Exception], ...] = (
     MessageSizeTooLargeError, RecordListTooLargeError, InvalidTopicError, CorruptRecordException,
 )
+# A batch failing with one of these is sent again row by row, to find the rows at fault.
+_ONE_BY_ONE: tuple[type[Exception], ...] = (*RECORD_ERRORS, TypeError, ValueError, AttributeError)
 # (topic, key, value, headers) as SafeProducer.send_batch takes them; not an asyncpg.Record.
 Outgoing = tuple[str, bytes, bytes, list[tuple[str, bytes]]]
 # How soon a relay that found another one holding the lock looks again.
@@ -74,8 +108,7 @@ FOLLOWER_POLL_SECONDS = 0.5
 
 async def write_event(conn: asyncpg.Connection, event: CloudEvent, *, topic: str, key: str) -> None:
     """Insert an already-built CloudEvent (caller holds the business transaction)."""
-    headers = [[k, v.decode()] for k, v in event.to_headers()]
-    await conn.execute(OUTBOX_INSERT, event.id, topic, key, headers, event.data)
+    await conn.execute(OUTBOX_INSERT, *row(event, topic=topic, key=key))
 
 
 # What waits, how long the oldest row has waited (the id order is the age order: PK index only),
@@ -137,7 +170,7 @@ class Outbox:
         rows = []
         for payload, opts in items:
             event, topic, key = self.build(payload, **opts)
-            rows.append((event.id, topic, key, [[k, v.decode()] for k, v in event.to_headers()], event.data))
+            rows.append(row(event, topic=topic, key=key))
         await conn.executemany(OUTBOX_INSERT, rows)
 
     async def add(
@@ -178,7 +211,6 @@ class OutboxRelay:
         self._wake = asyncio.Event()
         self._leader = True  # whether the last batch found the advisory lock free
         self._lock_key = int.from_bytes(hashlib.sha256(f"outbox:{schema}".encode()).digest()[:8], "big", signed=True)
-        self.published_total = 0
         self._lag_checked_at = float("-inf")
 
     async def publish_batch(self) -> int:
@@ -195,11 +227,10 @@ class OutboxRelay:
             try:
                 records = [_record(r, h) for r, h in zip(rows, headers, strict=True)]
                 await self._producer.send_batch(records)
-            except (*RECORD_ERRORS, TypeError, ValueError, AttributeError):
+            except _ONE_BY_ONE:
                 rows, headers = await self._one_by_one(conn, rows, headers)
             if rows:
                 self._log_published(rows, headers)
-        self.published_total += len(rows)
         if self._metrics is not None:
             self._metrics.outbox_published.inc(len(rows))
         return len(rows)
@@ -260,7 +291,7 @@ class OutboxRelay:
             self._metrics.outbox_lag.set(await self.lag())
 
     async def lag(self) -> int:
-        return await self._pool.fetchval("SELECT count(*) FROM outbox")
+        return int(await self._pool.fetchval("SELECT count(*) FROM outbox"))
 
     async def run(self) -> None:
         """Publish until cancelled; Kafka or PostgreSQL outages only delay events."""
@@ -297,4 +328,4 @@ class OutboxRelay:
 
     async def _listen(self) -> None:
         # LISTEN/NOTIFY lowers latency; polling stays the source of truth if it breaks.
-        await listen(self._pool, f"{self._schema}_outbox", self._wake.set, retry_seconds=min(self._poll * 4, 2.0))
+        await listen(self._pool, channel(self._schema), self._wake.set, retry_seconds=min(self._poll * 4, 2.0))

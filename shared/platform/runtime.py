@@ -143,14 +143,21 @@ class Runtime:
 
     @property
     def consumers(self) -> list[EventConsumer]:
-        """The started consumers (after `start()`)."""
-        return [lazy.real for lazy, _, _ in self._consumers if lazy.real is not None]  # type: ignore[attr-defined]
+        """The declared consumers (they receive records once `start()` has subscribed them)."""
+        return [consumer for consumer, _, _ in self._consumers]
 
     def consumer(self, topics: Sequence[str], *, name: str | None = None, **options: Any) -> EventConsumer:
-        """Declare a consumer group; its handlers are registered before `serve()`."""
-        consumer = _LazyConsumer(self, name or self.settings.topic_prefix + self.settings.service_name)
-        self._consumers.append((consumer, [self.topic(t) for t in topics], options))  # type: ignore[arg-type]
-        return consumer  # type: ignore[return-value]
+        """Declare a consumer group; register its handlers (`@consumer.handles(Model)`) before `start()`,
+        which gives it the pool and subscribes it to `topics` (`options`: the subscription's, e.g. batch_size)."""
+        s = self.settings
+        consumer = EventConsumer(
+            name=name or s.topic_prefix + s.service_name, registry=registry, outbox=self.outbox,
+            dead_letters=self.dead_letters, max_attempts=s.consumer_max_attempts,
+            backoff_cap=s.retry_backoff_max_seconds, topic_prefix=s.topic_prefix, metrics=self.metrics,
+            clock=self.clock, store=self.store,
+        )
+        self._consumers.append((consumer, [self.topic(t) for t in topics], options))
+        return consumer
 
     async def start(self) -> None:
         s = self.settings
@@ -177,9 +184,9 @@ class Runtime:
         self.dead_letters.pool = self._pool  # bodies too big for a dead-letter copy are kept there
         # The broker is kept for /readyz's ping; records are read by our own loop (shared.platform.subscription).
         await self.broker.start()
-        for lazy, topics_in, options in self._consumers:
-            real = lazy.materialize()  # type: ignore[attr-defined]
-            subscription = attach(real, bootstrap_list(s.kafka_bootstrap_servers), topics_in, pool=self._pool,
+        for consumer, topics_in, options in self._consumers:
+            consumer.bind(self._pool)
+            subscription = attach(consumer, bootstrap_list(s.kafka_bootstrap_servers), topics_in, pool=self._pool,
                                   metrics=self.metrics, stall_seconds=s.consumer_stall_seconds,
                                   backoff_cap=s.retry_backoff_max_seconds,
                                   **s.kafka_security.aiokafka_options(),
@@ -363,42 +370,3 @@ class _QuietServer(uvicorn.Server):
         while not await self.on_tick(0):  # counter 0: the Date header is refreshed on every tick
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.exit_now.wait(), timeout=1.0)
-
-
-class _LazyConsumer:
-    """Collects handler registrations before the pool exists (nothing connects at import)."""
-
-    def __init__(self, runtime: Runtime, name: str) -> None:
-        self._runtime = runtime
-        self.name = name
-        self._pending: list[tuple[Any, Any]] = []
-        self.real: EventConsumer | None = None
-        self.after_commit: Any = None
-
-    def handles(self, model: Any) -> Any:
-        def register(handler: Any) -> Any:
-            self._pending.append((model, handler))
-            return handler
-
-        return register
-
-    def materialize(self) -> EventConsumer:
-        rt = self._runtime
-        consumer = EventConsumer(
-            name=self.name,
-            pool=rt.pool,
-            registry=registry,
-            outbox=rt.outbox,
-            dead_letters=rt.dead_letters,
-            max_attempts=rt.settings.consumer_max_attempts,
-            backoff_cap=rt.settings.retry_backoff_max_seconds,
-            topic_prefix=rt.settings.topic_prefix,
-            after_commit=self.after_commit,
-            metrics=rt.metrics,
-            clock=rt.clock,
-            store=rt.store,
-        )
-        for model, handler in self._pending:
-            consumer.handles(model)(handler)
-        self.real = consumer
-        return consumer

@@ -170,7 +170,7 @@ class Subscription:
                     await self._process(records)
                 except asyncio.CancelledError:
                     raise
-                except Exception:  # noqa: BLE001 - never lose the loop; re-read the batch later
+                except Exception:  # never lose the loop; re-read the batch later
                     first = records[0]
                     log.exception("batch failed unexpectedly; it will be read again", consumer=self.name,
                                   topic=first.topic, partition=first.partition, offset=first.offset)

@@ -22,8 +22,8 @@ async def main() -> None:
     def die(_event: object) -> None:
         os.kill(os.getpid(), signal.SIGKILL)
 
-    for lazy, _topics, _options in runtime._consumers:  # noqa: SLF001 - fault injection for the test
-        lazy.after_commit = die
+    for consumer in runtime.consumers:  # fault injection for the test
+        consumer.after_commit = die
     await runtime.start()
     await asyncio.sleep(120)
     sys.exit("the consumer never received the event")

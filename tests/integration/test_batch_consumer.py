@@ -29,7 +29,7 @@ def batch_runtime(topic_prefix: str, schema: str, *, reject: set[str], fail: set
     journal = migrations.Migration("test", 1, "journal", "CREATE TABLE event_journal (event_id text NOT NULL)")
     settings = service_settings(NotificationsSettings, topic_prefix, schema, service_name="journal",
                                 consumer_max_attempts=2)
-    rt = Runtime(settings, migration_sets=[migrations.load("messaging", "shared.platform", "sql"), [journal]],
+    rt = Runtime(settings, migration_sets=[migrations.messaging(), [journal]],
                  topics_in=[INVITATIONS_EVENTS])
 
     async def record(payload: MeetingScheduled, ctx) -> None:

@@ -88,7 +88,7 @@ def journal_runtime(topic_prefix: str, schema: str) -> Runtime:
     """A bare runtime with the shared consumer's default rules (unknown types are dead-lettered)."""
     journal = migrations.Migration("test", 1, "journal", "CREATE TABLE event_journal (event_id text NOT NULL)")
     settings = service_settings(NotificationsSettings, topic_prefix, schema, service_name="journal")
-    rt = Runtime(settings, migration_sets=[migrations.load("messaging", "shared.platform", "sql"), [journal]],
+    rt = Runtime(settings, migration_sets=[migrations.messaging(), [journal]],
                  topics_in=[INVITATIONS_EVENTS])
 
     async def record(payload: MeetingScheduled, ctx) -> None:

@@ -201,7 +201,7 @@ async def test_a_postgres_data_error_is_dead_lettered_at_once_naming_the_refusal
     schema = schema_for("journal")
     journal = migrations.Migration("test", 1, "journal", "CREATE TABLE event_journal (venue varchar(5) NOT NULL)")
     settings = service_settings(NotificationsSettings, topic_prefix, schema, service_name="journal")
-    rt = Runtime(settings, migration_sets=[migrations.load("messaging", "shared.platform", "sql"), [journal]],
+    rt = Runtime(settings, migration_sets=[migrations.messaging(), [journal]],
                  topics_in=[INVITATIONS_EVENTS])
 
     async def record(payload: MeetingScheduled, ctx) -> None:
@@ -327,7 +327,7 @@ async def test_a_stuck_consumer_shows_in_metrics_readyz_and_logs_and_an_operator
     journal = migrations.Migration("test", 1, "journal", "CREATE TABLE event_journal (venue text NOT NULL)")
     settings = service_settings(NotificationsSettings, topic_prefix, schema, service_name="journal",
                                 consumer_stall_seconds=2)
-    rt = Runtime(settings, migration_sets=[migrations.load("messaging", "shared.platform", "sql"), [journal]],
+    rt = Runtime(settings, migration_sets=[migrations.messaging(), [journal]],
                  topics_in=[INVITATIONS_EVENTS])
 
     async def record(payload: MeetingScheduled, ctx) -> None:

@@ -72,7 +72,7 @@ async def test_keys_are_stored_hashed_authenticate_and_revoke(schema_for, db):
     pool = await create_pool(DSN, schema)
     try:
         async with pool.acquire() as conn:
-            await migrations.migrate(conn, schema, migrations.load("messaging", "shared.platform", "sql"))
+            await migrations.migrate(conn, schema, migrations.messaging())
         store = ApiKeyStore(pool, PEPPER)
         token, principal = await store.issue(name="Disnaker Dompu", role=Role.REGION_OPERATOR, region_code="5205")
         assert principal.region_code == "52.05"
@@ -104,7 +104,7 @@ async def test_keys_stored_before_the_pepper_still_work_and_move_to_the_peppered
     pool = await create_pool(DSN, schema)
     try:
         async with pool.acquire() as conn:
-            await migrations.migrate(conn, schema, migrations.load("messaging", "shared.platform", "sql"))
+            await migrations.migrate(conn, schema, migrations.messaging())
         secret = "Legacy-secret-0123456789abcdefghijklmn"
         legacy = hashlib.sha256(secret.encode()).hexdigest()
         await db.execute(f'INSERT INTO "{schema}".api_keys (key_id, secret_hash, name, role) '

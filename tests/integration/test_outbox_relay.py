@@ -26,7 +26,7 @@ async def pool(schema_for):
     schema = schema_for("relay")
     pool = await create_pool(DSN, schema, max_size=4)
     async with pool.acquire() as conn:
-        await migrations.migrate(conn, schema, migrations.load("messaging", "shared.platform", "sql"))
+        await migrations.migrate(conn, schema, migrations.messaging())
     yield pool
     await pool.close()
 

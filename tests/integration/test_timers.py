@@ -24,7 +24,7 @@ async def pool(schema_for):
     schema = schema_for("timers")
     pool = await create_pool(DSN, schema, max_size=8)
     async with pool.acquire() as conn:
-        await migrations.migrate(conn, schema, migrations.load("messaging", "shared.platform", "sql"))
+        await migrations.migrate(conn, schema, migrations.messaging())
         await conn.execute("CREATE TABLE effects (timer_key text NOT NULL, fired_by text NOT NULL)")
     yield pool
     await pool.close()
