@@ -17,8 +17,7 @@ from .store import REMINDER, Store
 
 
 def migration_sets() -> list[list[migrations.Migration]]:
-    return [migrations.load("messaging", "shared.platform", "sql"),
-            migrations.load("invitations", "services.invitations")]
+    return [migrations.messaging(), migrations.load("invitations", "services.invitations")]
 
 
 def build(settings: InvitationsSettings, *, clock: Clock = system_clock) -> tuple[Runtime, FastAPI]:

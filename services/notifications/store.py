@@ -11,6 +11,7 @@ from typing import Any
 import asyncpg
 
 from shared.contracts.notifications import Channel
+from shared.platform import outbox
 
 from .deliveries import COLUMNS, Delivery, delivery_of
 from .domain import Recipient
@@ -67,7 +68,7 @@ def wake_channel(schema: str) -> str:
 # Outcomes of finished sends and their DeliverySent/DeliveryFailed outbox rows in ONE statement
 # (atomic without BEGIN/COMMIT round trips). A row is marked only while this sender still holds
 # its lease (same token, still pending); the events are written for the marked rows only.
-MARK = """
+MARK = f"""
 WITH outcome AS (
     SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::text[], $6::timestamptz[])
         AS o(id, token, status, reason, error, next_at)),
@@ -84,7 +85,7 @@ marked AS (
     WHERE d.delivery_id = o.id AND d.lease_token = o.token AND d.status = 'pending'
     RETURNING d.delivery_id),
 events AS (
-    INSERT INTO outbox (event_id, topic, key, headers, payload)
+    INSERT INTO outbox ({outbox.COLUMNS})
     SELECT e.event_id, e.topic, e.key, e.headers::jsonb, e.payload
     FROM unnest($8::uuid[], $9::text[], $10::text[], $11::text[], $12::text[], $13::bytea[]) WITH ORDINALITY
          AS e(delivery_id, event_id, topic, key, headers, payload, n)
@@ -92,7 +93,7 @@ events AS (
     ORDER BY e.n
     RETURNING 1)
 SELECT delivery_id,
-       (SELECT count(*) FROM (SELECT pg_notify(current_schema() || '_outbox', '') FROM events) AS woken) AS woken
+       (SELECT count(*) FROM (SELECT {outbox.WAKE_RELAY} FROM events) AS woken) AS woken
 FROM marked"""
 
 
@@ -261,7 +262,7 @@ class Store:
             [o["next_at"] for o in outcomes], now,
             [e[0] for e in events], [e[1].id for e in events], [e[2] for e in events], [e[3] for e in events],
             # JSON text, cast in SQL: a list of pairs in a jsonb[] parameter would be read as a 2-D array.
-            [json.dumps([[k, v.decode()] for k, v in e[1].to_headers()]) for e in events], [e[1].data for e in events],
+            [json.dumps(outbox.headers(e[1])) for e in events], [e[1].data for e in events],
             timeout=timeout,
         )
         return {r["delivery_id"] for r in rows}
