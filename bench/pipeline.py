@@ -109,6 +109,7 @@ class Cycle:
     region: str
     correlation: str
     submitted_at: float
+    published_at: float = 0.0
     return_correlation: str = ""
     returned_at: float = 0.0
     return_answered_at: float = 0.0
@@ -170,8 +171,8 @@ class Variant:
     async def emails_done(self, since: float) -> tuple[int, int]:
         """(e-mails written since `since`, of them sent) - the cheap completion poll."""
         raise NotImplementedError
-    async def emails(self, since: float) -> list[tuple[str, str, str]]:
-        """(correlation id, delivery id, event type) of every e-mail written since `since`."""
+    async def emails(self, since: float) -> list[tuple[str, str, str, float]]:
+        """(correlation id, delivery id, event type, when written) of every e-mail written since `since`."""
         raise NotImplementedError
     async def close(self) -> None: ...
 
@@ -181,11 +182,12 @@ class ServicePipeline(Variant):
 
     name = "service"
 
-    def __init__(self, sink: Sink) -> None:
+    def __init__(self, sink: Sink, env: dict[str, str] | None = None) -> None:
         self.sink = sink
+        self.env = env
 
     async def start(self) -> None:
-        self.services = await Services.start(("commitments", "notifications"), smtp_port=self.sink.port)
+        self.services = await Services.start(("commitments", "notifications"), smtp_port=self.sink.port, env=self.env)
         commitments, notifications = self.services["commitments"], self.services["notifications"]
         self.pids = {"commitments": commitments.process.pid, "notifications": notifications.process.pid}
         self.run_id = self.services.run_id
@@ -230,11 +232,12 @@ class ServicePipeline(Variant):
             "WHERE channel = 'email' AND created_at >= to_timestamp($1)", since)
         return row["written"], row["sent"]
 
-    async def emails(self, since: float) -> list[tuple[str, str, str]]:
+    async def emails(self, since: float) -> list[tuple[str, str, str, float]]:
         rows = await self.n_pool.fetch(
-            "SELECT correlation_id, delivery_id::text AS d, source_event_type AS t FROM deliveries "
+            "SELECT correlation_id, delivery_id::text AS d, source_event_type AS t, "
+            "extract(epoch FROM created_at)::float8 AS w FROM deliveries "
             "WHERE channel = 'email' AND created_at >= to_timestamp($1)", since)
-        return [(r["correlation_id"], r["d"], r["t"]) for r in rows]
+        return [(r["correlation_id"], r["d"], r["t"], r["w"]) for r in rows]
 
     async def outbox_empty(self) -> bool:
         return not await self.c_pool.fetchval("SELECT count(*) FROM outbox")
@@ -426,10 +429,12 @@ class RawPipeline(Variant):
         n = await self.pool.fetchval("SELECT count(*) FROM raw_sent WHERE sent_at >= to_timestamp($1)", since)
         return n, n
 
-    async def emails(self, since: float) -> list[tuple[str, str, str]]:
-        rows = await self.pool.fetch("SELECT correlation_id, delivery_id::text AS d, event_type AS t FROM raw_sent "
+    async def emails(self, since: float) -> list[tuple[str, str, str, float]]:
+        # No deliveries table on this side: "written" is when the batch's e-mails were recorded sent.
+        rows = await self.pool.fetch("SELECT correlation_id, delivery_id::text AS d, event_type AS t, "
+                                     "extract(epoch FROM sent_at)::float8 AS w FROM raw_sent "
                                      "WHERE sent_at >= to_timestamp($1)", since)
-        return [(r["correlation_id"], r["d"], r["t"]) for r in rows]
+        return [(r["correlation_id"], r["d"], r["t"], r["w"]) for r in rows]
 
     async def outbox_empty(self) -> bool:
         return True
@@ -486,7 +491,7 @@ async def run_cycles(variant: Variant, sink: Sink, pg: PostgresCpu, cycles: int,
                     late += 1
             cycle = Cycle(region, str(uuid.uuid4()), time.time())
             await variant.submit(region, seq, cycle.correlation)
-            await variant.published(cycle.correlation)
+            cycle.published_at = await variant.published(cycle.correlation)
             cycle.return_correlation, cycle.returned_at = str(uuid.uuid4()), time.time()
             await variant.give_back(region, seq, cycle.return_correlation)
             cycle.return_answered_at = time.time()
@@ -512,9 +517,13 @@ async def run_cycles(variant: Variant, sink: Sink, pg: PostgresCpu, cycles: int,
     emails = await variant.emails(since)
     accepted = sink.accepted()
     by_correlation: dict[str, list[tuple[str, str]]] = {}
-    for correlation, delivery, event_type in emails:
+    written: dict[str, float] = {}
+    for correlation, delivery, event_type, at in emails:
         by_correlation.setdefault(correlation, []).append((delivery, event_type))
+        written[correlation] = max(written.get(correlation, 0.0), at)
     latencies, return_emails, missing = [], 0, 0
+    until_published = sorted((c.published_at - c.submitted_at) * 1000 for c in done)
+    until_written = sorted((written[c.correlation] - c.submitted_at) * 1000 for c in done if c.correlation in written)
     last_accepted = 0.0
     for c in done:
         mails = [d for d, t in by_correlation.get(c.correlation, []) if t == SUBMITTED]
@@ -541,6 +550,10 @@ async def run_cycles(variant: Variant, sink: Sink, pg: PostgresCpu, cycles: int,
         "emails_after_last_submit": round(1 - at_last_submit[1] / expected, 3) if at_last_submit else None,
         "p50_ms": round(percentile(latencies, 50), 1), "p99_ms": round(percentile(latencies, 99), 1),
         "max_ms": round(latencies[-1], 1) if latencies else None,
+        "p50_ms_until_published": round(percentile(until_published, 50), 1),
+        "p99_ms_until_published": round(percentile(until_published, 99), 1),
+        "p50_ms_until_written": round(percentile(until_written, 50), 1),
+        "p99_ms_until_written": round(percentile(until_written, 99), 1),
         "return_answered_p50_ms": round(percentile(answered, 50), 1),
         "return_answered_p99_ms": round(percentile(answered, 99), 1),
         "cpu_ms_per_cycle": per_cycle | {"processes": round(sum(per_cycle[k] for k in pids), 3)},
@@ -565,7 +578,8 @@ async def settle(variant: Variant, since: float) -> None:
 
 
 async def run_pipeline(cycles: int, half_cycles: int, repeats: int = 1,
-                       variants: tuple[str, ...] = ("raw", "service")) -> dict[str, Any]:
+                       variants: tuple[str, ...] = ("raw", "service"),
+                       env: dict[str, str] | None = None) -> dict[str, Any]:
     """Saturation (`cycles`, `repeats` rounds in rotating order), then half load (`half_cycles`) likewise."""
     sink = start_sink("c") if "c" in _kinds() else start_sink("aiosmtpd")
     pg = await PostgresCpu.find()
@@ -574,7 +588,7 @@ async def run_pipeline(cycles: int, half_cycles: int, repeats: int = 1,
     t_setup = time.time() - 1
     try:
         for name in variants:
-            v = ServicePipeline(sink) if name == "service" else RawPipeline(sink)
+            v = ServicePipeline(sink, env) if name == "service" else RawPipeline(sink)
             await v.start()
             started[name] = v
         for v in started.values():  # the requests' e-mails out; one warm-up cycle per chain
@@ -662,7 +676,13 @@ if __name__ == "__main__":
         with contextlib.suppress(KeyboardInterrupt):
             asyncio.run(main)
     elif sys.argv[1:2] == ["growth-point"]:
+        from shared.platform.logging import configure_logging
+        configure_logging("bench", level="WARNING", json=True)
         print(json.dumps(asyncio.run(run_pipeline_growth_point(int(sys.argv[2])))))
-    else:
+    else:  # BENCH_SERVICE_ENV='{"{SERVICE}_CONSUMER_FETCH_MAX_WAIT_MS": "500"}' for an A/B of a setting
+        from shared.platform.logging import configure_logging
+        configure_logging("bench", level="WARNING", json=True)
         args = [int(a) for a in sys.argv[1:4]]
-        print(json.dumps(asyncio.run(run_pipeline(*(args or [200, 100]))), indent=2))
+        env = json.loads(os.environ.get("BENCH_SERVICE_ENV", "{}")) or None
+        variants = tuple(os.environ.get("BENCH_VARIANTS", "raw,service").split(","))
+        print(json.dumps(asyncio.run(run_pipeline(*(args or [200, 100]), variants=variants, env=env)), indent=2))
