@@ -14,10 +14,10 @@ into the same sink, and records the outcome in PostgreSQL and on Kafka:
   (PIPELINING: MAIL, RCPT and DATA in one write).
 
 The sink is Postfix's `smtp-sink` (C, `make smtp-sink`) when there is one, else an aiosmtpd sink,
-each in its own process and only counting (`bench/sinks.py`, `record=False`); the report names it. An event is done when its e-mails are
-recorded as sent (the service: the deliveries' `sent_at`; raw: its batch's write), so
-events/s = N / (last record - first send). CPU per e-mail is read from /proc around the timed
-part: this process (the service or the raw loop; the harness only polls once a second), the
+each in its own process and only counting (`bench/sinks.py`, `record=False`); the report names it.
+An event is done when its e-mails are recorded as sent (the service: the deliveries' `sent_at`;
+raw: its batch's write), so events/s = N / (last record - first send). CPU per e-mail is read from
+/proc around the timed part: this process (the service or the raw loop; the harness only polls once a second), the
 sink, and this stack's PostgreSQL server (its postmaster and children). PostgreSQL statements
 per e-mail are counted on the client side (asyncpg's query logger on the service's pool: every
 statement, BEGIN and COMMIT included). Verified: the sink received exactly the e-mails

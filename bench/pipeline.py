@@ -110,6 +110,7 @@ class Cycle:
     correlation: str
     submitted_at: float
     published_at: float = 0.0
+    seen_at: float = 0.0
     return_correlation: str = ""
     returned_at: float = 0.0
     return_answered_at: float = 0.0
@@ -125,8 +126,10 @@ class Tap:
     seen: dict[str, float] = field(default_factory=dict)
 
     async def start(self) -> None:
+        # A short fetch hold: the chains wait for this tap, so its own delay must not lengthen a cycle
+        # (aiokafka leaves a partition it just fetched out of the fetch in flight; see docs/performance.md).
         self._consumer = AIOKafkaConsumer(self.topic, bootstrap_servers=BOOTSTRAP, group_id=None,
-                                          auto_offset_reset="latest", **client_options())
+                                          auto_offset_reset="latest", fetch_max_wait_ms=20, **client_options())
         await self._consumer.start()
         await self._consumer.getmany(timeout_ms=1000)  # assigned, positioned at the end
         self._task = asyncio.create_task(self._run())
@@ -165,6 +168,7 @@ class Variant:
     name: str
     pids: dict[str, int]
 
+    async def prepare(self) -> None: ...
     async def submit(self, region: str, seq: int, correlation: str) -> None: ...
     async def published(self, correlation: str) -> float: ...
     async def give_back(self, region: str, seq: int, correlation: str) -> None: ...
@@ -174,6 +178,10 @@ class Variant:
     async def emails(self, since: float) -> list[tuple[str, str, str, float]]:
         """(correlation id, delivery id, event type, when written) of every e-mail written since `since`."""
         raise NotImplementedError
+    async def outbox_empty(self) -> bool:
+        """Nothing waits to be published (the service's commitments outbox; the raw hops have none)."""
+        return True
+
     async def close(self) -> None: ...
 
 
@@ -220,10 +228,22 @@ class ServicePipeline(Variant):
     async def published(self, correlation: str) -> float:
         return await self.tap.wait(correlation)
 
+    async def prepare(self) -> None:
+        # The reviewers' connections open and fresh: uvicorn closes one idle for 5 s (between runs).
+        await asyncio.gather(*(c.get("/healthz") for c in self.reviewers.values()))
+
     async def give_back(self, region: str, seq: int, correlation: str) -> None:
-        response = await self.reviewers[region].post(
-            f"/commitments/{self.commitment_ids[region]}/return",
-            json={"reasons": [f"Perbaiki data pekerja (putaran {seq})."]}, headers={"X-Correlation-ID": correlation})
+        path = f"/commitments/{self.commitment_ids[region]}/return"
+        request = {"json": {"reasons": [f"Perbaiki data pekerja (putaran {seq})."]},
+                   "headers": {"X-Correlation-ID": correlation}}
+        try:
+            response = await self.reviewers[region].post(path, **request)
+        except httpx.TransportError:
+            # A keep-alive connection the server closed just as it was reused: once more on a new one.
+            # 409 then means the first one did arrive (the commitment is already returned).
+            response = await self.reviewers[region].post(path, **request)
+            if response.status_code == 409:
+                return
         response.raise_for_status()
 
     async def emails_done(self, since: float) -> tuple[int, int]:
@@ -273,7 +293,8 @@ def _topics(prefix: str) -> dict[str, str]:
     return {"commands": prefix + "commands", "events": prefix + "events", "sent": prefix + "sent"}
 
 
-def _headers(event_type: str, correlation: str | None, causation: str, source: str) -> tuple[str, list[tuple[str, bytes]]]:
+def _headers(event_type: str, correlation: str | None, causation: str,
+             source: str) -> tuple[str, list[tuple[str, bytes]]]:
     event_id = str(uuid.uuid4())
     now = datetime.now(timezone.utc).isoformat()
     headers = [("ce_specversion", b"1.0"), ("ce_id", event_id.encode()), ("ce_source", source.encode()),
@@ -413,6 +434,9 @@ class RawPipeline(Variant):
         self.tap = Tap(self.topics["events"], SUBMITTED)
         await self.tap.start()
 
+    async def prepare(self) -> None:
+        pass
+
     async def submit(self, region: str, seq: int, correlation: str) -> None:
         key, value, headers = submit_command(region, seq, self.space.run_id, correlation)  # the same record
         await (await self.producer.send(self.topics["commands"], value=value, key=key, headers=headers))
@@ -435,9 +459,6 @@ class RawPipeline(Variant):
                                      "extract(epoch FROM sent_at)::float8 AS w FROM raw_sent "
                                      "WHERE sent_at >= to_timestamp($1)", since)
         return [(r["correlation_id"], r["d"], r["t"], r["w"]) for r in rows]
-
-    async def outbox_empty(self) -> bool:
-        return True
 
     async def close(self) -> None:
         with contextlib.suppress(Exception):
@@ -472,6 +493,7 @@ async def run_cycles(variant: Variant, sink: Sink, pg: PostgresCpu, cycles: int,
     """Ten chains, `cycles` submit/return cycles in all; `rate` (cycles/s, over all chains) paces them."""
     per_chain = max(1, cycles // len(_REGIONS))
     since = time.time()  # the completion poll looks at rows written from here on (the same host clock)
+    await variant.prepare()
     pids = variant.pids
     cpu0 = {k: cpu_seconds(p) for k, p in pids.items()} | {"sink": cpu_seconds(sink.pid), "postgres": pg.seconds()}
     rss0 = {k: rss_mb(p) for k, p in pids.items()}
@@ -492,6 +514,7 @@ async def run_cycles(variant: Variant, sink: Sink, pg: PostgresCpu, cycles: int,
             cycle = Cycle(region, str(uuid.uuid4()), time.time())
             await variant.submit(region, seq, cycle.correlation)
             cycle.published_at = await variant.published(cycle.correlation)
+            cycle.seen_at = time.time()
             cycle.return_correlation, cycle.returned_at = str(uuid.uuid4()), time.time()
             await variant.give_back(region, seq, cycle.return_correlation)
             cycle.return_answered_at = time.time()
@@ -523,6 +546,7 @@ async def run_cycles(variant: Variant, sink: Sink, pg: PostgresCpu, cycles: int,
         written[correlation] = max(written.get(correlation, 0.0), at)
     latencies, return_emails, missing = [], 0, 0
     until_published = sorted((c.published_at - c.submitted_at) * 1000 for c in done)
+    tap_delay = sorted((c.seen_at - c.published_at) * 1000 for c in done)  # the harness's own lag
     until_written = sorted((written[c.correlation] - c.submitted_at) * 1000 for c in done if c.correlation in written)
     last_accepted = 0.0
     for c in done:
@@ -554,6 +578,8 @@ async def run_cycles(variant: Variant, sink: Sink, pg: PostgresCpu, cycles: int,
         "p99_ms_until_published": round(percentile(until_published, 99), 1),
         "p50_ms_until_written": round(percentile(until_written, 50), 1),
         "p99_ms_until_written": round(percentile(until_written, 99), 1),
+        "tap_delay_p50_ms": round(percentile(tap_delay, 50), 1),
+        "tap_delay_p99_ms": round(percentile(tap_delay, 99), 1),
         "return_answered_p50_ms": round(percentile(answered, 50), 1),
         "return_answered_p99_ms": round(percentile(answered, 99), 1),
         "cpu_ms_per_cycle": per_cycle | {"processes": round(sum(per_cycle[k] for k in pids), 3)},
@@ -568,7 +594,7 @@ async def settle(variant: Variant, since: float) -> None:
     deadline = time.monotonic() + STEP_TIMEOUT
     while time.monotonic() < deadline:
         written, sent = await variant.emails_done(since)
-        if written == sent and await variant.outbox_empty():  # type: ignore[attr-defined]
+        if written == sent and await variant.outbox_empty():
             await asyncio.sleep(0.5)
             again = await variant.emails_done(since)
             if again == (written, sent):
