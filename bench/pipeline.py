@@ -29,7 +29,7 @@ submissions would need 100 of them (and 100 consumer groups on the same topics) 
 which measures the machine's scheduler, not the pipeline. The cycle is what one deployment does.
 
 The raw baseline does the same cycles with two hand-written hops, each its own process as the
-services are (`python -m bench.pipeline raw-commitments|raw-notifications ...`):
+services are (bench/rawhops.py):
 - hop 1: aiokafka `getmany` of the commands, one asyncpg statement per batch (the regions' state,
   upserted with `unnest`), the follow-up `commitment.submitted` / `commitment.returned` events built
   by hand and produced, offsets committed;
@@ -55,7 +55,6 @@ import sys
 import time
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -64,8 +63,6 @@ import httpx
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from pydantic import SecretStr
 
-from shared.contracts import registry
-from shared.contracts.commitments import CommitmentReturned, CommitmentSubmitted
 from shared.contracts.roles import Role
 from shared.contracts.topics import COMMITMENTS_EVENTS, COMMITMENTS_INBOUND
 from shared.platform.auth import ApiKeyStore
@@ -74,18 +71,15 @@ from shared.platform.kafka_security import client_options
 from shared.platform.settings import DEVELOPMENT_API_KEY_PEPPER
 
 from .b4 import PostgresCpu, cpu_seconds
-from .burst import body, submit_command
+from .burst import submit_command
 from .harness import _REGIONS, BOOTSTRAP, DSN, PARTITIONS, drop_schema_and_topics, new_space
+from .rawhops import RAW_RETURN, RAW_SENT, RAW_STATE, RETURNED, SUBMITTED, headers_for, topics_of
 from .scenarios import percentile
 from .services import Services
 from .sinks import Sink, start_sink
 
-SUBMITTED = registry.spec_for(CommitmentSubmitted).type
-RETURNED = registry.spec_for(CommitmentReturned).type
-RAW_RETURN = "bench.raw.commitment.return.v1"  # the raw hop's own command: it has no HTTP edge
 EMAILS_PER_SUBMISSION = 4
 STEP_TIMEOUT = 120.0  # one chain step (a submit seen published, a return answered)
-BATCH = 100  # records per getmany in the raw hops, as the services' consumer batches
 
 
 def _status_kb(pid: int, field_name: str) -> int:
@@ -274,128 +268,6 @@ class ServicePipeline(Variant):
         await self.services.drop()
 
 
-# --- the raw two-hop baseline -------------------------------------------------------------------
-
-RAW_STATE = ("CREATE TABLE raw_commitment (region_code text PRIMARY KEY, commitment_id uuid NOT NULL, "
-             "status text NOT NULL, revision integer NOT NULL, total_workers bigint NOT NULL, "
-             "total_rp bigint NOT NULL, updated_at timestamptz NOT NULL)")
-RAW_UPSERT = ("INSERT INTO raw_commitment SELECT * FROM unnest($1::text[], $2::uuid[], $3::text[], $4::int[], "
-              "$5::bigint[], $6::bigint[], $7::timestamptz[]) ON CONFLICT (region_code) DO UPDATE SET "
-              "status = EXCLUDED.status, revision = EXCLUDED.revision, total_workers = EXCLUDED.total_workers, "
-              "total_rp = EXCLUDED.total_rp, updated_at = EXCLUDED.updated_at")
-RAW_SENT = ("CREATE TABLE raw_sent (delivery_id uuid PRIMARY KEY, correlation_id text, event_type text NOT NULL, "
-            "sent_at timestamptz NOT NULL)")
-RAW_SENT_WRITE = ("INSERT INTO raw_sent SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], "
-                  "$4::timestamptz[])")
-
-
-def _topics(prefix: str) -> dict[str, str]:
-    return {"commands": prefix + "commands", "events": prefix + "events", "sent": prefix + "sent"}
-
-
-def _headers(event_type: str, correlation: str | None, causation: str,
-             source: str) -> tuple[str, list[tuple[str, bytes]]]:
-    event_id = str(uuid.uuid4())
-    now = datetime.now(timezone.utc).isoformat()
-    headers = [("ce_specversion", b"1.0"), ("ce_id", event_id.encode()), ("ce_source", source.encode()),
-               ("ce_type", event_type.encode()), ("ce_time", now.encode()), ("content-type", b"application/json"),
-               ("ce_causationid", causation.encode())]
-    if correlation:
-        headers.append(("ce_correlationid", correlation.encode()))
-    return event_id, headers
-
-
-async def _raw_consumer(topic: str, group: str) -> AIOKafkaConsumer:
-    consumer = AIOKafkaConsumer(topic, bootstrap_servers=BOOTSTRAP, group_id=group, enable_auto_commit=False,
-                                auto_offset_reset="earliest", **client_options())
-    await consumer.start()
-    while not consumer.assignment():
-        await consumer.getmany(timeout_ms=200)
-    return consumer
-
-
-async def raw_commitments_main(prefix: str, schema: str) -> None:
-    """Hop 1: commands -> one write per batch -> the follow-up events, by hand."""
-    topics = _topics(prefix)
-    conn = await asyncpg.connect(DSN, server_settings={"search_path": schema})
-    producer = AIOKafkaProducer(bootstrap_servers=BOOTSTRAP, linger_ms=0, **SAFE_PRODUCER, **client_options())
-    await producer.start()
-    consumer = await _raw_consumer(topics["commands"], prefix + "raw-commitments")
-    state: dict[str, dict[str, Any]] = {}
-    print("ready", flush=True)
-    while True:
-        batch = await consumer.getmany(timeout_ms=5000, max_records=BATCH)
-        records = [r for rs in batch.values() for r in rs]
-        if not records:
-            continue
-        now = datetime.now(timezone.utc)
-        out: list[tuple[bytes, bytes, list[tuple[str, bytes]]]] = []
-        for record in records:
-            head = dict(record.headers)
-            command = json.loads(record.value)
-            region = command["region_code"]
-            row = state.setdefault(region, {"commitment_id": str(uuid.uuid4()), "revision": 0})
-            correlation = head["ce_correlationid"].decode() if "ce_correlationid" in head else None
-            if head["ce_type"] == RAW_RETURN.encode():
-                row["status"] = "returned"
-                event_type = RETURNED
-                payload = {"commitment_id": row["commitment_id"], "region_code": region, "fiscal_year": 2026,
-                           "actor": "bench reviewer (disnakertrans_reviewer)", "at": now.isoformat(),
-                           "total_workers": row["total_workers"], "total_rp": row["total_rp"],
-                           "reasons": command["reasons"]}
-            else:
-                row.update(status="submitted", revision=row["revision"] + 1, total_workers=command["total_workers"],
-                           total_rp=command["total_rp"])
-                event_type = SUBMITTED
-                payload = {k: v for k, v in command.items() if k != "submission_id"} | {
-                    "commitment_id": row["commitment_id"], "revision": row["revision"],
-                    "submitted_by": head["ce_source"].decode(), "channel": "event"}
-            _, headers = _headers(event_type, correlation, head["ce_id"].decode(), "/ntb/rakor/commitments")
-            out.append((record.key, json.dumps(payload).encode(), headers))
-        regions = list({r.key.decode() for r in records})
-        await conn.execute(RAW_UPSERT, regions, [state[r]["commitment_id"] for r in regions],
-                           [state[r]["status"] for r in regions], [state[r]["revision"] for r in regions],
-                           [state[r]["total_workers"] for r in regions], [state[r]["total_rp"] for r in regions],
-                           [now] * len(regions))
-        acks = [await producer.send(topics["events"], key=k, value=v, headers=h) for k, v, h in out]
-        await asyncio.gather(*acks)
-        await consumer.commit()
-
-
-async def raw_notifications_main(prefix: str, schema: str, smtp_port: int) -> None:
-    """Hop 2: events -> routing, rendering, MIME -> aiosmtplib -> DeliverySent-like records, one write per batch."""
-    from services.notifications.settings import NotificationsSettings
-
-    from .rawmail import RawMailer
-    topics = _topics(prefix)
-    settings = NotificationsSettings(kafka_bootstrap_servers=BOOTSTRAP, database_url=DSN, db_schema=schema,
-                                     topic_prefix=prefix, smtp_host="127.0.0.1", smtp_port=smtp_port,
-                                     smtp_starttls=False, http_port=0)
-    conn = await asyncpg.connect(DSN, server_settings={"search_path": schema})
-    producer = AIOKafkaProducer(bootstrap_servers=BOOTSTRAP, linger_ms=0, **SAFE_PRODUCER, **client_options())
-    await producer.start()
-    mailer = RawMailer(settings, pipelined=False)
-    await mailer.open()
-    consumer = await _raw_consumer(topics["events"], prefix + "raw-notifications")
-    print("ready", flush=True)
-    while True:
-        batch = await consumer.getmany(timeout_ms=5000, max_records=BATCH)
-        records = [r for rs in batch.values() for r in rs]
-        if not records:
-            continue
-        emails = [(e, record.headers) for record in records for e in mailer.emails(record)]
-        await mailer.send([e for e, _ in emails])
-        now = datetime.now(timezone.utc)
-        types = [dict(h)["ce_type"].decode() for _, h in emails]
-        acks = [await producer.send(topics["sent"], key=e.event_id.encode(), value=json.dumps(
-            {"delivery_id": str(e.delivery_id), "event_id": e.event_id, "recipient_id": e.recipient_id,
-             "status": "sent"}).encode()) for e, _ in emails]
-        await asyncio.gather(*acks)
-        await conn.execute(RAW_SENT_WRITE, [e.delivery_id for e, _ in emails],
-                           [e.correlation_id for e, _ in emails], types, [now] * len(emails))
-        await consumer.commit()
-
-
 class RawPipeline(Variant):
     name = "raw"
 
@@ -404,7 +276,7 @@ class RawPipeline(Variant):
 
     async def start(self) -> None:
         self.space = new_space("pipe")
-        self.topics = _topics(self.space.prefix)
+        self.topics = topics_of(self.space.prefix)
         await ensure_topics(BOOTSTRAP, list(self.topics.values()), partitions=PARTITIONS, replication=1)
         conn = await asyncpg.connect(DSN)
         try:
@@ -420,7 +292,7 @@ class RawPipeline(Variant):
         env = os.environ | {"KAFKA_BOOTSTRAP_SERVERS": BOOTSTRAP, "DATABASE_URL": DSN, "PYTHONUNBUFFERED": "1"}
         for hop, extra in (("raw-commitments", []), ("raw-notifications", [str(self.sink.port)])):
             self.processes[hop] = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "bench.pipeline", hop, self.space.prefix, self.space.schema, *extra,
+                sys.executable, "-m", "bench.rawhops", hop, self.space.prefix, self.space.schema, *extra,
                 stdout=asyncio.subprocess.PIPE, env=env)
         for hop, process in self.processes.items():
             assert process.stdout is not None
@@ -445,7 +317,7 @@ class RawPipeline(Variant):
         return await self.tap.wait(correlation)
 
     async def give_back(self, region: str, seq: int, correlation: str) -> None:
-        _, headers = _headers(RAW_RETURN, correlation, str(uuid.uuid4()), "/bench/reviewer")
+        _, headers = headers_for(RAW_RETURN, correlation, str(uuid.uuid4()), "/bench/reviewer")
         value = json.dumps({"region_code": region, "reasons": [f"Perbaiki data pekerja (putaran {seq})."]}).encode()
         await (await self.producer.send(self.topics["commands"], value=value, key=region.encode(), headers=headers))
 
@@ -691,23 +563,14 @@ async def run_pipeline_growth_point(cycles: int) -> dict[str, Any]:
 
 
 if __name__ == "__main__":
-    # python -m bench.pipeline [cycles [half_cycles [repeats]]]  |  raw-commitments PREFIX SCHEMA
-    #                          |  raw-notifications PREFIX SCHEMA SMTP_PORT  |  growth-point CYCLES
-    import gc
-    if sys.argv[1:2] and sys.argv[1].startswith("raw-"):
-        gc.collect()
-        gc.freeze()  # as a service does once started (shared/platform/runtime.py)
-        main = raw_commitments_main(*sys.argv[2:4]) if sys.argv[1] == "raw-commitments" else \
-            raw_notifications_main(sys.argv[2], sys.argv[3], int(sys.argv[4]))
-        with contextlib.suppress(KeyboardInterrupt):
-            asyncio.run(main)
-    elif sys.argv[1:2] == ["growth-point"]:
-        from shared.platform.logging import configure_logging
-        configure_logging("bench", level="WARNING", json=True)
+    # python -m bench.pipeline [cycles [half_cycles [repeats]]]  |  growth-point CYCLES
+    # BENCH_SERVICE_ENV='{"{SERVICE}_CONSUMER_FETCH_MAX_WAIT_MS": "500"}' for an A/B of a setting,
+    # BENCH_VARIANTS=service for the service alone.
+    from shared.platform.logging import configure_logging
+    configure_logging("bench", level="WARNING", json=True)
+    if sys.argv[1:2] == ["growth-point"]:
         print(json.dumps(asyncio.run(run_pipeline_growth_point(int(sys.argv[2])))))
-    else:  # BENCH_SERVICE_ENV='{"{SERVICE}_CONSUMER_FETCH_MAX_WAIT_MS": "500"}' for an A/B of a setting
-        from shared.platform.logging import configure_logging
-        configure_logging("bench", level="WARNING", json=True)
+    else:
         args = [int(a) for a in sys.argv[1:4]]
         env = json.loads(os.environ.get("BENCH_SERVICE_ENV", "{}")) or None
         variants = tuple(os.environ.get("BENCH_VARIANTS", "raw,service").split(","))
