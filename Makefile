@@ -18,7 +18,7 @@ PIP_COMPILE := $(LOCK_VENV)/bin/pip-compile --quiet --generate-hashes --allow-un
 
 include deploy/local/stack.mk
 
-.PHONY: help venv lock lint tools promtool smtp-sink browser screenshots contracts test test-secured cluster-faults test-unit test-integration demo up down services-up services-down services-status clean bench
+.PHONY: help venv lock lint tools promtool smtp-sink browser screenshots contracts test test-secured cluster-faults test-unit test-integration demo up down services-up services-down services-status clean bench bench-growth
 
 help: ## list targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s $$'\t'
@@ -75,6 +75,9 @@ cluster-faults: venv ## three-broker KRaft cluster fault tests (RF 3, min.insync
 
 bench: venv stack-up smtp-sink ## benchmarks beside raw baselines (SCALE=smoke|default|growth, ONLY=B1,B3); see docs/performance.md
 	@NTB_ENV=development $(PY) -m bench.run --scale $(or $(SCALE),default) $(if $(ONLY),--only $(ONLY)) $(if $(JSON),--json $(JSON))
+
+bench-growth: venv stack-up smtp-sink ## growth: B1, B4 and the pipeline at two sizes (defaults GROWTH=10000,100000 GROWTH_PIPELINE=1000,10000; hours at full size)
+	@NTB_ENV=development $(PY) -m bench.run --scale growth --only GROWTH $(if $(GROWTH),--growth-sizes $(GROWTH)) $(if $(GROWTH_PIPELINE),--growth-pipeline $(GROWTH_PIPELINE)) $(if $(JSON),--json $(JSON))
 
 demo: venv stack-up ## start the stack, an SMTP sink and the services; drive the whole Rakor scenario
 	@deploy/local/demo.sh

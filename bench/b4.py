@@ -13,11 +13,11 @@ into the same sink, and records the outcome in PostgreSQL and on Kafka:
 - `raw_pipelined`: the same loop sending through `shared.platform.smtp_session.Session`
   (PIPELINING: MAIL, RCPT and DATA in one write).
 
-The sink is Postfix's `smtp-sink` (C, `deploy/local/smtp_sink.sh`) when it can be had, else an
-aiosmtpd sink in its own process; the report names it. An event is done when its e-mails are
-recorded as sent (the service: the deliveries' `sent_at`; raw: its batch's write), so
-events/s = N / (last record - first send). CPU per e-mail is read from /proc around the timed
-part: this process (the service or the raw loop; the harness only polls once a second), the
+The sink is Postfix's `smtp-sink` (C, `make smtp-sink`) when there is one, else an aiosmtpd sink,
+each in its own process and only counting (`bench/sinks.py`, `record=False`); the report names it.
+An event is done when its e-mails are recorded as sent (the service: the deliveries' `sent_at`;
+raw: its batch's write), so events/s = N / (last record - first send). CPU per e-mail is read from
+/proc around the timed part: this process (the service or the raw loop; the harness only polls once a second), the
 sink, and this stack's PostgreSQL server (its postmaster and children). PostgreSQL statements
 per e-mail are counted on the client side (asyncpg's query logger on the service's pool: every
 statement, BEGIN and COMMIT included). Verified: the sink received exactly the e-mails
@@ -34,11 +34,6 @@ import asyncio
 import contextlib
 import json
 import os
-import shutil
-import socket
-import subprocess
-import sys
-import tempfile
 import time
 import uuid
 from datetime import datetime
@@ -51,24 +46,18 @@ from aiokafka.structs import TopicPartition
 
 from shared.platform import db as shared_db
 from shared.contracts import registry
-from shared.contracts.commitments import CommitmentSubmitted, SubmitCommitment
+from shared.contracts.commitments import SubmitCommitment
 from shared.contracts.topics import COMMITMENTS_EVENTS, dlq
 from shared.platform.envelope import CloudEvent
 from shared.platform.kafka import SAFE_PRODUCER, ensure_topics
 from shared.platform.kafka_security import client_options
 
+from .rawmail import RawMailer
+from .sinks import Sink, start_sink
 from .harness import BOOTSTRAP, DSN, PARTITIONS, drop_schema_and_topics, new_space, submit_event, submitted_model
 
 TIMEOUT = 600.0
-ROOT = Path(__file__).resolve().parent.parent
-CONNECTIONS = 4
 RAW_BATCH = 100  # records per getmany, as the service's consumer batch
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def submitted_event(i: int, run_id: str) -> tuple[bytes, bytes, list[tuple[str, bytes]], str]:
@@ -132,81 +121,6 @@ class PostgresCpu:
         return total
 
 
-# --- the sink ---------------------------------------------------------------------------------
-
-class Sink:
-    """An SMTP sink in its own process; `count()` is how many messages it accepted so far."""
-
-    def __init__(self, name: str, proc: subprocess.Popen[bytes], port: int, counter: Path) -> None:
-        self.name, self.proc, self.port, self._counter = name, proc, port, counter
-
-    def count(self) -> int:
-        text = self._counter.read_bytes() if self._counter.exists() else b""
-        if self.name.startswith("smtp-sink"):
-            # -c prints "sess=N quit=N mesg=N" after every message, separated by CRs.
-            last = text.rstrip(b"\r\n").rsplit(b"\r", 1)[-1]
-            return int(last.rsplit(b"mesg=", 1)[1]) if b"mesg=" in last else 0
-        return text.count(b"\n")
-
-    def stop(self) -> None:
-        self.proc.terminate()
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            self.proc.wait(10)
-        if self.proc.poll() is None:
-            self.proc.kill()
-
-
-def c_sink_path() -> str | None:
-    """Postfix's smtp-sink from the project's script (fetched once into .local/tools), or None."""
-    if os.environ.get("BENCH_SMTP_SINK") == "python":
-        return None
-    with contextlib.suppress(OSError, subprocess.CalledProcessError):
-        out = subprocess.run([str(ROOT / "deploy/local/smtp_sink.sh")], check=True, capture_output=True, text=True)
-        return out.stdout.strip() or None
-    return None
-
-
-def start_sink(workdir: Path) -> Sink:
-    port = free_port()
-    counter = workdir / "sink.out"
-    path = c_sink_path()
-    if path:
-        # -c: counters on stdout; as root it must drop privileges (-u). 256: the listen backlog.
-        args = [path, "-c", *(["-u", "nobody"] if os.geteuid() == 0 else []), f"127.0.0.1:{port}", "256"]
-        proc = subprocess.Popen(args, stdout=open(counter, "wb"), stderr=subprocess.DEVNULL)  # noqa: SIM115
-        sink = Sink("smtp-sink (Postfix, C)", proc, port, counter)
-    else:
-        proc = subprocess.Popen([sys.executable, "-m", "bench.b4", "--sink", str(port), str(counter)],
-                                env=os.environ | {"PYTHONUNBUFFERED": "1"})
-        sink = Sink("aiosmtpd (Python)", proc, port, counter)
-    for _ in range(100):
-        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=0.2):
-            return sink
-        time.sleep(0.1)
-    sink.stop()
-    raise RuntimeError(f"the SMTP sink ({sink.name}) did not start")
-
-
-def sink_main(port: int, path: str) -> None:
-    """Fallback sink (no smtp-sink on this machine): aiosmtpd, one line per accepted message."""
-    from aiosmtpd.controller import Controller
-
-    out = open(path, "a", buffering=1)  # noqa: SIM115 - line-buffered for the reader
-
-    class Handler:
-        async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802
-            out.write("1\n")
-            return "250 OK"
-
-    controller = Controller(Handler(), hostname="127.0.0.1", port=port)
-    controller.start()
-    try:
-        while True:
-            time.sleep(3600)
-    finally:
-        controller.stop()
-
-
 # --- statement counting -------------------------------------------------------------------------
 
 class StatementCounter:
@@ -264,11 +178,11 @@ class Meter:
         self._sink, self._pg, self._statements = sink, pg, statements
 
     def start(self) -> None:
-        self._t = (time.process_time(), cpu_seconds(self._sink.proc.pid), self._pg.seconds(),
+        self._t = (time.process_time(), cpu_seconds(self._sink.pid), self._pg.seconds(),
                    self._statements.count if self._statements else 0, self._sink.count())
 
     def stop(self, emails: int) -> dict[str, Any]:
-        now = (time.process_time(), cpu_seconds(self._sink.proc.pid), self._pg.seconds(),
+        now = (time.process_time(), cpu_seconds(self._sink.pid), self._pg.seconds(),
                self._statements.count if self._statements else 0, self._sink.count())
         per = lambda i: round((now[i] - self._t[i]) * 1000 / emails, 3)  # noqa: E731
         return {"cpu_ms_per_email": {"process": per(0), "sink": per(1), "postgres": per(2)},
@@ -338,17 +252,6 @@ RAW_WRITE = ("INSERT INTO bench_b4_sent (delivery_id, event_id, recipient_id, se
 
 async def run_raw(n: int, sink: Sink, pg: PostgresCpu, *, pipelined: bool) -> dict[str, Any]:
     """The hand-written loop (see the module's docstring); `pipelined` sends through smtp.Session."""
-    import aiosmtplib
-
-    from services.notifications import domain, mime
-    from services.notifications.bootstrap import _data
-    from services.notifications.channels import build_email
-    from services.notifications.deliveries import Delivery
-    from services.notifications.handlers import region_name
-    from services.notifications.rendering import Renderer, make_environment
-    from shared.platform.smtp_session import Session
-    from services.notifications import store
-
     space = new_space("b4raw")
     settings = _settings(space, sink.port)
     topic_in, topic_out = space.prefix + "in", space.prefix + "out"
@@ -357,27 +260,14 @@ async def run_raw(n: int, sink: Sink, pg: PostgresCpu, *, pipelined: bool) -> di
     await conn.execute(f'CREATE SCHEMA "{space.schema}"')
     await conn.execute(f'SET search_path = "{space.schema}"')
     await conn.execute(RAW_TABLE)
-    rules = domain.parse_rules(_data(None, "routing.yaml"))
-    people = [store.to_recipient({**p, "recipient_id": p["id"], "title": p.get("title", ""),
-                                  "region_code": p.get("region_code"), "email": p.get("email"),
-                                  "webhook_url": p.get("webhook_url"), "channels": p.get("channels") or ["email"],
-                                  "muted": p.get("muted") or []})
-              for p in _data(None, "recipients.yaml")["recipients"]]
-    renderer = Renderer(make_environment(None, pages_base_url=settings.pages_base_url))
-    envelope_from = mime.sender_mailbox(settings.smtp_from)[1]
+    mailer = RawMailer(settings, pipelined=pipelined)
     consumer = AIOKafkaConsumer(topic_in, bootstrap_servers=BOOTSTRAP, group_id=space.prefix + "raw",
                                 enable_auto_commit=False, auto_offset_reset="earliest", **client_options())
     producer = AIOKafkaProducer(bootstrap_servers=BOOTSTRAP, linger_ms=5, **SAFE_PRODUCER, **client_options())
-    clients: list[Any] = []
     try:
         await consumer.start()
         await producer.start()
-        for _ in range(CONNECTIONS):
-            client = aiosmtplib.SMTP(hostname="127.0.0.1", port=sink.port, start_tls=False,
-                                     timeout=settings.smtp_timeout_seconds)
-            clients.append(await Session.open(client) if pipelined else client)
-            if not pipelined:
-                await client.connect()
+        await mailer.open()
         while not consumer.assignment():
             await consumer.getmany(timeout_ms=200)
         meter = Meter(sink, pg, None)
@@ -391,45 +281,15 @@ async def run_raw(n: int, sink: Sink, pg: PostgresCpu, *, pipelined: bool) -> di
             records = [r for rs in batch.values() for r in rs]
             if not records:
                 continue
-            emails: list[tuple[Any, str, bytes, str, str]] = []
-            for record in records:
-                headers = dict(record.headers)
-                event_id, event_type = headers["ce_id"].decode(), headers["ce_type"].decode()
-                event_time = datetime.fromisoformat(headers["ce_time"].decode())
-                payload = CommitmentSubmitted.model_validate_json(record.value)
-                for rule in domain.rules_for(rules, event_type):
-                    if rule.digest:  # collected for the daily digest, not e-mailed now
-                        continue
-                    for target in domain.plan(rule, domain.audience(rule, people, region_code=payload.region_code,
-                                                                    invitee=None)):
-                        if target.problem is not None or target.channel.value != "email":
-                            continue
-                        person = target.recipient
-                        rendered = renderer.render(rule.template, {
-                            "event": payload, "recipient": person, "region": region_name(payload.region_code),
-                            "event_type": event_type, "event_time": event_time})
-                        delivery = domain.delivery_id(event_id, person.recipient_id, target.channel)
-                        row = Delivery(delivery, event_id, event_type, None, person.recipient_id, person.name,
-                                       target.channel, person.email, rule.template, rendered.subject, rendered.text,
-                                       rendered.html, created_at=event_time)
-                        emails.append((delivery, person.email, build_email(
-                            row, sender=settings.smtp_from, domain=settings.message_id_domain),
-                            event_id, person.recipient_id))
-            queue = list(reversed(emails))
-
-            async def work(client: Any) -> None:
-                while queue:
-                    _, address, msg, _, _ = queue.pop()
-                    await client.sendmail(envelope_from, [address], msg)
-
-            await asyncio.gather(*(work(c) for c in clients))
+            emails = [e for record in records for e in mailer.emails(record)]
+            await mailer.send(emails)
             now = datetime.now().astimezone()
-            acks = [await producer.send(topic_out, key=e[3].encode(), value=json.dumps(
-                {"delivery_id": str(e[0]), "event_id": e[3], "recipient_id": e[4], "status": "sent"}).encode())
-                for e in emails]
+            acks = [await producer.send(topic_out, key=e.event_id.encode(), value=json.dumps(
+                {"delivery_id": str(e.delivery_id), "event_id": e.event_id, "recipient_id": e.recipient_id,
+                 "status": "sent"}).encode()) for e in emails]
             await asyncio.gather(*acks)
-            await conn.execute(RAW_WRITE, [e[0] for e in emails], [e[3] for e in emails], [e[4] for e in emails],
-                               [now] * len(emails))
+            await conn.execute(RAW_WRITE, [e.delivery_id for e in emails], [e.event_id for e in emails],
+                               [e.recipient_id for e in emails], [now] * len(emails))
             writes += 1
             await consumer.commit()
             done += len(records)
@@ -440,13 +300,22 @@ async def run_raw(n: int, sink: Sink, pg: PostgresCpu, *, pipelined: bool) -> di
         sent = await conn.fetchval("SELECT count(*) FROM bench_b4_sent")
         return _result(n, last - t0, used, sent == 4 * n and used["sink_accepted"] == 4 * n)
     finally:
-        for client in clients:
-            with contextlib.suppress(Exception):
-                await client.quit()
+        await mailer.close()
         await consumer.stop()
         await producer.stop()
         await conn.close()
         await drop_schema_and_topics(space.schema, [topic_in, topic_out])
+
+
+async def _idle_figures(seconds: float, statements: StatementCounter) -> dict[str, Any]:
+    """CPU of this process and the statements counted over `seconds` of nothing to do (both idle phases)."""
+    statements.keep_queries = True
+    cpu0, count0, t0 = time.process_time(), statements.count, time.monotonic()
+    await asyncio.sleep(seconds)
+    cpu, count, elapsed = time.process_time() - cpu0, statements.count - count0, time.monotonic() - t0
+    return {"seconds": round(elapsed, 1), "cpu_s_per_minute": round(cpu * 60 / elapsed, 4),
+            "statements": count, "statements_per_s": round(count / elapsed, 3),
+            "by_statement": dict(sorted(statements.by_query.items(), key=lambda kv: -kv[1])[:8])}
 
 
 async def run_idle(seconds: float, sink: Sink) -> dict[str, Any]:
@@ -459,14 +328,8 @@ async def run_idle(seconds: float, sink: Sink) -> dict[str, Any]:
         await runtime.start()
     try:
         await asyncio.sleep(5)
-        statements.keep_queries = True
-        cpu0, count0, t0 = time.process_time(), statements.count, time.monotonic()
-        await asyncio.sleep(seconds)
-        cpu, count, elapsed = time.process_time() - cpu0, statements.count - count0, time.monotonic() - t0
-        return {"seconds": round(elapsed, 1), "cpu_s_per_minute": round(cpu * 60 / elapsed, 4),
-                "statements": count, "statements_per_s": round(count / elapsed, 3),
-                "by_statement": dict(sorted(statements.by_query.items(), key=lambda kv: -kv[1])[:8]),
-                "note": "the whole service (consumer, relay, timers, sender) in this process"}
+        return await _idle_figures(seconds, statements) | {
+            "note": "the whole service (consumer, relay, timers, sender) in this process"}
     finally:
         await runtime.stop()
         await drop_schema_and_topics(space.schema, [*runtime.topics_in, *runtime.topics_out,
@@ -498,13 +361,7 @@ async def run_sender_idle(seconds: float, sink: Sink) -> dict[str, Any]:
                         clock=system_clock)
         task = asyncio.create_task(sender.run())
         await asyncio.sleep(2)
-        statements.keep_queries = True
-        cpu0, count0, t0 = time.process_time(), statements.count, time.monotonic()
-        await asyncio.sleep(seconds)
-        cpu, count, elapsed = time.process_time() - cpu0, statements.count - count0, time.monotonic() - t0
-        return {"seconds": round(elapsed, 1), "cpu_s_per_minute": round(cpu * 60 / elapsed, 4),
-                "statements": count, "statements_per_s": round(count / elapsed, 3),
-                "by_statement": dict(sorted(statements.by_query.items(), key=lambda kv: -kv[1])[:8])}
+        return await _idle_figures(seconds, statements)
     finally:
         if task is not None:
             await cancel_and_wait(task)
@@ -518,8 +375,7 @@ VARIANTS = ("raw", "raw_pipelined", "service")
 
 async def run_b4(n: int, repeats: int = 1, idle_seconds: float = 0) -> dict[str, Any]:
     """Each variant `repeats` times in rotating order; the median run per variant and the ratios per round."""
-    workdir = Path(tempfile.mkdtemp(prefix="bench-b4-"))
-    sink = start_sink(workdir)
+    sink = start_sink(record=False)
     pg = await PostgresCpu.find()
     runs: dict[str, list[dict[str, Any]]] = {v: [] for v in VARIANTS}
     try:
@@ -550,13 +406,11 @@ async def run_b4(n: int, repeats: int = 1, idle_seconds: float = 0) -> dict[str,
         return out
     finally:
         sink.stop()
-        shutil.rmtree(workdir, ignore_errors=True)
 
 
 async def run_b4_saturation(n: int) -> dict[str, Any]:
     """The service alone at N (B5's growth points, each in a fresh process)."""
-    workdir = Path(tempfile.mkdtemp(prefix="bench-b4-"))
-    sink = start_sink(workdir)
+    sink = start_sink(record=False)
     try:
         res = await run_service(n, sink, await PostgresCpu.find())
         return {"saturation": res | {"peak_rss_mb": peak_rss_mb(), "rss_mb_before": res["rss_mb"],
@@ -567,9 +421,4 @@ async def run_b4_saturation(n: int) -> dict[str, Any]:
                 "sink": sink.name, "verified": res["verified"]}
     finally:
         sink.stop()
-        shutil.rmtree(workdir, ignore_errors=True)
 
-
-if __name__ == "__main__":
-    if sys.argv[1:2] == ["--sink"]:
-        sink_main(int(sys.argv[2]), sys.argv[3])

@@ -10,17 +10,15 @@ window. Nothing is sent and nothing polls /readyz (a probe costs one `SELECT 1` 
 from __future__ import annotations
 
 import asyncio
-import subprocess
 import sys
-import tempfile
 import time
-from pathlib import Path
 from typing import Any
 
 import asyncpg
 
 from .harness import DSN
-from .services import NAMES, Services, free_port, role_of
+from .services import NAMES, Services, role_of
+from .sinks import start_sink
 
 STATEMENTS = """
 SELECT r.rolname AS role, s.query, s.calls
@@ -45,12 +43,10 @@ async def run_idle(seconds: float, warmup: float, env: dict[str, str] | None = N
             await conn.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
         except asyncpg.PostgresError:
             pass
-        sink_port = free_port()
-        sink = subprocess.Popen([sys.executable, "-m", "bench.b4", "--sink", str(sink_port),
-                                 str(Path(tempfile.mkdtemp(prefix="bench-idle-")) / "accepted.txt")])
+        sink = start_sink(record=False)  # nothing is sent; the services only need a server to point at
         services = None
         try:
-            services = await Services.start(smtp_port=sink_port, env=env)
+            services = await Services.start(smtp_port=sink.port, env=env)
             await asyncio.sleep(warmup)
             before = await statements(conn)
             cpu0 = {n: services[n].cpu() for n in NAMES}
@@ -63,8 +59,7 @@ async def run_idle(seconds: float, warmup: float, env: dict[str, str] | None = N
             if services is not None:
                 services.stop()
                 await services.drop()
-            sink.terminate()
-            sink.wait(10)
+            sink.stop()
     finally:
         await conn.close()
     out: dict[str, Any] = {"seconds": round(elapsed, 1), "warmup_s": warmup, "services": {}}

@@ -32,16 +32,29 @@ SCALES: dict[str, dict[str, Any]] = {
     "growth": {"B1": 5_000, "B2": 200, "B3": 10_000, "B4": 1_000, "B4_idle": 60, "B5": [1_000, 10_000, 100_000],
                "B5_B4": [1_000, 10_000], "repeats": 3},
 }
-DEFAULT_ONLY = {"smoke": "B1,B2,B3,B4,BURST,IDLE", "default": "B1,B2,B3,B4,BURST,IDLE", "growth": "B5"}
-# The Rakor burst (repetitions per sink) and idle (seconds measured, warm-up): bench/burst.py, bench/idle.py.
-SERVICE_SCALES = {"smoke": {"BURST": 2, "IDLE": (5, 3)}, "default": {"BURST": 10, "IDLE": (60, 10)},
-                  "growth": {"BURST": 10, "IDLE": (60, 10)}}
+DEFAULT_ONLY = {"smoke": "B1,B2,B3,B4,BURST,IDLE,PIPELINE", "default": "B1,B2,B3,B4,BURST,IDLE,PIPELINE",
+                "growth": "B5"}
+# The Rakor burst (repetitions per sink), idle (seconds measured, warm-up) and the pipeline (cycles at
+# saturation, cycles at half load, rounds): bench/burst.py, bench/idle.py, bench/pipeline.py.
+SERVICE_SCALES = {"smoke": {"BURST": 2, "IDLE": (5, 3), "PIPELINE": (20, 10, 1)},
+                  "default": {"BURST": 10, "IDLE": (60, 10), "PIPELINE": (300, 150, 3)},
+                  "growth": {"BURST": 10, "IDLE": (60, 10), "PIPELINE": (300, 150, 3)}}
+# `make bench-growth` (--only GROWTH): B1 and B4 at these sizes, the pipeline at its own (cycles; ~10-60
+# cycles/s here, so 100k cycles would take hours on this machine); override with --growth-sizes and
+# --growth-pipeline.
+GROWTH_SIZES = [10_000, 100_000]
+GROWTH_PIPELINE = [1_000, 10_000]
+GROWTH_LIMIT = 1.2
 TARGETS = {"B1": ">= 0.7x raw events/s", "B2": "p99 <= 1.5x raw p99", "B3": ">= 0.5x raw rows/s",
            "B4": ">= 0.7x raw events/s; service CPU per e-mail <= 1.5x raw; <= 0.5 PostgreSQL statements per e-mail; "
                  "idle <= 1 statement/s and <= 0.1 s CPU/min",
            "B5": "us/event at the largest N within 1.2x of the previous N; peak RSS flat",
            "BURST": "p99 < 250 ms from submission to the last of its 4 e-mails accepted",
-           "IDLE": "<= 1 PostgreSQL statement/s and <= 0.1 s CPU/min per service"}
+           "IDLE": "<= 1 PostgreSQL statement/s and <= 0.1 s CPU/min per service",
+           "PIPELINE": "throughput at saturation and p99 at half of it (submit -> last submitted notice accepted), "
+                       "each beside the raw two-hop baseline",
+           "GROWTH": "per-event cost at the largest N within 1.2x of the smallest, for B1, B4 and the pipeline; "
+                     "memory flat"}
 BATCH = 500
 SINGLE_MAX_N = 1000
 
@@ -186,6 +199,41 @@ def run_b5_b4(sizes: list[int], log_level: str) -> list[dict[str, Any]]:
     return rows
 
 
+def run_pipeline_growth(sizes: list[int]) -> list[dict[str, Any]]:
+    """The pipeline's service side at each size, fresh services per size (their RSS is that size's alone)."""
+    rows = []
+    for n in sizes:
+        proc = subprocess.run([sys.executable, "-m", "bench.pipeline", "growth-point", str(n)],
+                              capture_output=True, text=True)
+        if proc.returncode:
+            raise RuntimeError(f"GROWTH (pipeline) N={n} failed:\n{proc.stderr[-3000:]}")
+        rows.append(json.loads(proc.stdout.strip().splitlines()[-1]))
+    return rows
+
+
+def growth_summary(b1: dict[str, Any], b4: list[dict[str, Any]], pipeline: list[dict[str, Any]]) -> dict[str, Any]:
+    """Per-event cost at the largest size over the smallest, and the memory figures beside it."""
+    def cost_ratio(rows: list[dict[str, Any]], key: str) -> float:
+        return ratio(rows[-1][key], rows[0][key])
+
+    out: dict[str, Any] = {
+        "B1_batch_us_per_event_ratio": cost_ratio(b1["batch"], "us_per_event"),
+        "B1_raw_us_per_event_ratio": cost_ratio(b1["raw"], "us_per_event"),
+        "B1_consume_rss_growth_mb": {r["n"]: r.get("consume_rss_growth_mb") for r in b1["batch"]},
+        "B4_us_per_event_ratio": cost_ratio(b4, "us_per_event"),
+        "B4_service_cpu_per_event_ratio": ratio(b4[-1]["cpu_ms_per_event"]["service"],
+                                                b4[0]["cpu_ms_per_event"]["service"]),
+        "B4_peak_rss_mb": {r["n"]: r["peak_rss_mb"] for r in b4},
+        "PIPELINE_us_per_cycle_ratio": cost_ratio(pipeline, "us_per_cycle"),
+        "PIPELINE_cpu_per_cycle_ratio": ratio(pipeline[-1]["cpu_ms_per_cycle"]["processes"],
+                                              pipeline[0]["cpu_ms_per_cycle"]["processes"]),
+        "PIPELINE_rss_mb": {r["cycles"]: {k: v for k, v in r["rss_mb"].items()} for r in pipeline},
+    }
+    out["within_limit"] = all(out[k] <= GROWTH_LIMIT for k in (
+        "B1_batch_us_per_event_ratio", "B4_us_per_event_ratio", "PIPELINE_us_per_cycle_ratio"))
+    return out
+
+
 def table(results: dict[str, Any]) -> str:
     lines = [f"{'bench':<6} {'variant':<8} {'N':>8} {'throughput':>14} {'p50 ms':>8} {'p99 ms':>8} "
              f"{'ratio':>7} {'RSS MB':>7}  ok"]
@@ -222,6 +270,19 @@ def table(results: dict[str, Any]) -> str:
                 lines.append(f"{name:<6} {kind:<8} {row['submissions']:>8} {'':>14} {row['p50_ms']:>8} "
                              f"{row['p99_ms']:>8} {'':>7} {'':>7}  {row['verified']}  until deliveries written: p50 "
                              f"{row['p50_ms_until_deliveries_written']} ms ({row['repetitions']} bursts)")
+            continue
+        if name == "PIPELINE":
+            for phase in ("saturation", "half_load"):
+                for variant, row in res.get(phase, {}).items():
+                    ratio_ = res.get("vs_raw", {}).get("cycles_per_s_ratio" if phase == "saturation"
+                                                       else "half_load_p99_ratio", "") if variant == "service" else ""
+                    lines.append(f"{name[:6]:<6} {variant[:8]:<8} {row['cycles']:>8} {row['cycles_per_s']:>8.1f} cyc/s "
+                                 f"{row['p50_ms']:>8} {row['p99_ms']:>8} {ratio_:>7} {'':>7}  {row['verified']}  "
+                                 f"{phase}, CPU ms/cycle {row['cpu_ms_per_cycle']['processes']}, "
+                                 f"return answered p50 {row['return_answered_p50_ms']} ms")
+            continue
+        if name == "GROWTH":
+            lines.append(f"{name:<6} {json.dumps(res['summary'])}")
             continue
         if name == "IDLE":
             for service, row in res["services"].items():
@@ -279,6 +340,17 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
         elif name == "IDLE":
             from .idle import run_idle
             report["results"]["IDLE"] = await run_idle(*SERVICE_SCALES[args.scale]["IDLE"])
+        elif name == "PIPELINE":  # service beside the raw two-hop baseline, saturation then half load
+            from .pipeline import run_pipeline
+            report["results"]["PIPELINE"] = await run_pipeline(*SERVICE_SCALES[args.scale]["PIPELINE"])
+        elif name == "GROWTH":  # B1, B4 and the pipeline at growing sizes, each point in fresh processes
+            sizes = [int(x) for x in args.growth_sizes.split(",")] if args.growth_sizes else GROWTH_SIZES
+            pipe = [int(x) for x in args.growth_pipeline.split(",")] if args.growth_pipeline else GROWTH_PIPELINE
+            b1 = await asyncio.to_thread(run_b5, sizes, args.log_level, scale["repeats"])
+            b4 = await asyncio.to_thread(run_b5_b4, sizes, args.log_level)
+            pipeline = await asyncio.to_thread(run_pipeline_growth, pipe)
+            report["results"]["GROWTH"] = {"sizes": sizes, "pipeline_sizes": pipe, "B1": b1, "B4": b4,
+                                           "PIPELINE": pipeline, "summary": growth_summary(b1, b4, pipeline)}
         else:
             raise SystemExit(f"unknown benchmark {name!r}")
         print(f"[bench] {name} done in {time.perf_counter() - t0:.1f}s", file=sys.stderr)
@@ -295,6 +367,8 @@ def main() -> None:
     parser.add_argument("--b1-only", choices=["raw", "single", "batch"], help=argparse.SUPPRESS)
     parser.add_argument("--b4-only", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--b5-b4", metavar="N,N,...", help="B5: the B4 sizes (default by scale; 100000 takes ~30+ min)")
+    parser.add_argument("--growth-sizes", metavar="N,N", help="GROWTH: B1 and B4 sizes (default 10000,100000)")
+    parser.add_argument("--growth-pipeline", metavar="N,N", help="GROWTH: pipeline cycles (default 1000,10000)")
     parser.add_argument("--n", type=int, default=1000, help=argparse.SUPPRESS)
     args = parser.parse_args()
     # Log as the services do (JSON, same level) but into /dev/null: the cost counts, the noise does not.

@@ -1,4 +1,4 @@
-"""The pipelining SMTP client (services/notifications/smtp.py) against servers it did not write: a raw-socket
+"""The pipelining SMTP client (shared/platform/smtp_session.py) against servers it did not write: a raw-socket
 server that answers a pipelined group only once it holds the whole group, and Postfix's C smtp-sink."""
 
 from __future__ import annotations
