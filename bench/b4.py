@@ -42,19 +42,18 @@ from typing import Any
 
 import asyncpg
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
-from aiokafka.structs import TopicPartition
 
-from shared.platform import db as shared_db
 from shared.contracts import registry
 from shared.contracts.commitments import SubmitCommitment
 from shared.contracts.topics import COMMITMENTS_EVENTS, dlq
+from shared.platform import db as shared_db
 from shared.platform.envelope import CloudEvent
 from shared.platform.kafka import SAFE_PRODUCER, ensure_topics
 from shared.platform.kafka_security import client_options
 
+from .harness import BOOTSTRAP, DSN, PARTITIONS, drop_schema_and_topics, new_space, submit_event, submitted_model
 from .rawmail import RawMailer
 from .sinks import Sink, start_sink
-from .harness import BOOTSTRAP, DSN, PARTITIONS, drop_schema_and_topics, new_space, submit_event, submitted_model
 
 TIMEOUT = 600.0
 RAW_BATCH = 100  # records per getmany, as the service's consumer batch
@@ -130,7 +129,7 @@ class StatementCounter:
         self.count = 0
         self.by_query: dict[str, int] = {}
         self.keep_queries = False
-        self._original = shared_db._init_connection
+        self._original = shared_db._init_connection  # noqa: SLF001 - every statement of the service's pool is counted by wrapping its connection set-up
 
     def _logged(self, record: Any) -> None:
         self.count += 1
@@ -143,11 +142,11 @@ class StatementCounter:
         conn.add_query_logger(self._logged)
 
     def __enter__(self) -> StatementCounter:
-        shared_db._init_connection = self._init
+        shared_db._init_connection = self._init  # noqa: SLF001 - see __init__
         return self
 
     def __exit__(self, *exc: object) -> None:
-        shared_db._init_connection = self._original
+        shared_db._init_connection = self._original  # noqa: SLF001 - see __init__
 
 
 # --- one run ----------------------------------------------------------------------------------
@@ -342,8 +341,8 @@ async def run_sender_idle(seconds: float, sink: Sink) -> dict[str, Any]:
 
     from services.notifications.bootstrap import default_channels, migration_sets
     from services.notifications.sender import Sender
-    from shared.platform import migrations
     from shared.contracts.registry import registry as event_registry
+    from shared.platform import migrations
     from shared.platform.outbox import Outbox
     from shared.platform.tasks import cancel_and_wait
     from shared.platform.timers import system_clock
@@ -394,9 +393,9 @@ async def run_b4(n: int, repeats: int = 1, idle_seconds: float = 0) -> dict[str,
             out[variant] = dict(ordered[len(ordered) // 2]) | {"runs": [x["events_per_s"] for x in runs[variant]]}
         svc = runs["service"]
         for base in ("raw", "raw_pipelined"):
-            thr = [round(s["events_per_s"] / b["events_per_s"], 3) for s, b in zip(svc, runs[base])]
+            thr = [round(s["events_per_s"] / b["events_per_s"], 3) for s, b in zip(svc, runs[base], strict=False)]
             cpu = [round(s["cpu_ms_per_email"]["process"] / b["cpu_ms_per_email"]["process"], 3)
-                   for s, b in zip(svc, runs[base])]
+                   for s, b in zip(svc, runs[base], strict=False)]
             out[f"vs_{base}"] = {"events_per_s_ratio": sorted(thr)[len(thr) // 2], "round_ratios": thr,
                                  "cpu_per_email_ratio": sorted(cpu)[len(cpu) // 2], "cpu_round_ratios": cpu}
         out["verified"] = all(x["verified"] for v in VARIANTS for x in runs[v])

@@ -29,12 +29,11 @@ import httpx
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from pydantic import SecretStr
 
-from shared.platform.auth import ApiKeyStore
-
-from shared.contracts.roles import Role
 from shared.contracts import registry
 from shared.contracts.commitments import SubmitCommitment
+from shared.contracts.roles import Role
 from shared.contracts.topics import COMMITMENTS_EVENTS, COMMITMENTS_INBOUND
+from shared.platform.auth import ApiKeyStore
 from shared.platform.envelope import CloudEvent
 from shared.platform.kafka import SAFE_PRODUCER
 from shared.platform.kafka_security import client_options
@@ -190,7 +189,7 @@ class Burst:
 
     async def return_all(self, rep: int) -> None:
         """Disnakertrans returns every submission, so the next burst is a resubmission."""
-        for region, commitment_id in self.commitment_ids.items():
+        for commitment_id in self.commitment_ids.values():
             response = await self.staff.post(f"/commitments/{commitment_id}/return",
                                               json={"reasons": [f"Perbaiki data pekerja (putaran {rep + 1})."]},
                                               headers={"Authorization": f"Bearer {self.reviewer}"})

@@ -19,16 +19,16 @@ import asyncpg
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
 
-from shared.platform import inbox, migrations
 from shared.contracts import registry
 from shared.contracts.commitments import CommitmentSubmitted, SubmitCommitment
+from shared.contracts.regions import regions
 from shared.contracts.topics import COMMITMENTS_EVENTS, COMMITMENTS_INBOUND, dlq
+from shared.platform import inbox, migrations
 from shared.platform.db import create_pool
 from shared.platform.envelope import CloudEvent
 from shared.platform.kafka import SAFE_PRODUCER, ensure_topics
-from shared.platform.outbox import OUTBOX_INSERT
-from shared.contracts.regions import regions
 from shared.platform.kafka_security import client_options
+from shared.platform.outbox import OUTBOX_INSERT
 
 BOOTSTRAP = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", f"127.0.0.1:{os.environ.get('LOCAL_KAFKA_PORT', '19092')}")
 DSN = os.environ.get("DATABASE_URL", f"postgresql://ntb:ntb@127.0.0.1:{os.environ.get('LOCAL_PG_PORT', '15432')}/ntb")

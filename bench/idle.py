@@ -10,6 +10,7 @@ window. Nothing is sent and nothing polls /readyz (a probe costs one `SELECT 1` 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sys
 import time
 from typing import Any
@@ -39,10 +40,8 @@ async def run_idle(seconds: float, warmup: float, env: dict[str, str] | None = N
     """`env`: settings for every service (`{SERVICE}_NAME` form, bench/services.py), for an A/B of a setting."""
     conn = await asyncpg.connect(DSN)
     try:
-        try:
+        with contextlib.suppress(asyncpg.PostgresError):
             await conn.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
-        except asyncpg.PostgresError:
-            pass
         sink = start_sink(record=False)  # nothing is sent; the services only need a server to point at
         services = None
         try:

@@ -517,10 +517,10 @@ async def run_pipeline(cycles: int, half_cycles: int, repeats: int = 1,
                     seq += half_cycles // len(_REGIONS)
             out["half_load"] = {name: _median(rs, "p99_ms") for name, rs in half.items()}
         if "service" in runs and "raw" in runs:
-            thr = [round(s["cycles_per_s"] / b["cycles_per_s"], 3) for s, b in zip(runs["service"], runs["raw"])]
+            thr = [round(s["cycles_per_s"] / b["cycles_per_s"], 3) for s, b in zip(runs["service"], runs["raw"], strict=False)]
             out["vs_raw"] = {"cycles_per_s_ratio": sorted(thr)[len(thr) // 2], "round_ratios": thr}
             if half_cycles:
-                p99 = [round(s["p99_ms"] / b["p99_ms"], 3) for s, b in zip(half["service"], half["raw"])]
+                p99 = [round(s["p99_ms"] / b["p99_ms"], 3) for s, b in zip(half["service"], half["raw"], strict=False)]
                 out["vs_raw"] |= {"half_load_p99_ratio": sorted(p99)[len(p99) // 2], "half_load_p99_round_ratios": p99,
                                   "half_load_rate": rate}
         out["verified"] = all(x["verified"] for rs in runs.values() for x in rs) and all(

@@ -21,7 +21,7 @@ import gc
 import json
 import sys
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
@@ -59,7 +59,7 @@ def topics_of(prefix: str) -> dict[str, str]:
 def headers_for(event_type: str, correlation: str | None, causation: str,
              source: str) -> tuple[str, list[tuple[str, bytes]]]:
     event_id = str(uuid.uuid4())
-    now = datetime.now(timezone.utc).isoformat()
+    now = datetime.now(UTC).isoformat()
     headers = [("ce_specversion", b"1.0"), ("ce_id", event_id.encode()), ("ce_source", source.encode()),
                ("ce_type", event_type.encode()), ("ce_time", now.encode()), ("content-type", b"application/json"),
                ("ce_causationid", causation.encode())]
@@ -91,7 +91,7 @@ async def raw_commitments_main(prefix: str, schema: str) -> None:
         records = [r for rs in batch.values() for r in rs]
         if not records:
             continue
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         out: list[tuple[bytes, bytes, list[tuple[str, bytes]]]] = []
         for record in records:
             head = dict(record.headers)
@@ -148,7 +148,7 @@ async def raw_notifications_main(prefix: str, schema: str, smtp_port: int) -> No
             continue
         emails = [(e, record.headers) for record in records for e in mailer.emails(record)]
         await mailer.send([e for e, _ in emails])
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         types = [dict(h)["ce_type"].decode() for _, h in emails]
         acks = [await producer.send(topics["sent"], key=e.event_id.encode(), value=json.dumps(
             {"delivery_id": str(e.delivery_id), "event_id": e.event_id, "recipient_id": e.recipient_id,

@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gc
+import itertools
 import json
 import logging
 import os
@@ -60,7 +61,8 @@ SINGLE_MAX_N = 1000
 
 
 def machine() -> dict[str, Any]:
-    mem_kb = next((int(line.split()[1]) for line in open("/proc/meminfo") if line.startswith("MemTotal")), 0)
+    with open("/proc/meminfo") as meminfo:
+        mem_kb = next((int(line.split()[1]) for line in meminfo if line.startswith("MemTotal")), 0)
     return {"nproc": os.cpu_count(), "memory_gb": round(mem_kb / 1024 / 1024, 1), "python": platform.python_version(),
             "platform": platform.platform(), "load_avg_at_start": [round(x, 2) for x in os.getloadavg()]}
 
@@ -174,7 +176,7 @@ def run_b5(sizes: list[int], log_level: str, repeats: int = 1) -> dict[str, Any]
             row["peak_rss_consume_mb"] = max((r.get("peak_rss_consume_mb") or 0) for r in these) or None
             row["verified"] = all(r["verified"] for r in these)
             rows.append(row)
-        for prev, cur in zip(rows, rows[1:]):
+        for prev, cur in itertools.pairwise(rows):
             cur["us_per_event_vs_previous"] = ratio(cur["us_per_event"], prev["us_per_event"])
         out[variant] = rows
     return out
@@ -193,7 +195,7 @@ def run_b5_b4(sizes: list[int], log_level: str) -> list[dict[str, Any]]:
                      "us_per_event": round(1e6 / sat["events_per_s"]), "peak_rss_mb": sat["peak_rss_mb"],
                      "rss_mb_before": sat["rss_mb_before"], "verified": json.loads(proc.stdout)["verified"],
                      "load_avg_after": [round(x, 2) for x in os.getloadavg()]})
-    for prev, cur in zip(rows, rows[1:]):
+    for prev, cur in itertools.pairwise(rows):
         cur["us_per_event_vs_previous"] = ratio(cur["us_per_event"], prev["us_per_event"])
         cur["service_cpu_vs_previous"] = ratio(cur["cpu_ms_per_event"]["service"], prev["cpu_ms_per_event"]["service"])
     return rows

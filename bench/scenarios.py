@@ -21,16 +21,30 @@ from typing import Any
 import asyncpg
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
-from shared.platform.consumer import EventConsumer, HandlerContext, attach
 from shared.contracts import registry
 from shared.contracts.commitments import SubmitCommitment
+from shared.platform.consumer import EventConsumer, HandlerContext, attach
 from shared.platform.dead_letter import DeadLetterPublisher
+from shared.platform.kafka import MAX_RECORD_BYTES, SAFE_PRODUCER, SafeProducer
 from shared.platform.kafka_security import client_options
-from shared.platform.kafka import MAX_RECORD_BYTES, SAFE_PRODUCER, SafeProducer, make_broker
 from shared.platform.outbox import COLUMNS, Outbox, OutboxRelay
 
-from .harness import (BOOTSTRAP, CLAIM_MANY, OUTBOX_SQL, UPSERT, Space, drop, fill_topic, new_space, prepare,
-                      raw_outbox_args, submit_event, submit_events, submitted_model, submitted_payload)
+from .harness import (
+    BOOTSTRAP,
+    CLAIM_MANY,
+    OUTBOX_SQL,
+    UPSERT,
+    Space,
+    drop,
+    fill_topic,
+    new_space,
+    prepare,
+    raw_outbox_args,
+    submit_event,
+    submit_events,
+    submitted_model,
+    submitted_payload,
+)
 
 BATCH = 500  # records per poll / per transaction, for the batch variant and the raw loops
 TIMEOUT = 900.0
@@ -294,7 +308,7 @@ async def b2_raw(pings: int) -> dict[str, Any]:
                 continue
             async with pool.acquire() as conn, conn.transaction():
                 written = await raw_handle(conn, f"raw-{space.run_id}", records, space.topic_out)
-            for _, (event_id, topic, key, headers, payload) in written:
+            for _, (_event_id, topic, key, headers, payload) in written:
                 await producer.send_and_wait(topic, value=payload, key=key.encode(),
                                              headers=[(k, v.encode()) for k, v in headers])
             await kafka.commit()

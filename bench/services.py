@@ -95,7 +95,7 @@ class Services:
 
     @classmethod
     async def start(cls, names: tuple[str, ...] = NAMES, *, smtp_port: int | None = None,
-                    env: dict[str, str] | None = None, ready_timeout: float = 120.0) -> "Services":
+                    env: dict[str, str] | None = None, ready_timeout: float = 120.0) -> Services:
         await ensure_roles()
         run_id = uuid.uuid4().hex[:8]
         self = cls(run_id, f"bench{run_id}.")
@@ -134,10 +134,9 @@ class Services:
         while time.monotonic() < deadline:
             if service.process.poll() is not None:
                 raise RuntimeError(f"{service.name} exited during start-up:\n" + service.log.read_text()[-3000:])
-            with contextlib.suppress(OSError):
-                with urllib.request.urlopen(service.url + "/readyz", timeout=2) as response:
-                    if response.status == 200:
-                        return
+            with contextlib.suppress(OSError), urllib.request.urlopen(service.url + "/readyz", timeout=2) as response:
+                if response.status == 200:
+                    return
             time.sleep(0.3)
         raise TimeoutError(f"{service.name} not ready after {timeout:.0f} s")
 

@@ -11,33 +11,32 @@ import asyncio
 import contextlib
 import gc
 import signal
-from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
 import uvicorn
-from prometheus_client import CONTENT_TYPE_LATEST
 from fastapi import APIRouter, FastAPI, Request, Response
+from prometheus_client import CONTENT_TYPE_LATEST
 
-from shared.platform import migrations, otel
-from shared.platform.auth import ApiKeyStore
-from shared.platform.consumer import EventConsumer, attach
 from shared.contracts import registry
 from shared.contracts.topics import dlq
+from shared.platform import migrations, otel, topic_plan
+from shared.platform.auth import ApiKeyStore
+from shared.platform.consumer import EventConsumer, attach
 from shared.platform.db import create_pool
-from shared.platform.http import api_router
 from shared.platform.dead_letter import DeadLetterPublisher
-from shared.platform import topic_plan
-from shared.platform.kafka_security import bootstrap_list
+from shared.platform.http import api_router
 from shared.platform.kafka import SafeProducer, make_broker
+from shared.platform.kafka_security import bootstrap_list
 from shared.platform.logging import get_logger
 from shared.platform.metrics import ServiceMetrics
 from shared.platform.outbox import Outbox, OutboxRelay, backlog
 from shared.platform.settings import ServiceSettings
 from shared.platform.tasks import cancel_and_wait
-from shared.platform.unit_of_work import StoreFactory
 from shared.platform.timers import Clock, TimerHandler, TimerWheel, system_clock
+from shared.platform.unit_of_work import StoreFactory
 
 log = get_logger(__name__)
 
@@ -57,7 +56,7 @@ class _Background:
     """A service's long-running worker (`Runtime.background`)."""
 
     name: str
-    factory: Callable[["Runtime"], Coroutine[Any, Any, None]]
+    factory: Callable[[Runtime], Coroutine[Any, Any, None]]
     stop: Callable[[], None] | None
     grace_seconds: float
     task: asyncio.Task[None] | None = None
@@ -328,7 +327,7 @@ class Runtime:
         # trigger scan only what the work allocates (a tenth of the relay's CPU in bench B3).
         gc.collect()
         gc.freeze()
-        server: uvicorn.Server | None = None
+        server: _QuietServer | None = None
         server_task: asyncio.Task[Any] | None = None
         if app is not None:
             app.state.api_keys = ApiKeyStore(self.pool, self.settings.api_key_pepper)
@@ -338,14 +337,12 @@ class Runtime:
                 log_config=None, access_log=False, lifespan="off",
             )
             server = _QuietServer(config)
-            # The runtime owns signals; uvicorn must not install its own handlers.
-            server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
             server_task = asyncio.create_task(server.serve(), name="http")
             log.info("http listening", host=self.settings.http_host, port=self.settings.http_port)
         try:
             waiters = [asyncio.create_task(stop.wait())]
             if server_task is not None:
-                waiters.append(server_task)  # type: ignore[arg-type]
+                waiters.append(server_task)
             await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
             log.info("shutting down")
         finally:
@@ -365,6 +362,12 @@ class _QuietServer(uvicorn.Server):
     def __init__(self, config: uvicorn.Config) -> None:
         super().__init__(config)
         self.exit_now = asyncio.Event()
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        # The runtime owns SIGTERM and SIGINT (they start its graceful stop). uvicorn's serve() would
+        # take them with signal.signal and raise them again once it has stopped.
+        yield
 
     async def main_loop(self) -> None:
         while not await self.on_tick(0):  # counter 0: the Date header is refreshed on every tick

@@ -27,8 +27,15 @@ from collections.abc import Sequence
 from typing import NamedTuple
 
 import aiosmtplib
-from aiosmtplib import (SMTPDataError, SMTPRecipientRefused, SMTPRecipientsRefused, SMTPReadTimeoutError,
-                        SMTPResponseException, SMTPSenderRefused, SMTPServerDisconnected)
+from aiosmtplib import (
+    SMTPDataError,
+    SMTPReadTimeoutError,
+    SMTPRecipientRefused,
+    SMTPRecipientsRefused,
+    SMTPResponseException,
+    SMTPSenderRefused,
+    SMTPServerDisconnected,
+)
 
 MAX_REPLY = 64 * 1024
 # An envelope address goes on the command line as <address>: no controls, spaces or brackets
