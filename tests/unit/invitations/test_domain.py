@@ -155,8 +155,10 @@ def test_attendance_lists_every_region_and_only_those_who_came():
 POLICY = domain.DelegationPolicy(max_delegations=3, min_interval=timedelta(minutes=10), email_domains=("go.id",))
 
 
-def delegate_to(person: domain.Person, history: domain.DelegationHistory = domain.DelegationHistory(),
-                **overrides) -> bool:
+NO_HISTORY = domain.DelegationHistory()  # an invitation that has named no delegate yet
+
+
+def delegate_to(person: domain.Person, history: domain.DelegationHistory = NO_HISTORY, **overrides) -> bool:
     return decide(Answer("delegated", delegate_key=(person.name, "T", person.email or "", person.phone or "")),
                   delegate=person, history=history, policy=POLICY, **overrides)
 
@@ -189,7 +191,8 @@ def test_delegation_is_bounded_in_number_and_rate():
 
 
 @settings(max_examples=300, deadline=None)
-@given(local=st.from_regex(r"[a-z0-9.]{1,20}", fullmatch=True), domain_=st.from_regex(r"[a-z0-9-]{1,12}(\.[a-z0-9-]{1,12}){0,3}", fullmatch=True))
+@given(local=st.from_regex(r"[a-z0-9.]{1,20}", fullmatch=True),
+       domain_=st.from_regex(r"[a-z0-9-]{1,12}(\.[a-z0-9-]{1,12}){0,3}", fullmatch=True))
 def test_any_accepted_delegate_address_is_under_an_official_domain(local, domain_):
     """Whatever address a link holder types, an accepted one is under .go.id or the invitee's own domain."""
     person = domain.Person("Someone Else", f"{local}@{domain_}")
