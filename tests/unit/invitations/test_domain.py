@@ -141,8 +141,9 @@ def test_issuing_stops_at_the_start():
 
 def test_attendance_lists_every_region_and_only_those_who_came():
     """All regions appear; absent ones are empty; seats come in protocol order with delegates in their seat."""
-    seat = lambda region, role, attended, delegate_for=None, name="x": domain.Seat(  # noqa: E731
-        uuid.uuid4(), region, role, name, "", attended, delegate_for)
+    def seat(region, role, attended, delegate_for=None, name="x"):
+        return domain.Seat(uuid.uuid4(), region, role, name, "", attended, delegate_for)
+
     seats = [seat("52.01", "kepala_disnaker", True), seat("52.01", "delegate", True, "kepala_bpkad"),
              seat("52.01", "sekda", True), seat("52.02", "sekda", False), seat("99.99", "sekda", True)]
     result = domain.attendance_by_region(["52.01", "52.02", "52.03"], seats)
