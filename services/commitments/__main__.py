@@ -1,8 +1,18 @@
 import sys
+from typing import Any
 
 from shared.platform.cli import main
+from shared.platform.settings import ServiceSettings
 
 from .bootstrap import build, migration_sets
 from .settings import CommitmentsSettings
 
-sys.exit(main(sys.argv[1:], settings_factory=CommitmentsSettings, build=build, migration_sets=migration_sets))
+
+def _build(settings: ServiceSettings) -> tuple[Any, Any]:
+    """`build` for `main`, which hands back what `settings_factory` made."""
+    if not isinstance(settings, CommitmentsSettings):
+        raise TypeError(f"expected CommitmentsSettings, got {type(settings).__name__}")
+    return build(settings)
+
+
+sys.exit(main(sys.argv[1:], settings_factory=CommitmentsSettings, build=_build, migration_sets=migration_sets))

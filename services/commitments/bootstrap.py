@@ -8,10 +8,10 @@ from typing import Any
 
 from fastapi import FastAPI
 
-from shared.platform import migrations, web
 from shared.contracts import topics
 from shared.contracts.commitments import RealizationReported, SubmitCommitment
 from shared.contracts.invitations import MeetingConcluded
+from shared.platform import migrations, web
 from shared.platform.http import create_app
 from shared.platform.runtime import Runtime
 from shared.platform.timers import Clock, system_clock

@@ -186,7 +186,7 @@ async def consume(request: Request, token: str, store: Store = Depends(reader)) 
     used = await store.use_sign_in_link(_hash(token[:100]), _now(request))
     email = used["email"] if used else None
     person = request.app.state.staff.get(email) if email else None
-    if used is None or person is None:
+    if used is None or email is None or person is None:
         return _link_not_valid()
     lifetime = rt.settings.session_hours * 3600
     cookie = web_session.issue(_secret(request), email=email, name=person["name"], role=person["role"],

@@ -29,8 +29,7 @@ from shared.platform.logging import get_logger
 from shared.platform.unit_of_work import UnitOfWork
 from shared.platform.wita import as_wita
 
-from . import calculator, rates
-from . import operations as ops
+from . import calculator, operations as ops, rates
 from .http_pages import PAGES, PageAnswer, _message, _now, _rt, _secret, reader, session, signed_in, to_sign_in
 from .store import Store
 

@@ -35,7 +35,8 @@ log = get_logger(__name__)
 QUEUE_OF = {Role.DISNAKERTRANS_REVIEWER: ("submitted",), Role.BPJS_REVIEWER: ("verified",)}
 ACTIONS_OF = {Role.DISNAKERTRANS_REVIEWER: {"submitted": ("verify", "return")},
               Role.BPJS_REVIEWER: {"verified": ("acknowledge", "return")}}
-ACTION_WORDS = {"request": "permintaan dibuka", "resubmit": "disampaikan kembali", "escalate_overdue": "melewati batas waktu", "save_draft": "konsep disimpan", "submit": "disampaikan",
+ACTION_WORDS = {"request": "permintaan dibuka", "resubmit": "disampaikan kembali", "escalate_overdue": "melewati batas waktu",
+                "save_draft": "konsep disimpan", "submit": "disampaikan",
                 "verify": "diverifikasi", "return": "dikembalikan", "acknowledge": "diterima",
                 "withdraw": "ditarik kembali", "extend_deadline": "batas waktu diperpanjang",
                 "overdue": "melewati batas waktu"}

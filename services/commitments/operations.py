@@ -15,11 +15,22 @@ from typing import Any, Protocol
 
 import asyncpg
 
-from shared.contracts.commitments import (CommitmentAcknowledged, CommitmentBody, CommitmentDrafted,
-                                          CommitmentOverdue, CommitmentRequested, CommitmentReturned,
-                                          CommitmentStatus as S, CommitmentSubmitted, CommitmentVerified,
-                                          CommitmentWithdrawn, DeadlineApproaching, DeadlineExtended,
-                                          RealizationRecorded, RealizationReported)
+from shared.contracts.commitments import (
+    CommitmentAcknowledged,
+    CommitmentBody,
+    CommitmentDrafted,
+    CommitmentOverdue,
+    CommitmentRequested,
+    CommitmentReturned,
+    CommitmentStatus as S,
+    CommitmentSubmitted,
+    CommitmentVerified,
+    CommitmentWithdrawn,
+    DeadlineApproaching,
+    DeadlineExtended,
+    RealizationRecorded,
+    RealizationReported,
+)
 from shared.contracts.registry import EventPayload
 from shared.contracts.roles import Role
 from shared.platform.errors import Forbidden, Invalid, NotFound, StaleVersion

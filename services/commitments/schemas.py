@@ -4,16 +4,15 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
 import asyncpg
 from fastapi import HTTPException, status
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationError
 
-from shared.contracts.commitments import (BudgetStage, CommitmentBody, CommitmentStatus, FundingSource, Programme,
-                                          Segment)
+from shared.contracts.commitments import BudgetStage, CommitmentBody, CommitmentStatus, FundingSource, Programme, Segment
 from shared.contracts.regions import RegionCode, regions
-from shared.contracts.text import line, paragraph
+from shared.contracts.text import line_field, paragraph_field
 from shared.platform.errors import Forbidden
 from shared.platform.formatting import format_rupiah
 from shared.platform.wita import as_wita
@@ -39,7 +38,7 @@ class LineIn(_Strict):
     jkk_risk_class: StrictInt | None = Field(default=None, ge=1, le=5)
     total_rp: StrictInt = Field(ge=0, le=MAX_RP)
     funding_source: FundingSource
-    implementing_office: line(200) = "Disnaker"
+    implementing_office: Annotated[str, line_field(200)] = "Disnaker"
 
 
 class CommitmentIn(_Strict):
@@ -48,9 +47,9 @@ class CommitmentIn(_Strict):
     region_code: RegionCode | None = None
     fiscal_year: StrictInt = Field(ge=2000, le=2100)
     budget_stage: BudgetStage
-    signatory_name: line(200) = Field(examples=["Sekretaris Daerah Kabupaten Sumbawa"])
-    legal_basis: line(300, min_length=0) = Field(default="", examples=["Perbup Sumbawa No. 12 Tahun 2025"])
-    beneficiary_verification: line(300, min_length=0) = "NIK via Dukcapil"
+    signatory_name: Annotated[str, line_field(200)] = Field(examples=["Sekretaris Daerah Kabupaten Sumbawa"])
+    legal_basis: Annotated[str, line_field(300, min_length=0)] = Field(default="", examples=["Perbup Sumbawa No. 12 Tahun 2025"])
+    beneficiary_verification: Annotated[str, line_field(300, min_length=0)] = "NIK via Dukcapil"
     lines: list[LineIn] = Field(min_length=1, max_length=50)
     total_workers: StrictInt = Field(ge=0, le=50_000_000)
     total_rp: StrictInt = Field(ge=0, le=MAX_RP)
@@ -73,17 +72,17 @@ class OpenRequestsIn(_Strict):
 
 
 class NoteIn(_Strict):
-    note: paragraph(2000) = ""
+    note: Annotated[str, paragraph_field(2000)] = ""
 
 
 class ReturnIn(_Strict):
-    reasons: list[paragraph(1000, min_length=1)] = Field(min_length=1, max_length=20,
-                                                         description="What to fix, in Bahasa Indonesia")
+    reasons: list[Annotated[str, paragraph_field(1000, min_length=1)]] = Field(min_length=1, max_length=20,
+                                                                         description="What to fix, in Bahasa Indonesia")
 
 
 class ExtendIn(_Strict):
     deadline: datetime = Field(description="The new deadline; no offset = WITA")
-    reason: paragraph(2000) = ""
+    reason: Annotated[str, paragraph_field(2000)] = ""
 
 
 class CommitmentView(BaseModel):

@@ -8,7 +8,6 @@ from shared.platform.wita import as_wita
 
 from .terms import Terms
 
-
 # DEVELOPMENT ONLY (NTB_ENV=development); production refuses it (shared.platform.settings).
 DEV_SESSION_SECRET = "dev-only-session-secret-do-not-use-in-production"
 

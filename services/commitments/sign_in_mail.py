@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import hashlib
 import hmac
 import uuid
@@ -92,10 +93,8 @@ class SignInMailer:
             if worked:
                 continue
             self._wake.clear()
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=await self._idle_wait())
-            except asyncio.TimeoutError:
-                pass
 
     async def _idle_wait(self) -> float:
         """Sleep until the next pending mail is due (a retry's backoff, a lease left by a crashed

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import uuid
 from datetime import date, datetime
-from typing import Any
+from typing import Any, TypeAlias
 
 import asyncpg
 
 from shared.platform import timers
 
-Conn = asyncpg.Connection | asyncpg.Pool
+# A unit of work's connection, or the pool for GET routes' reads (each query then on a connection of its own).
+Conn: TypeAlias = asyncpg.Connection | asyncpg.Pool
 
 
 class Store:

@@ -18,9 +18,18 @@ from typing import Any
 import asyncpg
 
 from shared.contracts.common import Contact
-from shared.contracts.invitations import (Attendee, InvitationIssued, InvitationRescheduled, InvitationResponded,
-                                          MeetingCancelled, MeetingConcluded, MeetingRescheduled, MeetingScheduled,
-                                          RegionAttendance, ReminderDue)
+from shared.contracts.invitations import (
+    Attendee,
+    InvitationIssued,
+    InvitationRescheduled,
+    InvitationResponded,
+    MeetingCancelled,
+    MeetingConcluded,
+    MeetingRescheduled,
+    MeetingScheduled,
+    RegionAttendance,
+    ReminderDue,
+)
 from shared.contracts.regions import regions
 from shared.platform.logging import get_logger
 from shared.platform.timers import TimerContext
@@ -223,6 +232,8 @@ async def answer(uow: UnitOfWork[Store], config: Config, invitation_id: uuid.UUI
         raise domain.NotFound("no such invitation")
     meeting = await _meeting(uow, found["meeting_id"])
     invitation = await store.get_invitation(invitation_id)  # re-read under the meeting lock
+    if invitation is None:  # cannot happen (invitations are never deleted): a 404 rather than a crash
+        raise domain.NotFound("no such invitation")
     previous_delegate = (await store.get_invitation(invitation["delegate_invitation_id"])
                          if invitation["delegate_invitation_id"] else None)
     current = (domain.Answer(invitation["response"], invitation["reason"], _delegate_key(previous_delegate))

@@ -20,7 +20,7 @@ class Config:
     secret: bytes = field(repr=False)  # signs RSVP links and the page's CSRF tokens; never in a repr or log
     reminder_leads: tuple[str, ...] = ("P3D", "P1D")
     rsvp_closes_before: timedelta = timedelta(hours=12)
-    delegation: DelegationPolicy = DelegationPolicy()
+    delegation: DelegationPolicy = field(default_factory=DelegationPolicy)
 
     @classmethod
     def of(cls, settings: InvitationsSettings) -> Config:

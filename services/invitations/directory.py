@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from importlib import resources
-from typing import Any
+from typing import Annotated, Any
 
 import yaml
 from pydantic import BaseModel, ConfigDict, EmailStr, Field, ValidationError, field_validator
 
-from shared.contracts.text import WebUrl, line
 from shared.contracts.regions import RegionCode
+from shared.contracts.text import WebUrl, line_field
 
 from .domain import SEATS
 
@@ -25,8 +25,8 @@ class InviteeDetails(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    name: line(200) = Field(description="Full name as written on letters")
-    title: line(300) = Field(description="Position, e.g. 'Sekretaris Daerah Kabupaten Dompu'")
+    name: Annotated[str, line_field(200)] = Field(description="Full name as written on letters")
+    title: Annotated[str, line_field(300)] = Field(description="Position, e.g. 'Sekretaris Daerah Kabupaten Dompu'")
     email: EmailStr = Field(description="Official e-mail address (usually .go.id)")
     phone: str | None = Field(default=None, max_length=40, pattern=r"^\+?[0-9 ()-]{6,40}$",
                               description="WhatsApp-capable phone number, E.164")

@@ -13,9 +13,14 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from shared.platform.errors import Conflict, Gone, Invalid
-from shared.platform.errors import DomainError as DomainError  # re-exported: the refusals sit with the rules
-from shared.platform.errors import NotFound as NotFound
+# Re-exported (`X as X`): the refusals sit with the rules, so callers raise and catch `domain.Conflict` etc.
+from shared.platform.errors import (
+    Conflict as Conflict,
+    DomainError as DomainError,
+    Gone as Gone,
+    Invalid as Invalid,
+    NotFound as NotFound,
+)
 from shared.platform.wita import as_wita
 
 MAX_DURATION = timedelta(days=3)

@@ -19,8 +19,20 @@ from shared.platform.wita import as_wita
 from . import commands, domain
 from .config import Config
 from .http_access import config, organizer, reader, readers
-from .schemas import (ERRORS, IDEMPOTENCY_KEY, AttendanceBody, AttendanceResult, CancelMeeting, IssueResult,
-                      MeetingStatus, MeetingView, RegionStatus, RescheduleMeeting, ScheduleMeeting, SeatStatus)
+from .schemas import (
+    ERRORS,
+    IDEMPOTENCY_KEY,
+    AttendanceBody,
+    AttendanceResult,
+    CancelMeeting,
+    IssueResult,
+    MeetingStatus,
+    MeetingView,
+    RegionStatus,
+    RescheduleMeeting,
+    ScheduleMeeting,
+    SeatStatus,
+)
 from .store import Store
 
 router = api_router(prefix="/meetings", tags=["meetings"])

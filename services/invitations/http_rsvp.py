@@ -24,7 +24,10 @@ async def _view(store: Store, invitation_id: uuid.UUID) -> InvitationView:
     invitation = await store.get_invitation(invitation_id)
     if invitation is None:
         raise domain.NotFound("no such invitation")
-    return InvitationView.of(invitation, await store.get_meeting(invitation["meeting_id"]))
+    meeting = await store.get_meeting(invitation["meeting_id"])
+    if meeting is None:  # cannot happen (a foreign key, meetings are never deleted): a 404 rather than a crash
+        raise domain.NotFound("no such invitation")
+    return InvitationView.of(invitation, meeting)
 
 
 @router.get("/{token}", response_model=InvitationView, summary="The invitation and its current answer",

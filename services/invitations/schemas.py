@@ -5,12 +5,12 @@ from __future__ import annotations
 import uuid
 from collections.abc import Mapping
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import Path
 from pydantic import BaseModel, ConfigDict, EmailStr, Field, StrictBool, model_validator
 
-from shared.contracts.text import WebUrl, line, paragraph
+from shared.contracts.text import WebUrl, line_field, paragraph_field
 from shared.platform.http import error
 from shared.platform.wita import as_wita
 
@@ -38,13 +38,13 @@ TOKEN = Path(max_length=tokens.MAX_TOKEN_LENGTH, description="The signed token f
 class ScheduleMeeting(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    title: line(300) = Field(examples=["Rakor Perluasan Kepesertaan BPJS Ketenagakerjaan"])
-    agenda: paragraph(5000) = ""
+    title: Annotated[str, line_field(300)] = Field(examples=["Rakor Perluasan Kepesertaan BPJS Ketenagakerjaan"])
+    agenda: Annotated[str, paragraph_field(5000)] = ""
     starts_at: datetime = Field(description="Start; a time without offset is read as WITA")
     ends_at: datetime = Field(description="End; a time without offset is read as WITA")
-    venue: line(500) | None = None
+    venue: Annotated[str, line_field(500)] | None = None
     online_url: WebUrl | None = Field(default=None, examples=["https://zoom.us/j/1234567890"])
-    organizer: line(200) = Field(examples=["Wakil Gubernur NTB"])
+    organizer: Annotated[str, line_field(200)] = Field(examples=["Wakil Gubernur NTB"])
 
 
 class RescheduleMeeting(BaseModel):
@@ -52,13 +52,13 @@ class RescheduleMeeting(BaseModel):
 
     starts_at: datetime = Field(description="New start; a time without offset is read as WITA")
     ends_at: datetime = Field(description="New end; a time without offset is read as WITA")
-    reason: paragraph(1000) = Field(default="", description="Why it moved, in Bahasa Indonesia")
+    reason: Annotated[str, paragraph_field(1000)] = Field(default="", description="Why it moved, in Bahasa Indonesia")
 
 
 class CancelMeeting(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    reason: paragraph(1000, min_length=1) = Field(description="Why, in Bahasa Indonesia")
+    reason: Annotated[str, paragraph_field(1000, min_length=1)] = Field(description="Why, in Bahasa Indonesia")
 
 
 class MeetingView(BaseModel):
@@ -146,8 +146,8 @@ class ImportResult(BaseModel):
 class DelegateBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    name: line(200) = Field(description="The representative's full name")
-    title: line(300) = Field(description="Their position")
+    name: Annotated[str, line_field(200)] = Field(description="The representative's full name")
+    title: Annotated[str, line_field(300)] = Field(description="Their position")
     email: EmailStr | None = Field(default=None, description="Official e-mail address")
     phone: str | None = Field(default=None, max_length=40, pattern=r"^\+?[0-9 ()-]{6,40}$",
                               description="WhatsApp-capable phone number")
@@ -163,7 +163,7 @@ class RsvpBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     response: Literal["accepted", "declined", "delegated"]
-    reason: paragraph(1000) = Field(default="", description="Required when declining")
+    reason: Annotated[str, paragraph_field(1000)] = Field(default="", description="Required when declining")
     delegate: DelegateBody | None = Field(default=None, description="Required when delegating")
 
 
@@ -184,7 +184,7 @@ class InvitationView(BaseModel):
 
     @classmethod
     def of(cls, invitation: Mapping[str, Any], meeting: Mapping[str, Any]) -> InvitationView:
-        data = {k: invitation[k] for k in cls.model_fields if k in invitation.keys()}
+        data = {k: invitation[k] for k in cls.model_fields if k in invitation}
         data["responded_at"] = as_wita(data["responded_at"]) if data["responded_at"] else None
         data["rsvp_expires_at"] = as_wita(data["rsvp_expires_at"])
         return cls(**data, meeting=MeetingView.of(meeting))

@@ -13,13 +13,13 @@ from aiokafka import AIOKafkaProducer
 
 from services.commitments.bootstrap import build
 from services.commitments.settings import CommitmentsSettings
-from shared.contracts.roles import Role
 from shared.contracts import registry
 from shared.contracts.registry import EventPayload
+from shared.contracts.roles import Role
 from shared.platform.envelope import CloudEvent
+from shared.platform.kafka_security import client_options
 
 from ..conftest import BOOTSTRAP, canonical_key, http_client, issue_key, read_topic, service_settings
-from shared.platform.kafka_security import client_options
 
 
 class FakeClock:

@@ -15,8 +15,6 @@ from pathlib import Path
 import pytest
 import uvicorn
 
-from tests.integration.notifications.conftest import smtp_server  # noqa: F401 - fixture
-
 from .helpers import bpu_commitment, running
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("cleanup_schemas")]

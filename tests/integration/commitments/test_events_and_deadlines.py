@@ -8,14 +8,13 @@ from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
-from shared.contracts.roles import Role
 from shared.contracts.commitments import RealizationReported, SubmitCommitment
 from shared.contracts.common import MeetingInfo
 from shared.contracts.invitations import MeetingConcluded, RegionAttendance
-from shared.contracts.topics import (COMMITMENTS_EVENTS, COMMITMENTS_INBOUND, INVITATIONS_EVENTS,
-                                     REALIZATION_INBOUND, dlq)
-from shared.platform.envelope import CloudEvent
 from shared.contracts.regions import regions
+from shared.contracts.roles import Role
+from shared.contracts.topics import COMMITMENTS_EVENTS, COMMITMENTS_INBOUND, INVITATIONS_EVENTS, REALIZATION_INBOUND, dlq
+from shared.platform.envelope import CloudEvent
 
 from ..conftest import eventually, published_events, read_topic
 from .helpers import bpu_commitment, event_types, publish, running

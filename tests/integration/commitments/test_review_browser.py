@@ -12,8 +12,8 @@ import pytest
 import uvicorn
 
 from services.commitments.settings import DEV_SESSION_SECRET
-from shared.platform import web_session
 from shared.contracts.roles import Role
+from shared.platform import web_session
 
 from .helpers import running
 from .test_dashboard_browser import ARGS, CHROMIUM, free_port

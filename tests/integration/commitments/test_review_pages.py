@@ -9,8 +9,8 @@ from urllib.parse import urlencode
 import pytest
 
 from services.commitments.settings import DEV_SESSION_SECRET
-from shared.platform import web, web_session
 from shared.contracts.roles import Role
+from shared.platform import web, web_session
 
 from .helpers import bpu_commitment, running
 
@@ -56,7 +56,7 @@ async def test_return_resubmit_verify_acknowledge_from_the_pages(topic_prefix, s
         assert r.status_code == 303, r.text
         page = await client.get(r.headers["location"], headers=disnaker)
         assert "dikembalikan untuk perbaikan" in page.text and "Lampirkan Perbup" in page.text
-        assert (await svc.client.get(f"/commitments/52.05", headers=await svc.auth(Role.ORGANIZER))).json()[
+        assert (await svc.client.get("/commitments/52.05", headers=await svc.auth(Role.ORGANIZER))).json()[
             "status"] == "returned"
 
         assert (await svc.submit("52.05", bpu_commitment("52.05"))).status_code == 200

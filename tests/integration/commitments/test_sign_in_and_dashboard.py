@@ -9,7 +9,6 @@ from urllib.parse import urlencode
 import pytest
 
 from shared.platform import web_session
-from tests.integration.notifications.conftest import smtp_server  # noqa: F401 - fixture
 
 from ..conftest import eventually
 from .helpers import bpu_commitment, running

@@ -134,7 +134,7 @@ async def test_a_notice_link_opened_before_signing_in_leads_back_to_it(topic_pre
                 r = await svc.client.post("/masuk", content=urlencode({"csrf": csrf, "email": REVIEWER,
                                                                        "lanjut": lanjut}), headers=FORM)
                 assert r.status_code == 200
-                await eventually(lambda: _v(len(relay.handler.to(REVIEWER)) > count))
+                await eventually(lambda count=count: _v(len(relay.handler.to(REVIEWER)) > count))
                 link = re.search(r"http://\S+(/masuk/[A-Za-z0-9_-]+)",
                                  relay.handler.to(REVIEWER)[-1].get_content()).group(1)
                 confirm = await svc.client.get(link)

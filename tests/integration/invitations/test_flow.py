@@ -10,8 +10,7 @@ import pytest
 from shared.contracts.topics import INVITATIONS_EVENTS
 
 from ..conftest import eventually, read_topic
-from .conftest import (CONCLUDED, ISSUED, REMINDER, RESPONDED, organizer_client,
-                       scheduled_and_invited, tokens_by_seat)
+from .conftest import CONCLUDED, ISSUED, REMINDER, RESPONDED, organizer_client, scheduled_and_invited, tokens_by_seat
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("cleanup_schemas")]
 
@@ -126,8 +125,7 @@ async def test_changing_a_delegation_withdraws_the_delegate(start_service, clock
         again = await client.post(f"/rsvp/{token}", json={"response": "delegated", "delegate": DELEGATE})
         assert first.json()["delegate_invitation_id"] == again.json()["delegate_invitation_id"]
         assert len(await published(RESPONDED)) == 1
-        delegate_event = [e["payload"] for e in await published(ISSUED)
-                          if e["payload"]["delegated_from"]][0]
+        delegate_event = next(e["payload"] for e in await published(ISSUED) if e["payload"]["delegated_from"])
         delegate_token = delegate_event["rsvp_url"].rsplit("/", 1)[-1]
         r = await client.post(f"/rsvp/{delegate_token}", json={"response": "delegated", "delegate": DELEGATE})
         assert r.status_code == 422 and "cannot delegate" in r.json()["detail"]

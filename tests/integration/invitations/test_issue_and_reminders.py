@@ -9,11 +9,10 @@ from datetime import datetime, timedelta
 
 import pytest
 
+from services.invitations import tokens
 from shared.contracts.topics import INVITATIONS_EVENTS
 
 from ..conftest import eventually, read_topic
-from services.invitations import tokens
-
 from .conftest import ISSUED, REMINDER, organizer_client, scheduled_and_invited, token_of
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("cleanup_schemas")]
@@ -60,10 +59,9 @@ async def test_one_reminder_per_invitee_with_two_replicas(start_service, clock, 
     assert Counter(dict(r.headers)["ce_type"].decode() for r in records)[REMINDER] == 30
 
 
-async def test_reminders_survive_a_restart(start_service, clock, schema_for, db, published):
+async def test_reminders_survive_a_restart(start_service, clock, db, published):
     """Timers set by a stopped runtime are fired by the next one: state lives in PostgreSQL."""
     rt, app = await start_service()
-    schema = schema_for("inv")
     start = clock.now + timedelta(days=10)
     client, auth = await organizer_client(rt, app)
     async with client:

@@ -104,7 +104,8 @@ async def test_answer_change_and_delegate_from_the_page(start_service, clock, sc
         r = await client.get(f"/undangan/{other}")
         assert r.status_code == 410 and "Batas waktu konfirmasi telah lewat" in r.text
         clock.set(start + timedelta(days=1))
-        r = await client.post(f"/meetings/{meeting_id}/cancel", headers=auth, json={"reason": "Bertepatan dengan agenda nasional"})
+        r = await client.post(f"/meetings/{meeting_id}/cancel", headers=auth,
+                              json={"reason": "Bertepatan dengan agenda nasional"})
         assert r.status_code == 200, r.text
         r = await client.get(f"/undangan/{other}")
         assert r.status_code == 410 and "Rapat dibatalkan" in r.text and "agenda nasional" in r.text

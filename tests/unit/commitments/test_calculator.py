@@ -10,8 +10,8 @@ from hypothesis import given, strategies as st
 
 from services.commitments import calculator, rates
 from services.commitments.calculator import CalculationError, check_body, line_figure
-from shared.platform.formatting import format_rupiah as rupiah
 from shared.contracts.commitments import CommitmentBody, CommitmentLine
+from shared.platform.formatting import format_rupiah as rupiah
 
 FY2026 = rates.for_fiscal_year(rates.load(), 2026)
 

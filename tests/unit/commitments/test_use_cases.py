@@ -15,8 +15,13 @@ import pytest
 
 from services.commitments import operations as ops
 from services.commitments.workflow import Action, ActionForbidden, IllegalTransition
-from shared.contracts.commitments import (CommitmentBody, CommitmentStatus as S, CommitmentSubmitted,
-                                          CommitmentVerified, CommitmentWithdrawn)
+from shared.contracts.commitments import (
+    CommitmentBody,
+    CommitmentStatus as S,
+    CommitmentSubmitted,
+    CommitmentVerified,
+    CommitmentWithdrawn,
+)
 from shared.contracts.roles import Role
 from shared.platform.errors import Forbidden, Invalid, NotFound, StaleVersion
 from shared.platform.unit_of_work import Actor

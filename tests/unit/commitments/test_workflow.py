@@ -5,12 +5,11 @@ from __future__ import annotations
 import pytest
 from hypothesis import given, strategies as st
 
-from services.commitments.workflow import (FINAL, RULES, Action, ActionForbidden, IllegalTransition,
-                                           allowed_actions, next_state)
-from shared.contracts.roles import Role
+from services.commitments.workflow import FINAL, RULES, Action, ActionForbidden, IllegalTransition, allowed_actions, next_state
 from shared.contracts.commitments import CommitmentStatus as S
+from shared.contracts.roles import Role
 
-R, D, B, O = Role.REGION_OPERATOR, Role.DISNAKERTRANS_REVIEWER, Role.BPJS_REVIEWER, Role.ORGANIZER
+R, D, B = Role.REGION_OPERATOR, Role.DISNAKERTRANS_REVIEWER, Role.BPJS_REVIEWER
 
 
 def test_happy_path_request_to_acknowledged():

@@ -141,8 +141,9 @@ def test_issuing_stops_at_the_start():
 
 def test_attendance_lists_every_region_and_only_those_who_came():
     """All regions appear; absent ones are empty; seats come in protocol order with delegates in their seat."""
-    seat = lambda region, role, attended, delegate_for=None, name="x": domain.Seat(  # noqa: E731
-        uuid.uuid4(), region, role, name, "", attended, delegate_for)
+    def seat(region, role, attended, delegate_for=None, name="x"):
+        return domain.Seat(uuid.uuid4(), region, role, name, "", attended, delegate_for)
+
     seats = [seat("52.01", "kepala_disnaker", True), seat("52.01", "delegate", True, "kepala_bpkad"),
              seat("52.01", "sekda", True), seat("52.02", "sekda", False), seat("99.99", "sekda", True)]
     result = domain.attendance_by_region(["52.01", "52.02", "52.03"], seats)
@@ -155,8 +156,10 @@ def test_attendance_lists_every_region_and_only_those_who_came():
 POLICY = domain.DelegationPolicy(max_delegations=3, min_interval=timedelta(minutes=10), email_domains=("go.id",))
 
 
-def delegate_to(person: domain.Person, history: domain.DelegationHistory = domain.DelegationHistory(),
-                **overrides) -> bool:
+NO_HISTORY = domain.DelegationHistory()  # an invitation that has named no delegate yet
+
+
+def delegate_to(person: domain.Person, history: domain.DelegationHistory = NO_HISTORY, **overrides) -> bool:
     return decide(Answer("delegated", delegate_key=(person.name, "T", person.email or "", person.phone or "")),
                   delegate=person, history=history, policy=POLICY, **overrides)
 
@@ -189,7 +192,8 @@ def test_delegation_is_bounded_in_number_and_rate():
 
 
 @settings(max_examples=300, deadline=None)
-@given(local=st.from_regex(r"[a-z0-9.]{1,20}", fullmatch=True), domain_=st.from_regex(r"[a-z0-9-]{1,12}(\.[a-z0-9-]{1,12}){0,3}", fullmatch=True))
+@given(local=st.from_regex(r"[a-z0-9.]{1,20}", fullmatch=True),
+       domain_=st.from_regex(r"[a-z0-9-]{1,12}(\.[a-z0-9-]{1,12}){0,3}", fullmatch=True))
 def test_any_accepted_delegate_address_is_under_an_official_domain(local, domain_):
     """Whatever address a link holder types, an accepted one is under .go.id or the invitee's own domain."""
     person = domain.Person("Someone Else", f"{local}@{domain_}")
