@@ -13,8 +13,8 @@ import httpx
 import yaml
 from fastapi import FastAPI
 
-from shared.platform import migrations
 from shared.contracts import commitments, invitations, topics
+from shared.platform import migrations
 from shared.platform.http import create_app
 from shared.platform.runtime import Runtime
 from shared.platform.smtp import SendResult

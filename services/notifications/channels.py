@@ -28,9 +28,9 @@ from shared.platform.tracecontext import TraceParent, parse_traceparent, valid_c
 
 from . import mime
 from .deliveries import Delivery
+from .domain import message_id
 from .settings import NotificationsSettings
 from .signing import IDEMPOTENCY_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER, sign
-from .domain import message_id
 
 
 def delivery_trace(d: Delivery) -> TraceParent:
@@ -134,14 +134,14 @@ class EmailChannel:
         for _ in range(2):
             try:
                 session, reused = await self._checkout()
-            except (aiosmtplib.SMTPException, OSError, asyncio.TimeoutError) as exc:
+            except (TimeoutError, aiosmtplib.SMTPException, OSError) as exc:
                 return classify(exc)
             try:
                 await session.sendmail(self._envelope_from, [d.address], msg)
             except ValueError as exc:  # an address that cannot go into an envelope (validated at the edge)
                 self._idle.append((session, time.monotonic()))
                 return SendResult("permanent", f"address not sendable: {exc}")
-            except (aiosmtplib.SMTPException, OSError, asyncio.TimeoutError) as exc:
+            except (TimeoutError, aiosmtplib.SMTPException, OSError) as exc:
                 if _reusable(session, exc):
                     self._idle.append((session, time.monotonic()))  # a refusal: the envelope was reset
                 else:

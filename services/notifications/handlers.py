@@ -17,22 +17,22 @@ from typing import Any
 
 import asyncpg
 
-from shared.platform.consumer import HandlerContext
-from shared.contracts.notifications import Channel, DeliveryFailed
 from shared.contracts.invitations import InvitationIssued
+from shared.contracts.notifications import Channel, DeliveryFailed
+from shared.contracts.regions import regions
 from shared.contracts.registry import EventPayload
+from shared.platform import tracecontext
+from shared.platform.consumer import HandlerContext
 from shared.platform.envelope import CloudEvent
 from shared.platform.logging import get_logger, message_context
 from shared.platform.outbox import Outbox
-from shared.platform import tracecontext
-from shared.contracts.regions import regions
 from shared.platform.wita import as_wita
 
 from . import domain, journal
 from .deliveries import Delivery
 from .domain import Recipient, Rule, Target
 from .ics import invitation_ics
-from .rendering import Renderer, Rendered, TemplateFailure, render_each
+from .rendering import Rendered, Renderer, TemplateFailure, render_each
 from .settings import NotificationsSettings
 from .store import DigestItem, Store
 
@@ -117,7 +117,7 @@ async def handle(payload: EventPayload, ctx: HandlerContext, *, routing: Routing
         to_render = [t for t in targets if t.problem is None and not rule.digest]
         rendered = dict(zip(map(id, to_render), render_each(routing.renderer, rule.template, {
             "event": payload, "region": region_name(region_code), "event_type": ctx.event.type,
-            "event_time": ctx.event.time}, [t.recipient for t in to_render]))) if to_render else {}
+            "event_time": ctx.event.time}, [t.recipient for t in to_render]), strict=True)) if to_render else {}
         for target in targets:
             if rule.digest and target.problem is None:
                 data = payload.model_dump(mode="json") if data is None else data

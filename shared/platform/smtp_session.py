@@ -27,8 +27,15 @@ from collections.abc import Sequence
 from typing import NamedTuple
 
 import aiosmtplib
-from aiosmtplib import (SMTPDataError, SMTPRecipientRefused, SMTPRecipientsRefused, SMTPReadTimeoutError,
-                        SMTPResponseException, SMTPSenderRefused, SMTPServerDisconnected)
+from aiosmtplib import (
+    SMTPDataError,
+    SMTPReadTimeoutError,
+    SMTPRecipientRefused,
+    SMTPRecipientsRefused,
+    SMTPResponseException,
+    SMTPSenderRefused,
+    SMTPServerDisconnected,
+)
 
 MAX_REPLY = 64 * 1024
 # An envelope address goes on the command line as <address>: no controls, spaces or brackets
@@ -197,7 +204,8 @@ class Session:
                     write(b"DATA\r\n")
                     data_reply = await read(timeout)
 
-        refused = {r: reply for r, reply in zip(recipients, rcpt_replies) if reply.code not in (250, 251)}
+        # rcpt_replies is empty when MAIL FROM was refused without pipelining: no recipient is refused then.
+        refused = {r: reply for r, reply in zip(recipients, rcpt_replies, strict=False) if reply.code not in (250, 251)}
         problem: Exception | None = None
         if mail_reply.code != 250:
             problem = SMTPSenderRefused(mail_reply.code, mail_reply.text, sender)
