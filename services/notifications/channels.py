@@ -61,6 +61,8 @@ def trace_headers(d: Delivery) -> list[tuple[str, str]]:
 def build_email(d: Delivery, *, sender: str, domain: str) -> bytes:
     """The message for a delivery (see `mime.notice`): the same bytes on every retry."""
     delivery_id = str(d.delivery_id)
+    if d.created_at is None:  # the Date header is the stored row's, so that a retry sends the same bytes
+        raise ValueError(f"delivery {delivery_id} was never stored: it has no created_at for its Date")
     return mime.notice(
         message_id=message_id(d.delivery_id, domain), date=d.created_at, sender=sender,
         recipient_name=d.recipient_name, address=d.address, subject=d.subject or "",

@@ -102,8 +102,11 @@ async def handle(payload: EventPayload, ctx: HandlerContext, *, routing: Routing
     invited: list[Recipient] = []
     if any(r.meeting_invitees for r in rules) and hasattr(payload, "meeting_id"):
         invited = await store.meeting_invitees(payload.meeting_id)
+    outbox = ctx.outbox
+    if not isinstance(outbox, Outbox):  # the batch's failures go out in one round trip (Outbox.add_many)
+        raise TypeError(f"notifications needs the service's Outbox, not {type(outbox).__name__}")
     intents = ctx.deferred("notifications.deliveries",
-                           functools.partial(write_deliveries, outbox=ctx.outbox, metrics=routing.metrics))
+                           functools.partial(write_deliveries, outbox=outbox, metrics=routing.metrics))
     digest = ctx.deferred("notifications.digest", write_digest_items)
     day = as_wita(ctx.event.time).date()
     data: dict[str, Any] | None = None
@@ -132,7 +135,7 @@ async def write_deliveries(conn: asyncpg.Connection, intents: list[tuple[Deliver
                            outbox: Outbox, metrics: Any = None) -> None:
     """The batch's delivery rows in one statement; DeliveryFailed for the failed-at-once ones written now."""
     written = await Store(conn).insert_deliveries([d for d, _, _ in intents])
-    failures = []
+    failures: list[tuple[EventPayload, dict[str, str | None]]] = []
     for d, event, target in intents:
         # A row not written means this (event, recipient, channel) already had its delivery.
         if d.status != "failed" or d.delivery_id not in written:
