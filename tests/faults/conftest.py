@@ -88,12 +88,12 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
 class ServiceProcess:
     """One service as a real OS process on a free HTTP port, logging JSON lines to a file."""
 
-    def __init__(self, service: str, *, prefix: str, schema: str, log_dir: Path, **settings: Any) -> None:
+    def __init__(self, service: str, *, topics_prefix: str, schema: str, log_dir: Path, **settings: Any) -> None:
         self.service = service
         self.port = free_port()
         prefix = service.upper() + "_"
         self.env = os.environ | {
-            "KAFKA_BOOTSTRAP_SERVERS": BOOTSTRAP, "DATABASE_URL": DSN, "TOPIC_PREFIX": prefix,
+            "KAFKA_BOOTSTRAP_SERVERS": BOOTSTRAP, "DATABASE_URL": DSN, "TOPIC_PREFIX": topics_prefix,
             "PYTHONPATH": str(ROOT), f"{prefix}DB_SCHEMA": schema, f"{prefix}HTTP_PORT": str(self.port),
             f"{prefix}LOG_JSON": "true", f"{prefix}OUTBOX_POLL_SECONDS": "0.2",
             f"{prefix}RETRY_BACKOFF_MAX_SECONDS": "1",
@@ -179,8 +179,8 @@ def processes(tmp_path: Path) -> Any:
     """A factory of service processes, all killed at the end of the test whatever happened."""
     started: list[ServiceProcess] = []
 
-    def make(service: str, prefix: str, schema: str, **settings: Any) -> ServiceProcess:
-        proc = ServiceProcess(service, prefix=prefix, schema=schema, log_dir=tmp_path, **settings)
+    def make(service: str, topics_prefix: str, schema: str, **settings: Any) -> ServiceProcess:
+        proc = ServiceProcess(service, topics_prefix=topics_prefix, schema=schema, log_dir=tmp_path, **settings)
         started.append(proc)
         return proc
 
