@@ -13,8 +13,9 @@ import httpx
 import yaml
 from fastapi import FastAPI
 
-from shared.platform import migrations
 from shared.contracts import commitments, invitations, topics
+from shared.contracts.registry import EventPayload
+from shared.platform import migrations
 from shared.platform.http import create_app
 from shared.platform.runtime import Runtime
 from shared.platform.smtp import SendResult
@@ -32,7 +33,7 @@ from .store import Store
 ChannelsFactory = Callable[[NotificationsSettings, httpx.AsyncClient], Channels]
 AfterSend = Callable[[Delivery, SendResult], Awaitable[None] | None]
 
-HANDLED = [
+HANDLED: list[type[EventPayload]] = [
     invitations.MeetingScheduled, invitations.MeetingRescheduled, invitations.MeetingCancelled,
     invitations.MeetingConcluded, invitations.InvitationIssued, invitations.InvitationRescheduled,
     invitations.InvitationResponded, invitations.ReminderDue,

@@ -28,9 +28,9 @@ from shared.platform.tracecontext import TraceParent, parse_traceparent, valid_c
 
 from . import mime
 from .deliveries import Delivery
+from .domain import message_id
 from .settings import NotificationsSettings
 from .signing import IDEMPOTENCY_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER, sign
-from .domain import message_id
 
 
 def delivery_trace(d: Delivery) -> TraceParent:
@@ -61,6 +61,8 @@ def trace_headers(d: Delivery) -> list[tuple[str, str]]:
 def build_email(d: Delivery, *, sender: str, domain: str) -> bytes:
     """The message for a delivery (see `mime.notice`): the same bytes on every retry."""
     delivery_id = str(d.delivery_id)
+    if d.created_at is None:  # the Date header is the stored row's, so that a retry sends the same bytes
+        raise ValueError(f"delivery {delivery_id} was never stored: it has no created_at for its Date")
     return mime.notice(
         message_id=message_id(d.delivery_id, domain), date=d.created_at, sender=sender,
         recipient_name=d.recipient_name, address=d.address, subject=d.subject or "",
@@ -134,14 +136,14 @@ class EmailChannel:
         for _ in range(2):
             try:
                 session, reused = await self._checkout()
-            except (aiosmtplib.SMTPException, OSError, asyncio.TimeoutError) as exc:
+            except (TimeoutError, aiosmtplib.SMTPException, OSError) as exc:
                 return classify(exc)
             try:
                 await session.sendmail(self._envelope_from, [d.address], msg)
             except ValueError as exc:  # an address that cannot go into an envelope (validated at the edge)
                 self._idle.append((session, time.monotonic()))
                 return SendResult("permanent", f"address not sendable: {exc}")
-            except (aiosmtplib.SMTPException, OSError, asyncio.TimeoutError) as exc:
+            except (TimeoutError, aiosmtplib.SMTPException, OSError) as exc:
                 if _reusable(session, exc):
                     self._idle.append((session, time.monotonic()))  # a refusal: the envelope was reset
                 else:

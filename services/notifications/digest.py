@@ -15,10 +15,10 @@ from typing import Any
 
 import asyncpg
 
-from shared.platform import timers
 from shared.contracts.notifications import Channel, DeliveryFailed
-from shared.platform.logging import get_logger
 from shared.contracts.regions import regions
+from shared.platform import timers
+from shared.platform.logging import get_logger
 from shared.platform.wita import WITA
 
 from . import domain

@@ -17,22 +17,22 @@ from typing import Any
 
 import asyncpg
 
-from shared.platform.consumer import HandlerContext
-from shared.contracts.notifications import Channel, DeliveryFailed
 from shared.contracts.invitations import InvitationIssued
+from shared.contracts.notifications import Channel, DeliveryFailed
+from shared.contracts.regions import regions
 from shared.contracts.registry import EventPayload
+from shared.platform import tracecontext
+from shared.platform.consumer import HandlerContext
 from shared.platform.envelope import CloudEvent
 from shared.platform.logging import get_logger, message_context
 from shared.platform.outbox import Outbox
-from shared.platform import tracecontext
-from shared.contracts.regions import regions
 from shared.platform.wita import as_wita
 
 from . import domain, journal
 from .deliveries import Delivery
 from .domain import Recipient, Rule, Target
 from .ics import invitation_ics
-from .rendering import Renderer, Rendered, TemplateFailure, render_each
+from .rendering import Rendered, Renderer, TemplateFailure, render_each
 from .settings import NotificationsSettings
 from .store import DigestItem, Store
 
@@ -102,8 +102,11 @@ async def handle(payload: EventPayload, ctx: HandlerContext, *, routing: Routing
     invited: list[Recipient] = []
     if any(r.meeting_invitees for r in rules) and hasattr(payload, "meeting_id"):
         invited = await store.meeting_invitees(payload.meeting_id)
+    outbox = ctx.outbox
+    if not isinstance(outbox, Outbox):  # the batch's failures go out in one round trip (Outbox.add_many)
+        raise TypeError(f"notifications needs the service's Outbox, not {type(outbox).__name__}")
     intents = ctx.deferred("notifications.deliveries",
-                           functools.partial(write_deliveries, outbox=ctx.outbox, metrics=routing.metrics))
+                           functools.partial(write_deliveries, outbox=outbox, metrics=routing.metrics))
     digest = ctx.deferred("notifications.digest", write_digest_items)
     day = as_wita(ctx.event.time).date()
     data: dict[str, Any] | None = None
@@ -117,7 +120,7 @@ async def handle(payload: EventPayload, ctx: HandlerContext, *, routing: Routing
         to_render = [t for t in targets if t.problem is None and not rule.digest]
         rendered = dict(zip(map(id, to_render), render_each(routing.renderer, rule.template, {
             "event": payload, "region": region_name(region_code), "event_type": ctx.event.type,
-            "event_time": ctx.event.time}, [t.recipient for t in to_render]))) if to_render else {}
+            "event_time": ctx.event.time}, [t.recipient for t in to_render]), strict=True)) if to_render else {}
         for target in targets:
             if rule.digest and target.problem is None:
                 data = payload.model_dump(mode="json") if data is None else data
@@ -132,7 +135,7 @@ async def write_deliveries(conn: asyncpg.Connection, intents: list[tuple[Deliver
                            outbox: Outbox, metrics: Any = None) -> None:
     """The batch's delivery rows in one statement; DeliveryFailed for the failed-at-once ones written now."""
     written = await Store(conn).insert_deliveries([d for d, _, _ in intents])
-    failures = []
+    failures: list[tuple[EventPayload, dict[str, str | None]]] = []
     for d, event, target in intents:
         # A row not written means this (event, recipient, channel) already had its delivery.
         if d.status != "failed" or d.delivery_id not in written:

@@ -38,6 +38,20 @@ def mandatory(request: Request) -> frozenset[str]:
     return request.app.state.mandatory
 
 
+async def delivery_view(store: Store, delivery_id: uuid.UUID) -> DeliveryView:
+    row = await store.get_delivery(delivery_id)
+    if row is None:
+        raise NotFound(f"no delivery {delivery_id}")
+    return DeliveryView.of(row)
+
+
+async def recipient_view(store: Store, recipient_id: str) -> RecipientView:
+    row = await store.get_recipient(recipient_id)
+    if row is None:
+        raise NotFound(f"no recipient {recipient_id}")
+    return RecipientView.model_validate(dict(row))
+
+
 def columns(body: RecipientBody, mandatory_types: frozenset[str]) -> dict[str, Any]:
     refused = sorted(set(body.muted) & mandatory_types)
     if refused:
@@ -65,10 +79,7 @@ async def deliveries(
          responses=error(404))
 async def delivery(delivery_id: uuid.UUID, _: Principal = Depends(require(*READERS)),
                    store: Store = Depends(reads)) -> DeliveryView:
-    row = await store.get_delivery(delivery_id)
-    if row is None:
-        raise NotFound(f"no delivery {delivery_id}")
-    return DeliveryView.of(row)
+    return await delivery_view(store, delivery_id)
 
 
 @api.get("/recipients", response_model=list[RecipientView], tags=["recipients"], summary="The directory")
@@ -83,10 +94,7 @@ async def recipients(role: str | None = None, region_code: RegionCode | None = N
 async def recipient(recipient_id: str = Path(max_length=100, pattern=RECIPIENT_ID),
                     _: Principal = Depends(require(Role.OPERATOR)),
                     store: Store = Depends(reads)) -> RecipientView:
-    row = await store.get_recipient(recipient_id)
-    if row is None:
-        raise NotFound(f"no recipient {recipient_id}")
-    return RecipientView.model_validate(dict(row))
+    return await recipient_view(store, recipient_id)
 
 
 @api.post("/recipients", response_model=RecipientView, status_code=status.HTTP_201_CREATED, tags=["recipients"],
@@ -98,7 +106,7 @@ async def create(body: NewRecipient, uow: UnitOfWork[Store] = unit_of_work(requi
         raise Conflict(f"recipient {body.recipient_id} exists")
     log.info("recipient added", recipient_id=body.recipient_id, principal=uow.actor.id,
              email=mask_email(body.email or ""))
-    return RecipientView.model_validate(dict(await uow.store.get_recipient(body.recipient_id)))
+    return await recipient_view(uow.store, body.recipient_id)
 
 
 @api.put("/recipients/{recipient_id}", response_model=RecipientView, tags=["recipients"],
@@ -110,4 +118,4 @@ async def replace(body: RecipientBody, recipient_id: str = Path(max_length=100, 
     if not await uow.store.update_recipient(recipient_id, columns(body, mandatory_types)):
         raise NotFound(f"no recipient {recipient_id}")
     log.info("recipient updated", recipient_id=recipient_id, principal=uow.actor.id)
-    return RecipientView.model_validate(dict(await uow.store.get_recipient(recipient_id)))
+    return await recipient_view(uow.store, recipient_id)

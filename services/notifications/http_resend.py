@@ -13,7 +13,7 @@ from shared.platform.http import api_router, error, unit_of_work
 from shared.platform.unit_of_work import UnitOfWork
 
 from . import resend as resending
-from .http import reads
+from .http import delivery_view, reads
 from .schemas import AuditEntry, DeliveryView, RefusalView, ResendView
 from .store import Store
 
@@ -27,7 +27,7 @@ api = api_router(tags=["deliveries"])
 async def resend_one(delivery_id: uuid.UUID,
                      uow: UnitOfWork[Store] = unit_of_work(require(Role.OPERATOR))) -> DeliveryView:
     await resending.resend_one(uow, delivery_id)
-    return DeliveryView.of(await uow.store.get_delivery(delivery_id))
+    return await delivery_view(uow.store, delivery_id)
 
 
 @api.post("/deliveries/resend", response_model=ResendView,

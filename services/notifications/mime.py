@@ -24,7 +24,6 @@ from datetime import datetime
 from email.header import Header
 from email.utils import format_datetime, formataddr, parseaddr
 
-
 # Inputs are validated at the edges (shared.contracts.text); a header value is still made one line
 # without controls here, whatever it is given: a bare CR or LF would start a header of the sender's choosing.
 _CONTROLS = re.compile("[\x00-\x1f\x7f-\x9f]")

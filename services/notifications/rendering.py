@@ -19,10 +19,10 @@ import jinja2.meta
 import markupsafe
 
 from shared.platform import labels
+from shared.platform.formatting import format_date, format_number, format_rupiah, format_wita, format_wita_range
 
 from .ics import safe_uri
 from .letterhead import LETTERHEAD, letter_number
-from shared.platform.formatting import format_date, format_number, format_rupiah, format_wita, format_wita_range
 
 # What an invitee's answer says, as a verb phrase ("X menyatakan akan hadir dalam <rapat>").
 STATEMENTS = {"accepted": "menyatakan akan hadir dalam", "declined": "menyatakan tidak dapat hadir dalam",
@@ -114,6 +114,11 @@ def letter_context(template: str, context: Mapping[str, Any]) -> dict[str, Any]:
 class Renderer:
     def __init__(self, env: jinja2.Environment) -> None:
         self._env = env
+        self.once = _Once(env)  # which templates render_each may render once per event
+
+    @property
+    def environment(self) -> jinja2.Environment:
+        return self._env
 
     def render(self, template: str, context: Mapping[str, Any]) -> Rendered:
         """Subject and plain text from `<template>.txt.j2`, HTML from `<template>.html.j2`."""
@@ -199,9 +204,7 @@ def render_each(renderer: Renderer, template: str, context: Mapping[str, Any],
     """`renderer.render(template, {**context, "recipient": r})` for each recipient (a failure in
     place of a notice that cannot be rendered), rendering once per recipient shape where the
     template allows."""
-    once = getattr(renderer, "_once", None)
-    if once is None:
-        once = renderer._once = _Once(renderer._env)  # type: ignore[attr-defined]
+    once = renderer.once
 
     def attempt(ctx: Mapping[str, Any]) -> Rendered | TemplateFailure:
         try:

@@ -5,14 +5,14 @@ from __future__ import annotations
 import uuid
 from collections.abc import Mapping
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, EmailStr, Field, StrictBool
 
 from shared.contracts.notifications import Channel, DeliveryStatus
 from shared.contracts.regions import RegionCode
-from shared.contracts.text import WebUrl, line
+from shared.contracts.text import WebUrl, line_field
 from shared.platform.logging import mask_email, redact_text
 
 
@@ -59,8 +59,8 @@ RECIPIENT_ID = r"^[a-z0-9][a-z0-9._-]{0,99}$"
 class RecipientBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    name: line(200)
-    title: line(300, min_length=0) = ""
+    name: Annotated[str, line_field(200)]
+    title: Annotated[str, line_field(300, min_length=0)] = ""
     role: str = Field(min_length=1, max_length=64, pattern=r"^[a-z_]+$",
                       examples=["disnakertrans_reviewer", "bpjs_staff", "sekda"])
     region_code: RegionCode | None = None
@@ -68,7 +68,7 @@ class RecipientBody(BaseModel):
     webhook_url: WebUrl | None = None
     channels: list[Channel] = Field(default_factory=lambda: [Channel.EMAIL], min_length=1,
                                     description="Preferred channels")
-    muted: list[line(200)] = Field(default_factory=list, max_length=100,
+    muted: list[Annotated[str, line_field(200)]] = Field(default_factory=list, max_length=100,
                                    description="Event types not wanted (mandatory ones excepted)")
     active: StrictBool = True
 

@@ -39,15 +39,15 @@ from typing import Any
 import asyncpg
 
 from shared.contracts.notifications import DeliveryFailed, DeliverySent
+from shared.platform import otel
 from shared.platform.db import listen
 from shared.platform.logging import get_logger, message_context
-from shared.platform import otel
 from shared.platform.outbox import Outbox
-from shared.platform.tracecontext import parse_traceparent
 from shared.platform.retry import backoff_delays
 from shared.platform.smtp import SendResult
 from shared.platform.tasks import cancel_and_wait
 from shared.platform.timers import Clock
+from shared.platform.tracecontext import parse_traceparent
 
 from . import store
 from .channels import Channels, delivery_trace
@@ -204,7 +204,7 @@ class Sender:
                 attempt = await self._send(d)
             except asyncio.CancelledError:
                 raise
-            except Exception:  # noqa: BLE001 - a failing hook must not stop the batch; the lease runs out
+            except Exception:  # a failing hook must not stop the batch; the lease runs out
                 with self._context(d):
                     log.exception("sending failed unexpectedly; the delivery is retried when its lease runs out")
                 continue
@@ -224,7 +224,7 @@ class Sender:
                 "ntb.attempt": d.attempts}) as span:
             try:
                 attempt = await self._channels.send(d)
-            except Exception as exc:  # noqa: BLE001 - an adapter bug must not kill the sender loop
+            except Exception as exc:  # an adapter bug must not kill the sender loop
                 with self._context(d):
                     log.exception("channel raised")
                 attempt = SendResult("transient", f"{type(exc).__name__}: {exc}")

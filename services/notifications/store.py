@@ -6,7 +6,7 @@ import json
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import date, datetime, timedelta
-from typing import Any
+from typing import Any, TypeAlias
 
 import asyncpg
 
@@ -16,7 +16,7 @@ from shared.platform import outbox
 from .deliveries import COLUMNS, Delivery, delivery_of
 from .domain import Recipient
 
-Conn = asyncpg.Connection | asyncpg.Pool
+Conn: TypeAlias = asyncpg.Connection | asyncpg.Pool
 
 RECIPIENT_COLUMNS = "recipient_id, name, title, role, region_code, email, webhook_url, channels, muted, active"
 

@@ -14,7 +14,7 @@ import asyncio
 import json
 import sys
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import ValidationError
 
@@ -25,12 +25,14 @@ from shared.platform.db import create_pool
 from shared.platform.logging import configure_logging
 from shared.platform.settings import ServiceSettings, database_only
 
+S = TypeVar("S", bound=ServiceSettings)
+
 
 def main(
     argv: list[str] | None,
     *,
-    settings_factory: Callable[[], ServiceSettings],
-    build: Callable[[ServiceSettings], tuple[Any, Any]],
+    settings_factory: Callable[[], S],
+    build: Callable[[S], tuple[Any, Any]],
     migration_sets: Callable[[], list[list[migrations.Migration]]],
 ) -> int:
     parser = argparse.ArgumentParser(prog=None)

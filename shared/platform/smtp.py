@@ -111,7 +111,7 @@ async def send(config: SmtpConfig, message: EmailMessage, recipient: str) -> Sen
         await session.sendmail(config.envelope_from, [recipient], message.as_bytes())
     except ValueError as exc:  # an address that cannot go into an envelope
         return SendResult("permanent", f"address not sendable: {exc}")
-    except (aiosmtplib.SMTPException, OSError, asyncio.TimeoutError) as exc:
+    except (TimeoutError, aiosmtplib.SMTPException, OSError) as exc:
         return classify(exc)
     finally:
         if session is None:
@@ -119,6 +119,6 @@ async def send(config: SmtpConfig, message: EmailMessage, recipient: str) -> Sen
         else:
             try:
                 await asyncio.wait_for(session.quit(), timeout=2)
-            except (aiosmtplib.SMTPException, OSError, asyncio.TimeoutError):
+            except (TimeoutError, aiosmtplib.SMTPException, OSError):
                 session.close()
     return SendResult("sent")

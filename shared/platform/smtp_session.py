@@ -204,7 +204,8 @@ class Session:
                     write(b"DATA\r\n")
                     data_reply = await read(timeout)
 
-        refused = {r: reply for r, reply in zip(recipients, rcpt_replies) if reply.code not in (250, 251)}
+        # rcpt_replies is empty when MAIL FROM was refused without pipelining: no recipient is refused then.
+        refused = {r: reply for r, reply in zip(recipients, rcpt_replies, strict=False) if reply.code not in (250, 251)}
         problem: Exception | None = None
         if mail_reply.code != 250:
             problem = SMTPSenderRefused(mail_reply.code, mail_reply.text, sender)

@@ -9,6 +9,7 @@ run and, when FAULTS_REPORT_FILE is set, appended there as JSON lines (docs/reli
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import signal
@@ -87,12 +88,12 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
 class ServiceProcess:
     """One service as a real OS process on a free HTTP port, logging JSON lines to a file."""
 
-    def __init__(self, service: str, *, topic_prefix: str, schema: str, log_dir: Path, **settings: Any) -> None:
+    def __init__(self, service: str, *, topics_prefix: str, schema: str, log_dir: Path, **settings: Any) -> None:
         self.service = service
         self.port = free_port()
         prefix = service.upper() + "_"
         self.env = os.environ | {
-            "KAFKA_BOOTSTRAP_SERVERS": BOOTSTRAP, "DATABASE_URL": DSN, "TOPIC_PREFIX": topic_prefix,
+            "KAFKA_BOOTSTRAP_SERVERS": BOOTSTRAP, "DATABASE_URL": DSN, "TOPIC_PREFIX": topics_prefix,
             "PYTHONPATH": str(ROOT), f"{prefix}DB_SCHEMA": schema, f"{prefix}HTTP_PORT": str(self.port),
             f"{prefix}LOG_JSON": "true", f"{prefix}OUTBOX_POLL_SECONDS": "0.2",
             f"{prefix}RETRY_BACKOFF_MAX_SECONDS": "1",
@@ -150,10 +151,8 @@ class ServiceProcess:
         for path in sorted(self.log_dir.glob(f"{self.service}-{self.port}-*.log")):
             for line in path.read_text(errors="replace").splitlines():
                 if line.startswith("{"):
-                    try:
+                    with contextlib.suppress(ValueError):
                         out.append(json.loads(line))
-                    except ValueError:
-                        pass
         return out
 
     async def handled(self) -> dict[str, float]:
@@ -180,8 +179,8 @@ def processes(tmp_path: Path) -> Any:
     """A factory of service processes, all killed at the end of the test whatever happened."""
     started: list[ServiceProcess] = []
 
-    def make(service: str, topic_prefix: str, schema: str, **settings: Any) -> ServiceProcess:
-        proc = ServiceProcess(service, topic_prefix=topic_prefix, schema=schema, log_dir=tmp_path, **settings)
+    def make(service: str, topics_prefix: str, schema: str, **settings: Any) -> ServiceProcess:
+        proc = ServiceProcess(service, topics_prefix=topics_prefix, schema=schema, log_dir=tmp_path, **settings)
         started.append(proc)
         return proc
 

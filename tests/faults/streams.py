@@ -17,9 +17,9 @@ import asyncpg
 
 from shared.contracts import registry
 from shared.contracts.commitments import RealizationReported, Segment
+from shared.contracts.regions import regions
 from shared.contracts.registry import EventPayload
 from shared.platform.envelope import CloudEvent
-from shared.contracts.regions import regions
 from tests.integration.notifications.factories import invitation
 
 Record = tuple[bytes, bytes, list[tuple[str, bytes]]]

@@ -9,9 +9,9 @@ import time
 import httpx
 import pytest
 
+from shared.contracts.regions import regions
 from shared.contracts.roles import Role
 from shared.contracts.topics import COMMITMENTS_EVENTS
-from shared.contracts.regions import regions
 from tests.integration.commitments.helpers import bpu_commitment
 
 from .conftest import ce_ids, issue_keys, kafka, needs_managed_stack, read_all, report, wait_for

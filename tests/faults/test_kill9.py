@@ -10,8 +10,7 @@ from shared.contracts.topics import COMMITMENTS_EVENTS, INVITATIONS_EVENTS, REAL
 from tests.integration.notifications.conftest import SmtpServer
 
 from .conftest import ce_ids, free_port, produce, read_all, report, wait_for
-from .streams import (inbox_count, invitation_events, mail_figures, realization_applied, realization_reports,
-                      unique_tag)
+from .streams import inbox_count, invitation_events, mail_figures, realization_applied, realization_reports, unique_tag
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("cleanup_schemas")]
 N = 240

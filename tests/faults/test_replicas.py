@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import time
 
@@ -10,11 +11,11 @@ import pytest
 from aiokafka import AIOKafkaProducer
 
 from shared.contracts.topics import COMMITMENTS_EVENTS, REALIZATION_INBOUND
+from shared.platform.kafka_security import client_options
 
 from .conftest import BOOTSTRAP, ce_ids, read_all, report, wait_for
 from .streams import Record, inbox_count, realization_applied, realization_reports, unique_tag
 from .test_kill9 import _at_least
-from shared.platform.kafka_security import client_options
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("cleanup_schemas")]
 N = 600  # 60 reports for each of the ten regions
@@ -62,10 +63,8 @@ class Stream:
         """Send `chunk` records every `every` seconds until `until` is set or `cap` records are out."""
         while not until.is_set() and self.sent < cap:
             await self.send(min(chunk, cap - self.sent))
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(until.wait(), every)
-            except asyncio.TimeoutError:
-                pass
 
 
 async def test_two_replicas_with_a_rebalance_and_a_kill_apply_each_report_once(

@@ -8,11 +8,11 @@ import pytest
 from aiokafka.admin import AIOKafkaAdminClient
 
 from shared.contracts.topics import COMMITMENTS_EVENTS, REALIZATION_INBOUND
+from shared.platform.kafka_security import client_options
 
 from .conftest import BOOTSTRAP, ce_ids, produce, read_all, report, wait_for
 from .streams import inbox_count, realization_applied, realization_reports, unique_tag
 from .test_kill9 import _at_least
-from shared.platform.kafka_security import client_options
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("cleanup_schemas")]
 # On the batch path (up to 100 records a transaction) the batch in flight at SIGTERM is finished before

@@ -23,9 +23,8 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
-from shared.platform.auth import ApiKeyStore
-
 from shared.contracts.roles import Role
+from shared.platform.auth import ApiKeyStore
 from shared.platform.kafka_security import client_options
 from tests.conftest import TOPIC_COUNT
 

@@ -19,7 +19,8 @@ pytestmark = [pytest.mark.integration]
 
 def test_runner_smoke_reports_every_benchmark_it_ran(tmp_path):
     """`bench.run --scale smoke --only B1,B2,B3,B4` writes a JSON report with raw and framework figures for each
-    (B4: the service, raw and raw pipelined each verified against the SMTP sink's count, CPU and statements per e-mail, the idle phase)."""
+    (B4: the service, raw and raw pipelined each verified against the SMTP sink's count, CPU and statements
+    per e-mail, the idle phase)."""
     out = tmp_path / "bench.json"
     env = os.environ | {"KAFKA_BOOTSTRAP_SERVERS": BOOTSTRAP, "DATABASE_URL": DSN, "PYTHONPATH": str(ROOT)}
     proc = subprocess.run(

@@ -18,17 +18,28 @@ from services.invitations.bootstrap import build as build_invitations
 from services.invitations.settings import InvitationsSettings
 from services.notifications.bootstrap import build as build_notifications
 from services.notifications.settings import NotificationsSettings
-from shared.contracts.roles import Role
 from shared.contracts.invitations import MeetingScheduled
+from shared.contracts.roles import Role
 from shared.contracts.topics import INVITATIONS_EVENTS, dlq
 from shared.platform import migrations
 from shared.platform.envelope import CloudEvent
+from shared.platform.kafka_security import client_options
 from shared.platform.runtime import Runtime
 
-from .conftest import (BOOTSTRAP, DSN, MANAGED_STACK, ROOT, canonical_key, eventually, http_client, issue_key, read_topic,
-                       service_settings, stack)
+from .conftest import (
+    BOOTSTRAP,
+    DSN,
+    MANAGED_STACK,
+    ROOT,
+    canonical_key,
+    eventually,
+    http_client,
+    issue_key,
+    read_topic,
+    service_settings,
+    stack,
+)
 from .test_first_flow import meeting_body
-from shared.platform.kafka_security import client_options
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("cleanup_schemas")]
 needs_managed_stack = pytest.mark.skipif(

@@ -17,18 +17,16 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from shared.platform import migrations
-
-from shared.ntbctl import commands as ops
+from services.notifications.settings import NotificationsSettings
 from shared.contracts.invitations import MeetingScheduled
 from shared.contracts.topics import COMMITMENTS_INBOUND, INVITATIONS_EVENTS, REALIZATION_INBOUND, dlq
+from shared.ntbctl import commands as ops
+from shared.platform import migrations
 from shared.platform.runtime import Runtime
-from services.notifications.settings import NotificationsSettings
 
 from .commitments.helpers import bpu_commitment, running
 from .conftest import BOOTSTRAP, DSN, ROOT, eventually, read_topic, service_settings
-from .inbound import (REPORT, SUBMIT, aproduce, consumed, event, readyz, records_total, report_body,
-                      report_record)
+from .inbound import REPORT, SUBMIT, aproduce, consumed, event, readyz, records_total, report_body, report_record
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("cleanup_schemas")]
 
@@ -87,7 +85,7 @@ async def test_duplicate_ce_headers_are_refused_not_guessed(topic_prefix, schema
     schema = schema_for("com")
     topic = topic_prefix + REALIZATION_INBOUND
     key, value, headers = report_record("dup-hdr")
-    twice = headers + [("CE_ID", b"another-id")]
+    twice = [*headers, ("CE_ID", b"another-id")]
     await aproduce(topic, [(key, value, twice), report_record("after-dup")], partition=0)
     async with running(topic_prefix, schema) as svc:
         await _settled(svc, REALIZATION_INBOUND, 2)

@@ -33,8 +33,8 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 from services.commitments.bootstrap import build
 from services.commitments.settings import CommitmentsSettings
 from shared.contracts import registry
-from shared.contracts.topics import COMMITMENTS_INBOUND, INVITATIONS_EVENTS, REALIZATION_INBOUND
 from shared.contracts.regions import regions
+from shared.contracts.topics import COMMITMENTS_INBOUND, INVITATIONS_EVENTS, REALIZATION_INBOUND
 
 from .conftest import DSN, delete_topics, service_settings
 from .inbound import REPORT, RawRecord, consumed, event, produce, records_total, report_body
@@ -94,8 +94,8 @@ def hostile(draw: Any) -> tuple[str, RawRecord]:
     value = draw(value_bytes())
     headers: list[tuple[str, bytes | None]] = []
     if draw(st.booleans()):  # a plausible CloudEvent set to mutate
-        valid_value, valid_headers = event(draw(st.sampled_from(TYPES)), value or b"{}",
-                                           event_id=f"h-{next(_SERIAL)}")
+        _, valid_headers = event(draw(st.sampled_from(TYPES)), value or b"{}",
+                                 event_id=f"h-{next(_SERIAL)}")
         headers = list(valid_headers)
     for _ in range(draw(st.integers(0, 4))):
         name = draw(st.one_of(st.sampled_from(CE), st.text(st.characters(exclude_categories=("Cs",)),
@@ -196,7 +196,7 @@ def harness() -> Iterator[Harness]:
 
 
 @pytest.mark.timeout(max(300, EXAMPLES * 10))
-@settings(max_examples=EXAMPLES, deadline=None, derandomize=EXAMPLES == PROFILES["ci"],
+@settings(max_examples=EXAMPLES, deadline=None, derandomize=PROFILES["ci"] == EXAMPLES,
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
                                  HealthCheck.function_scoped_fixture, HealthCheck.large_base_example])
 @given(batch=examples())

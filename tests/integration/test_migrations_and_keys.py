@@ -8,9 +8,9 @@ import hmac
 import pytest
 from pydantic import SecretStr
 
+from shared.contracts.roles import Role
 from shared.platform import migrations
 from shared.platform.auth import ApiKeyStore
-from shared.contracts.roles import Role
 from shared.platform.db import create_pool
 
 from .conftest import DSN

@@ -13,7 +13,10 @@ from shared.platform.tracecontext import parse_traceparent
 
 from .commitments.helpers import bpu_commitment, running
 from .conftest import eventually
-from .notifications.conftest import notif_settings, smtp_server  # noqa: F401 - fixture
+from .notifications import conftest as notifications
+from .notifications.conftest import notif_settings
+
+smtp_server = notifications.smtp_server  # the fixture, for this module's tests
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("cleanup_schemas")]
 

@@ -12,4 +12,4 @@ from tests.integration.conftest import (  # noqa: F401 - fixtures re-exported fo
     schema_for,
     topic_prefix,
 )
-from tests.integration.notifications.conftest import smtp_server, webhook_listener  # noqa: E402,F401
+from tests.integration.notifications.conftest import smtp_server, webhook_listener  # noqa: F401

@@ -9,9 +9,8 @@ from typing import Any
 import asyncpg
 from fastapi.routing import iter_route_contexts
 
-from shared.platform.auth import ApiKeyStore
-
 from shared.contracts.roles import Role
+from shared.platform.auth import ApiKeyStore
 from tests.integration.conftest import issue_key
 
 WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})

@@ -11,9 +11,7 @@ must succeed (2xx). A region operator's key acts only for its own region, in bot
 from __future__ import annotations
 
 import uuid
-
 from collections.abc import Awaitable, Callable
-import uuid
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any

@@ -22,8 +22,8 @@ import pytest
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError, TopicAuthorizationFailedError
 
-from shared.platform import topic_plan
 from shared.contracts.topics import COMMITMENTS_EVENTS, INVITATIONS_EVENTS, regional_inbound
+from shared.platform import topic_plan
 from shared.platform.kafka_security import KafkaSecurity
 from tests.integration.conftest import ROOT
 
@@ -147,7 +147,7 @@ async def test_the_compose_broker_admits_each_principal_only_where_its_acls_say(
         await send(bootstrap, login("invitations", "Wr0ngPassw0rdOfTheComposeXyz", ca), INVITATIONS_EVENTS)
     other_ca = tmp_path / "other-ca.pem"
     other_ca.write_text(_unrelated_ca(tmp_path))
-    with pytest.raises(Exception):  # noqa: B017 - the TLS handshake fails (ssl.SSLCertVerificationError or a Kafka error)
+    with pytest.raises(Exception):  # noqa: B017, PT011 - the TLS handshake fails (ssl.SSLCertVerificationError or a Kafka error)
         await send(bootstrap, login("invitations", PASSWORDS["invitations"], other_ca), INVITATIONS_EVENTS)
 
 

@@ -41,8 +41,8 @@ from services.commitments.settings import CommitmentsSettings
 from services.invitations.bootstrap import build as build_invitations
 from services.invitations.settings import InvitationsSettings
 from services.notifications.bootstrap import build as build_notifications
-from shared.contracts.roles import Role
 from shared.contracts.regions import normalize_region_code
+from shared.contracts.roles import Role
 from tests.integration.commitments.helpers import FakeClock
 from tests.integration.conftest import DSN, http_client, issue_key, service_settings
 from tests.integration.invitations.conftest import scheduled_and_invited, tokens_by_seat
@@ -206,44 +206,47 @@ def test_fuzzed_requests_never_get_a_5xx_nor_write_partially(service, topic_pref
             expected_statuses=["2xx", "401", "403", "404", "409", "410", "412", "422", "429"])
         operations = [result.ok() for result in schema.get_all_operations()]
         assert operations, "the OpenAPI document lists no operation"
+
+        def fuzz_operation(method: str, path: str, mode: GenerationMode, strategy: Any) -> None:
+            @settings(max_examples=MAX_EXAMPLES, deadline=None, database=None, derandomize=True,
+                      phases=[Phase.explicit, Phase.generate], suppress_health_check=list(HealthCheck))
+            @given(case=strategy)
+            def fuzz(case: Any) -> None:
+                auth = loop.run(target.auth_for(method, path, case.path_parameters or {}))
+                before = loop.run(fingerprint(target.db, target.schema))
+                try:
+                    # schemathesis' own transport (requests) over a real socket to uvicorn
+                    response = case.call(base_url=served.base_url, headers=auth, timeout=30)
+                except (requests.exceptions.InvalidHeader, requests.exceptions.InvalidURL,
+                        UnicodeEncodeError, ValueError):
+                    reject()  # the client refuses to send it (e.g. a header it cannot encode)
+                tables = changed(before, loop.run(fingerprint(target.db, target.schema)))
+                cases_per_op[f"{method} {path}"] += 1
+                statuses[response.status_code] += 1
+                try:
+                    # Every check: no 5xx, documented status, content type, headers and body schema,
+                    # valid data accepted, invalid data rejected, required headers, auth not ignored...
+                    case.validate_response(response, headers=auth,
+                                           transport_kwargs={"base_url": served.base_url, "headers": auth})
+                except Exception as exc:  # noqa: BLE001 - schemathesis raises its failure group
+                    failures.append(f"{method} {path} [{mode.value}] -> {response.status_code}: "
+                                    f"{' '.join(str(exc).split())[:700]}")
+                if tables and (method == "GET" or not 200 <= response.status_code < 300):
+                    failures.append(f"{method} {path} -> {response.status_code} changed {tables}")
+
+            try:
+                fuzz()
+            except Unsatisfiable:
+                # Nothing left to break (e.g. negative mode with every parameter fixed and no body).
+                unsatisfiable.append(f"{mode.value} {method} {path}")
+
         for operation in operations:
             method, path = operation.method.upper(), operation.path
             variants: list[dict[str, str] | None] = [None, *_real_params_for(target, path)[:1]]
             for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
                 for fixed in variants:
                     strategy = operation.as_strategy(generation_mode=mode, path_parameters=fixed)
-
-                    @settings(max_examples=MAX_EXAMPLES, deadline=None, database=None, derandomize=True,
-                              phases=[Phase.explicit, Phase.generate], suppress_health_check=list(HealthCheck))
-                    @given(case=strategy)
-                    def fuzz(case: Any) -> None:
-                        auth = loop.run(target.auth_for(method, path, case.path_parameters or {}))
-                        before = loop.run(fingerprint(target.db, target.schema))
-                        try:
-                            # schemathesis' own transport (requests) over a real socket to uvicorn
-                            response = case.call(base_url=served.base_url, headers=auth, timeout=30)
-                        except (requests.exceptions.InvalidHeader, requests.exceptions.InvalidURL,
-                                UnicodeEncodeError, ValueError):
-                            reject()  # the client refuses to send it (e.g. a header it cannot encode)
-                        tables = changed(before, loop.run(fingerprint(target.db, target.schema)))
-                        cases_per_op[f"{method} {path}"] += 1
-                        statuses[response.status_code] += 1
-                        try:
-                            # Every check: no 5xx, documented status, content type, headers and body schema,
-                            # valid data accepted, invalid data rejected, required headers, auth not ignored...
-                            case.validate_response(response, headers=auth,
-                                                   transport_kwargs={"base_url": served.base_url, "headers": auth})
-                        except Exception as exc:  # noqa: BLE001 - schemathesis raises its failure group
-                            failures.append(f"{method} {path} [{mode.value}] -> {response.status_code}: "
-                                            f"{' '.join(str(exc).split())[:700]}")
-                        if tables and (method == "GET" or not 200 <= response.status_code < 300):
-                            failures.append(f"{method} {path} -> {response.status_code} changed {tables}")
-
-                    try:
-                        fuzz()
-                    except Unsatisfiable:
-                        # Nothing left to break (e.g. negative mode with every parameter fixed and no body).
-                        unsatisfiable.append(f"{mode.value} {method} {path}")
+                    fuzz_operation(method, path, mode, strategy)
         assert failures == [], "\n".join(failures[:20])
     finally:
         served.close()

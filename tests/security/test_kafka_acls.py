@@ -18,18 +18,24 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Producer
 
 from services.commitments.bootstrap import build
 from services.commitments.settings import CommitmentsSettings
-from shared.platform import topic_plan
 from shared.contracts import registry
 from shared.contracts.commitments import SubmitCommitment
-from shared.contracts.topics import (COMMITMENTS_EVENTS, COMMITMENTS_INBOUND, INVITATIONS_EVENTS, REALIZATION_INBOUND,
-                                     dlq, regional_inbound)
+from shared.contracts.topics import (
+    COMMITMENTS_EVENTS,
+    COMMITMENTS_INBOUND,
+    INVITATIONS_EVENTS,
+    REALIZATION_INBOUND,
+    dlq,
+    regional_inbound,
+)
+from shared.platform import topic_plan
 from shared.platform.envelope import CloudEvent
 from shared.platform.kafka_security import KafkaSecurity
 from tests.integration.commitments.helpers import bpu_commitment
 from tests.integration.conftest import BOOTSTRAP, ROOT, eventually, http_client, read_topic, service_settings
 
 sys.path.insert(0, str(ROOT / "deploy" / "local"))
-from kafka_acls import apply as apply_acls, librdkafka_config  # noqa: E402
+from kafka_acls import apply as apply_acls, librdkafka_config
 
 SECURED = os.environ.get("LOCAL_KAFKA_SECURITY") == "sasl_ssl"
 SECRETS = Path(os.environ.get("LOCAL_STACK_DIR", ROOT / ".local")) / "kafka-secured" / "secrets"
@@ -58,7 +64,7 @@ async def prefix(topic_prefix: str) -> str:
         async def served() -> bool:
             states = await topic_plan.describe(admin, [s.name for s in specs])
             return all(state.exists and state.partitions == spec.partitions
-                       for spec, state in zip(specs, (states[s.name] for s in specs)))
+                       for spec, state in zip(specs, (states[s.name] for s in specs), strict=True))
         await eventually(served, timeout=60)
     finally:
         await admin.close()

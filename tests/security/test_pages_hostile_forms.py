@@ -25,21 +25,20 @@ from collections import Counter
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
-from urllib.parse import quote, quote_from_bytes
+from urllib.parse import quote
 
 import pytest
 import uvicorn
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
+from hypothesis import HealthCheck, given, settings, strategies as st
 
 from services.commitments import sign_in_mail
 from services.commitments.bootstrap import build as build_commitments
-from services.commitments.settings import CommitmentsSettings, DEV_SESSION_SECRET
+from services.commitments.settings import DEV_SESSION_SECRET, CommitmentsSettings
 from services.invitations.bootstrap import build as build_invitations
 from services.invitations.settings import InvitationsSettings
+from shared.contracts.roles import Role
 from shared.platform import web, web_session
 from shared.platform.auth import ApiKeyStore
-from shared.contracts.roles import Role
 from tests.integration.commitments.helpers import FakeClock
 from tests.integration.conftest import http_client, issue_key, service_settings
 from tests.integration.invitations.conftest import scheduled_and_invited, tokens_by_seat
@@ -91,7 +90,7 @@ RAW_ESCAPES = st.sampled_from(["%ED%A0%80", "%ED%BF%BF", "%00", "%01", "%1B", "%
 
 @st.composite
 def form_body(draw: Any, fields: list[str]) -> dict[str, Any]:
-    names = st.sampled_from(fields + ["csrf", "admin", "l9_segment", "", "csrf[]"]) if fields else \
+    names = st.sampled_from([*fields, "csrf", "admin", "l9_segment", "", "csrf[]"]) if fields else \
         st.sampled_from(["csrf", "admin", ""])
     pairs = draw(st.lists(st.tuples(names, HOSTILE_TEXT), max_size=8))
     encoded = [f"{quote(k)}={quote(v, safe='')}" for k, v in pairs]
@@ -286,7 +285,7 @@ async def test_hostile_form_posts_over_a_raw_socket(topic_prefix, schema_for, db
             if reply.body == "Invalid HTTP request received.":
                 # A header HTTP forbids (NUL, control bytes): uvicorn's parser refuses it before any app code.
                 assert reply.status == 400, where
-                assert any(c < 0x20 and c != 0x09 or c == 0x7F for _, value in headers for c in value), where
+                assert any((c < 0x20 and c != 0x09) or c == 0x7F for _, value in headers for c in value), where
                 outcomes[f"{form} {reply.status}"] -= 1
                 outcomes["refused by the HTTP parser"] += 1
                 continue

@@ -10,15 +10,14 @@ from datetime import timedelta
 from urllib.parse import quote
 
 import pytest
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
+from hypothesis import HealthCheck, given, settings, strategies as st
 
 from services.invitations.bootstrap import build
 from services.invitations.settings import InvitationsSettings
+from shared.contracts.roles import Role
 from tests.integration.commitments.helpers import FakeClock
 from tests.integration.conftest import http_client, issue_key, service_settings
 from tests.integration.invitations.conftest import scheduled_and_invited, tokens_by_seat
-from shared.contracts.roles import Role
 
 from .helpers import changed, fingerprint
 

@@ -11,17 +11,17 @@ import structlog
 from pydantic import SecretStr
 
 from services.invitations.bootstrap import build
-from services.notifications.bootstrap import build as build_notifications
 from services.invitations.settings import InvitationsSettings
+from services.notifications.bootstrap import build as build_notifications
 from services.notifications.settings import NotificationsSettings
 from shared.contracts.roles import Role
+from shared.contracts.topics import INVITATIONS_EVENTS
 from shared.platform.logging import configure_logging
 from tests.integration.commitments.helpers import FakeClock
-from shared.contracts.topics import INVITATIONS_EVENTS
 from tests.integration.conftest import DSN, eventually, http_client, issue_key, service_settings
+from tests.integration.invitations.conftest import scheduled_and_invited, tokens_by_seat
 from tests.integration.notifications import factories
 from tests.integration.notifications.conftest import event_of, notif_settings, publish
-from tests.integration.invitations.conftest import scheduled_and_invited, tokens_by_seat
 
 RSVP_SECRET = "rsvp-secret-for-log-test-" + "q" * 20
 SMTP_PASSWORD = "smtp-password-for-log-test"

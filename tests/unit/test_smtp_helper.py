@@ -5,8 +5,7 @@ import uuid
 
 import aiosmtplib
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
+from hypothesis import given, settings, strategies as st
 
 from services.commitments import sign_in_mail
 from shared.platform import smtp

@@ -29,9 +29,9 @@ from services.notifications.settings import NotificationsSettings
 from shared.contracts import registry
 from shared.contracts.registry import EventPayload
 from shared.platform.envelope import CloudEvent
+from shared.platform.kafka_security import client_options
 
 from ..conftest import BOOTSTRAP, canonical_key, service_settings
-from shared.platform.kafka_security import client_options
 
 WEBHOOK_SECRET = "rahasia-uji-webhook"
 REFUSED_PREFIX = "tolak"  # the SMTP server answers 550 for these mailboxes

@@ -5,8 +5,13 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime, timedelta
 
-from shared.contracts.commitments import (CommitmentOverdue, CommitmentReturned, CommitmentSubmitted,
-                                          CommitmentVerified, DeadlineApproaching)
+from shared.contracts.commitments import (
+    CommitmentOverdue,
+    CommitmentReturned,
+    CommitmentSubmitted,
+    CommitmentVerified,
+    DeadlineApproaching,
+)
 from shared.contracts.common import Contact, MeetingInfo
 from shared.contracts.invitations import InvitationIssued, InvitationRescheduled, MeetingCancelled, MeetingRescheduled
 

@@ -8,9 +8,9 @@ import pytest
 
 from services.notifications import domain
 from services.notifications.bootstrap import build
-from shared.contracts.roles import Role
 from shared.contracts.notifications import Channel
-from shared.contracts.topics import INVITATIONS_EVENTS, COMMITMENTS_EVENTS, NOTIFICATIONS_EVENTS
+from shared.contracts.roles import Role
+from shared.contracts.topics import COMMITMENTS_EVENTS, INVITATIONS_EVENTS, NOTIFICATIONS_EVENTS
 
 from ..conftest import eventually, http_client, issue_key, read_topic
 from . import factories
@@ -22,7 +22,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("cleanup_schemas"
 async def test_invitation_is_emailed_once_under_redelivery_with_ics(topic_prefix, schema_for, db, smtp_server):
     """The same InvitationIssued delivered twice gives one row, one email with a stable Message-ID and the .ics."""
     schema = schema_for("not")
-    rt, app = build(notif_settings(topic_prefix, schema, smtp_server.port))
+    rt, _ = build(notif_settings(topic_prefix, schema, smtp_server.port))
     await rt.start()
     try:
         payload = factories.invitation()

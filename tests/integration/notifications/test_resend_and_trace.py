@@ -8,8 +8,8 @@ import pytest
 
 from services.notifications import domain
 from services.notifications.bootstrap import build
-from shared.contracts.roles import Role
 from shared.contracts.notifications import Channel
+from shared.contracts.roles import Role
 from shared.contracts.topics import COMMITMENTS_EVENTS, INVITATIONS_EVENTS, NOTIFICATIONS_EVENTS
 from shared.platform.envelope import CloudEvent
 from shared.platform.tracecontext import parse_traceparent

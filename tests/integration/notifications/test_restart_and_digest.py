@@ -13,8 +13,8 @@ import pytest
 
 from services.notifications import domain
 from services.notifications.bootstrap import build
-from shared.platform.formatting import format_date
 from shared.contracts.topics import COMMITMENTS_EVENTS, INVITATIONS_EVENTS
+from shared.platform.formatting import format_date
 
 from ..conftest import BOOTSTRAP, DSN, ROOT, eventually
 from . import factories

@@ -134,7 +134,7 @@ async def test_an_address_that_could_inject_a_command_is_refused_before_anything
     server = RawServer()
     session, listener = await session_with(server)
     try:
-        with pytest.raises(ValueError):
+        with pytest.raises(ValueError, match="not usable in an SMTP envelope"):
             await session.sendmail("a@ntb.go.id", ["b@ntb.go.id>\r\nRCPT TO:<evil@x.y"], MESSAGE)
         assert server.groups == [] and not session.is_connected  # cut short: never reused
     finally:

@@ -111,7 +111,7 @@ def deliver(payload: object, rule: Rule, person: Recipient, event_type: str) -> 
     assert b"\r\n\r\n" in raw and all(len(line_) <= 998 for line_ in raw.split(b"\r\n"))
     message = email.message_from_bytes(raw, policy=email.policy.default)
     assert not message.defects and all(not part.defects for part in message.walk())
-    assert [k for k in message.keys()] == HEADERS  # no header injected, none lost
+    assert list(message.keys()) == HEADERS  # no header injected, none lost
     assert message["Subject"] == row.subject and "\n" not in str(message["Subject"])
     assert len(message["To"].addresses) == 1 and message["To"].addresses[0].addr_spec == person.email
     assert message["To"].addresses[0].display_name.split() == person.name.split()  # parsers fold runs of spaces
@@ -128,7 +128,7 @@ def html_of(message: email.message.Message) -> Html:
 def calendar_of(message: email.message.Message) -> icalendar.Component:
     part = next(p for p in message.walk() if p.get_content_type() == "text/calendar")
     raw = part.get_payload(decode=True)
-    assert all(len(l) <= 75 for l in raw.split(b"\r\n")), "content lines are folded at 75 octets"
+    assert all(len(line_) <= 75 for line_ in raw.split(b"\r\n")), "content lines are folded at 75 octets"
     calendar = icalendar.Calendar.from_ical(raw)
     assert not calendar.errors if hasattr(calendar, "errors") else True
     return calendar
@@ -169,7 +169,7 @@ def test_an_invitation_from_hostile_accepted_input_is_one_clean_mail_and_calenda
         rsvp_expires_at=START, calendar_uid=f"{meeting.meeting_id}@rakor", calendar_sequence=0)
     person = Recipient(recipient_id=f"invitee:{invitation_id}", name=invitee.name, title=invitee.title,
                        role="invitee", email=invitee.email, invitation_id=str(invitation_id))
-    row, message = deliver(payload, INVITATION_RULE, person, INVITATION_RULE.event)
+    _, message = deliver(payload, INVITATION_RULE, person, INVITATION_RULE.event)
     html = html_of(message)
     assert set(html.tags) <= {"html", "head", "meta", "title", "body", "p", "br", "table", "tr", "td", "b", "a", "span",
                               "hr"}

@@ -5,8 +5,7 @@ import email.policy
 import uuid
 from datetime import UTC, datetime
 
-from hypothesis import given, settings
-from hypothesis import strategies as st
+from hypothesis import given, settings, strategies as st
 
 from services.notifications import mime
 
@@ -53,7 +52,7 @@ def test_a_line_break_in_a_name_or_subject_cannot_add_a_header():
 
 def test_headers_and_structure():
     """Message-ID, X-Notification-Id, Auto-Submitted, an encoded non-ASCII subject; alternative inside mixed."""
-    raw, msg = build(subject="Komitmen — Rp3.024.000.000", ics="BEGIN:VCALENDAR\r\nX:é\r\nEND:VCALENDAR\r\n")
+    _, msg = build(subject="Komitmen — Rp3.024.000.000", ics="BEGIN:VCALENDAR\r\nX:é\r\nEND:VCALENDAR\r\n")
     assert msg["Message-ID"] == "<x@d.x>" and msg["X-Notification-Id"] == str(uuid.UUID(int=1))
     assert msg["Auto-Submitted"] == "auto-generated" and msg["Subject"] == "Komitmen — Rp3.024.000.000"
     assert msg["From"].addresses[0].addr_spec == "notifikasi@disnakertrans.ntbprov.go.id"

@@ -93,7 +93,7 @@ def test_facts_are_right():
     invitation = renderer.render("invitation_issued", ctx | {"event": EVENTS["invitation_issued"]})
     assert re.search(r"Nomor   : 005/[0-9A-F]{6}/Setda-NTB/XII/2026", invitation.text)
     assert "Perihal : Undangan Rapat Koordinasi" in invitation.text and "Mataram, Selasa, 1 Desember 2026" in invitation.text
-    declined = [e for t, e in CASES if t == "invitation_responded" and e.response == "declined"][0]
+    declined = next(e for t, e in CASES if t == "invitation_responded" and e.response == "declined")
     out = renderer.render("invitation_responded", ctx | {"event": declined})
     assert "Kepala BPKAD Dompu, Kabupaten Dompu, menyatakan tidak dapat hadir dalam" in out.text
 

@@ -58,7 +58,7 @@ def test_every_shipped_template_renders_once_per_event(renderer):
     """The shipped templates use only plain recipient.name/title and take the fast path, except the
     overdue notice: it links a region's reader to its commitment page and the province's to the
     dashboard (recipient.region_code), so it renders per recipient; it goes out once per deadline."""
-    once = _Once(renderer._env)
+    once = _Once(renderer.environment)
     assert {t for t in EVENTS if not once.eligible(t)} == {"commitment_overdue"}
 
 
@@ -73,7 +73,7 @@ def test_any_other_use_of_the_recipient_renders_per_recipient(tmp_path, source):
                                             "{% endblock %}")
     (tmp_path / "custom.html.j2").write_text("<html>" + source + "</html>")
     renderer = Renderer(make_environment(str(tmp_path)))
-    assert not _Once(renderer._env).eligible("custom")
+    assert not _Once(renderer.environment).eligible("custom")
     a = Recipient(recipient_id="a", name="Ani", title="x", role="x", email="a@b.go.id")
     b = Recipient(recipient_id="b", name="Budi", title="", role="x", email="b@b.go.id")
     context = {"event": EVENTS["commitment_submitted"], "region": "r", "event_type": "x"}

@@ -32,7 +32,7 @@ def test_shipped_routing_covers_the_issue():
     rules = domain.parse_rules(_data(None, "routing.yaml"))
     submitted = domain.rules_for(rules, "ntb.commitments.commitment.submitted.v1")
     assert {r.roles for r in submitted} == {("disnakertrans_reviewer", "bpjs_staff"), ("provincial_staff",)}
-    overdue = [r for r in domain.rules_for(rules, "ntb.commitments.commitment.overdue.v1") if not r.digest][0]
+    overdue = next(r for r in domain.rules_for(rules, "ntb.commitments.commitment.overdue.v1") if not r.digest)
     assert overdue.mandatory and overdue.region_roles == ("sekda", "kepala_bpkad") and overdue.roles == ("province_escalation",)
     assert domain.rules_for(rules, "ntb.invitations.invitation.issued.v1")[0].invitee
 

@@ -7,7 +7,6 @@ import os
 
 import pytest
 from aiosmtplib import SMTPReadTimeoutError, SMTPResponseException, SMTPServerDisconnected
-
 from hypothesis import given, settings, strategies as st
 
 from shared.platform.smtp_session import Reply, _Replies, envelope_address
@@ -33,7 +32,7 @@ def test_replies_arriving_in_any_chunks_come_out_whole_and_in_order(sent, data):
     stream = b"".join(wire(code, lines) for code, lines in sent)
     cuts = sorted(data.draw(st.lists(st.integers(0, len(stream)), max_size=8)))
     reader = _Replies()
-    for a, b in zip([0, *cuts], [*cuts, len(stream)]):
+    for a, b in zip([0, *cuts], [*cuts, len(stream)], strict=True):
         reader.data_received(stream[a:b])
 
     async def drain() -> list[Reply]:

@@ -8,12 +8,24 @@ import pytest
 from services.notifications.bootstrap import _data
 from services.notifications.domain import Recipient, parse_rules
 from services.notifications.rendering import Renderer, TemplateFailure, make_environment
-from shared.contracts.commitments import (CommitmentAcknowledged, CommitmentOverdue, CommitmentRequested,
-                                          CommitmentReturned, CommitmentSubmitted, CommitmentWithdrawn,
-                                          DeadlineApproaching, DeadlineExtended)
+from shared.contracts.commitments import (
+    CommitmentAcknowledged,
+    CommitmentOverdue,
+    CommitmentRequested,
+    CommitmentReturned,
+    CommitmentSubmitted,
+    CommitmentWithdrawn,
+    DeadlineApproaching,
+    DeadlineExtended,
+)
 from shared.contracts.common import Contact, MeetingInfo
-from shared.contracts.invitations import (InvitationIssued, InvitationRescheduled, InvitationResponded,
-                                         MeetingCancelled, ReminderDue)
+from shared.contracts.invitations import (
+    InvitationIssued,
+    InvitationRescheduled,
+    InvitationResponded,
+    MeetingCancelled,
+    ReminderDue,
+)
 from shared.contracts.registry import registry
 
 NOW = datetime(2026, 12, 1, 1, 0, tzinfo=UTC)
