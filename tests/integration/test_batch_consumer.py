@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from shared.platform import migrations
-from shared.platform.consumer import PermanentError
+from services.notifications.settings import NotificationsSettings
 from shared.contracts.invitations import MeetingScheduled
 from shared.contracts.topics import INVITATIONS_EVENTS, dlq
+from shared.platform import migrations
+from shared.platform.consumer import PermanentError
 from shared.platform.runtime import Runtime
-from services.notifications.settings import NotificationsSettings
 
 from .conftest import eventually, read_topic, service_settings
 from .test_delivery_guarantees import TYPE, _async, scheduled_event, send

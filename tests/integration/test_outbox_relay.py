@@ -6,9 +6,8 @@ import asyncio
 
 import pytest
 
-from shared.platform import migrations
-
 from shared.ntbctl import commands as ops
+from shared.platform import migrations
 from shared.platform.db import create_pool
 from shared.platform.envelope import CloudEvent
 from shared.platform.kafka import MAX_RECORD_BYTES, SafeProducer
@@ -133,7 +132,7 @@ class NotifiedMidPublish:
             async with self._pool.acquire() as conn, conn.transaction():
                 await write_event(conn, self._late, topic=self._topic, key="late")
             deadline = asyncio.get_running_loop().time() + 10
-            while not self._relay[0]._wake.is_set():  # the listener got the NOTIFY: it is mid-publish now
+            while not self._relay[0]._wake.is_set():  # noqa: SLF001 - the listener got the NOTIFY: it is mid-publish now
                 assert asyncio.get_running_loop().time() < deadline, "the NOTIFY never reached the relay"
                 await asyncio.sleep(0.01)
         await self._producer.send_batch(records)

@@ -28,10 +28,10 @@ async def test_a_worker_that_stops_when_asked_finishes_its_work_before_the_stop_
     rt.background("w", worker, stop=asked.set, grace_seconds=30)
     rt.on_stop(first)
     rt.on_stop(second)
-    task = rt._background[0].task = asyncio.create_task(worker(rt))  # what start() does, without the stack
+    task = rt._background[0].task = asyncio.create_task(worker(rt))  # noqa: SLF001 - what start() does, without the stack
     await asyncio.sleep(0)
-    await rt._stop_background()
-    for hook in reversed(rt._on_stop):
+    await rt._stop_background()  # noqa: SLF001 - what stop() does first
+    for hook in reversed(rt._on_stop):  # noqa: SLF001 - then the stop hooks
         await hook(rt)
     assert task.done() and not task.cancelled()
     assert seen == ["worker finished", "second hook", "first hook"]
@@ -45,7 +45,7 @@ async def test_a_worker_still_busy_after_its_grace_is_cancelled():
         await asyncio.sleep(3600)
 
     rt.background("w", stubborn, stop=lambda: asked.append(True), grace_seconds=0.1)
-    task = rt._background[0].task = asyncio.create_task(stubborn(rt))
+    task = rt._background[0].task = asyncio.create_task(stubborn(rt))  # noqa: SLF001 - as start() would
     await asyncio.sleep(0)
-    await asyncio.wait_for(rt._stop_background(), timeout=10)
+    await asyncio.wait_for(rt._stop_background(), timeout=10)  # noqa: SLF001 - as stop() would
     assert asked == [True] and task.cancelled()
