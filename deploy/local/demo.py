@@ -36,6 +36,7 @@ import httpx
 import yaml
 from aiokafka import AIOKafkaProducer
 
+from shared.platform.formatting import format_rupiah as rupiah
 from shared.platform.kafka_security import client_options
 
 HERE = Path(__file__).resolve().parent
@@ -71,10 +72,6 @@ def wait_for(what: str, probe: Callable[[], T | None], timeout: float, interval:
         if time.monotonic() > deadline:
             raise DemoFailed(f"timed out after {timeout:.0f} s waiting for {what}")
         time.sleep(interval)
-
-
-def rupiah(amount: int) -> str:
-    return f"Rp{amount:,}".replace(",", ".")
 
 
 # ---- API keys: the operator's provisioning step (each service's CLI) ----------------------------

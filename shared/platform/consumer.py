@@ -43,7 +43,7 @@ from shared.platform import inbox
 from shared.platform.db import TRANSIENT_DB_ERRORS
 from shared.platform.dead_letter import DeadLetterPublisher, KafkaRecord
 from shared.platform.envelope import CloudEvent, EnvelopeError, decode
-from shared.platform.errors import DomainError, Invalid
+from shared.platform.errors import DomainError
 from shared.platform.logging import get_logger, message_context
 from shared.platform.metrics import ServiceMetrics
 from shared.platform.outbox import Outbox
@@ -52,11 +52,6 @@ from shared.platform.unit_of_work import Actor, StoreFactory, TransactionScope, 
 
 log = get_logger(__name__)
 P = TypeVar("P", bound=EventPayload)
-
-
-class PermanentError(Invalid):
-    """The handler rejects this event for good. Any `DomainError` does the same: the event is
-    dead-lettered with the refusal's message as the reason."""
 
 
 TRANSIENT: tuple[type[BaseException], ...] = (*TRANSIENT_DB_ERRORS, KafkaError)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from shared.contracts.regions import normalize_region_code
 from shared.contracts.topics import REGIONAL_INBOUND_PREFIX
-from shared.platform.consumer import PermanentError
+from shared.platform.errors import Forbidden
 
 
 def topic_region(topic: str) -> str | None:
@@ -30,10 +30,10 @@ def topic_region(topic: str) -> str | None:
 
 
 def check(topic: str, region_code: str) -> None:
-    """Raise PermanentError when an event on a region's topic is for another region."""
+    """Raise Forbidden (the event is dead-lettered with the reason) when an event on a region's topic is for another region."""
     bound = topic_region(topic)
     if bound is not None and normalize_region_code(region_code) != bound:
-        raise PermanentError(
+        raise Forbidden(
             f"region_code {region_code} does not match the sender's region {bound} (topic {topic}); "
             "a regency may submit only for itself"
         )

@@ -8,7 +8,7 @@ from services.notifications.settings import NotificationsSettings
 from shared.contracts.invitations import MeetingScheduled
 from shared.contracts.topics import INVITATIONS_EVENTS, dlq
 from shared.platform import migrations
-from shared.platform.consumer import PermanentError
+from shared.platform.errors import Invalid
 from shared.platform.runtime import Runtime
 
 from .conftest import eventually, read_topic, service_settings
@@ -39,7 +39,7 @@ def batch_runtime(topic_prefix: str, schema: str, *, reject: set[str], fail: set
         else:
             await ctx.conn.execute("INSERT INTO event_journal VALUES ($1)", ctx.event.id)
         if ctx.event.id in reject:
-            raise PermanentError("meeting refused")
+            raise Invalid("meeting refused")
         if ctx.event.id in fail:
             raise RuntimeError("bug in handler")
 

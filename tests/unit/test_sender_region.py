@@ -7,7 +7,7 @@ from hypothesis import given, strategies as st
 
 from shared.contracts.regions import regions
 from shared.contracts.topics import COMMITMENTS_INBOUND, REGIONAL_INBOUND, dlq, regional_inbound
-from shared.platform.consumer import PermanentError
+from shared.platform.errors import Forbidden
 from shared.platform.sender_region import check, topic_region
 
 CODES = sorted(regions())
@@ -26,7 +26,7 @@ def test_a_regency_submits_for_itself_only(own: str, other: str, sipd: bool) -> 
     if own == other:
         check(regional_inbound(own), written)
     else:
-        with pytest.raises(PermanentError, match=f"does not match the sender's region {own}"):
+        with pytest.raises(Forbidden, match=f"does not match the sender's region {own}"):
             check(regional_inbound(own), written)
 
 

@@ -63,8 +63,3 @@ async def test_each_refusal_has_one_http_answer(error: type[errors.DomainError],
     assert with_state.status_code == status == plain.status_code
     assert with_state.json() == {"detail": {"message": "cannot do that now", "current_status": "verified"}}
     assert plain.json() == {"detail": "no such thing"}
-
-
-def test_the_consumer_dead_letters_every_refusal() -> None:
-    from shared.platform.consumer import PermanentError
-    assert issubclass(PermanentError, errors.DomainError)
