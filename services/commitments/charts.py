@@ -14,7 +14,7 @@ from html import escape
 from shared.platform.formatting import format_number
 from shared.platform.wita import as_wita
 
-NAVY, GOLD, GREEN, GREY, RED = "#0b3d6e", "#c9a227", "#1f7a3a", "#d6dbe1", "#a4262c"
+NAVY, GOLD, GREEN, GREY = "#0b3d6e", "#c9a227", "#1f7a3a", "#d6dbe1"
 
 
 def bars(regions: Sequence[dict]) -> str:

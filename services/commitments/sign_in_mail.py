@@ -77,7 +77,6 @@ class SignInMailer:
                  clock: Callable[[], datetime], send: Send = smtp.send) -> None:
         self._pool, self._s, self._staff, self._clock, self._send = pool, settings, staff, clock, send
         self._wake = asyncio.Event()
-        self.sent_total = 0
 
     def wake(self) -> None:
         """A link was just requested: look now rather than at the next poll."""
@@ -148,7 +147,6 @@ class SignInMailer:
         attempts = row["mail_attempts"] + 1
         if result.sent:
             await self._mark(row, "sent", None, attempts=attempts)
-            self.sent_total += 1
             log.info("sign-in link mailed", principal=who, attempts=attempts)
         elif result.outcome == "permanent" or attempts >= s.sign_in_mail_max_attempts:
             await self._mark(row, "failed", result.detail, attempts=attempts)

@@ -24,7 +24,6 @@ from shared.platform.wita import WITA
 # Namespace of deterministic delivery ids: the same (event, recipient, channel) always
 # maps to the same id, which becomes the Message-ID and the webhook Idempotency-Key.
 DELIVERY_NAMESPACE = uuid.UUID("5b2f1c1e-6a77-4f0e-9d55-0f3a52e0b7a1")
-INVITEE = "invitee"
 
 
 class RoutingError(ValueError):
