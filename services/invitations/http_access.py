@@ -8,14 +8,14 @@ of work acting for the invitation the token names.
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
 from typing import Any
 
 from fastapi import Depends, Request
 
 from shared.contracts.roles import Role
 from shared.platform.auth import require
-from shared.platform.unit_of_work import Actor, UnitOfWork, open_unit_of_work
+from shared.platform.http import unit_of_work
+from shared.platform.unit_of_work import Actor
 
 from . import tokens
 from .config import Config
@@ -54,23 +54,15 @@ async def token_holder(request: Request, token: str = TOKEN) -> uuid.UUID:
     return invitation_id
 
 
-def _opened(request: Request, actor: Actor) -> Any:
-    rt = runtime(request)
-    return open_unit_of_work(rt.pool, rt.outbox, rt.clock(), actor, rt.store)
+async def _invitee_of_token(invitation_id: uuid.UUID = Depends(token_holder)) -> Actor:
+    return invitee(invitation_id)
 
 
-async def _as_invitee(request: Request,
-                      invitation_id: uuid.UUID = Depends(token_holder)) -> AsyncIterator[UnitOfWork[Store]]:
-    async with _opened(request, invitee(invitation_id)) as uow:
-        yield uow
+def _link_holder() -> Actor:
+    return LINK_HOLDER
 
 
-async def _as_link_holder(request: Request) -> AsyncIterator[UnitOfWork[Store]]:
-    async with _opened(request, LINK_HOLDER) as uow:
-        yield uow
-
-
-# Scoped to the route function, as shared.platform.http.unit_of_work: the transaction commits (or
-# rolls back on a raised refusal) before the answer is sent.
-invitee_unit_of_work: Any = Depends(_as_invitee, scope="function")
-link_unit_of_work: Any = Depends(_as_link_holder, scope="function")
+# The request's unit of work (shared.platform.http.unit_of_work) acting for the invitation the token
+# names, or, for the page that checks the token itself, for the link's holder.
+invitee_unit_of_work: Any = unit_of_work(_invitee_of_token)
+link_unit_of_work: Any = unit_of_work(_link_holder)

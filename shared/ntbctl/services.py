@@ -23,8 +23,21 @@ class Route:
     path: str
 
     def to(self, **ids: str) -> str:
-        """The path with its ids filled in, each one path segment whatever it holds."""
-        return self.path.format(**{name: quote(value, safe="") for name, value in ids.items()})
+        """The path with its ids filled in, each one path segment whatever it holds.
+
+        "." and ".." are written percent-encoded: as they are, the HTTP client would resolve them
+        (`/deliveries/../audit` is `/audit`) and call another route. An id that is not text at all
+        (bytes an operator's shell passed as lone surrogates) is refused with its name."""
+        return self.path.format(**{name: _segment(name, value) for name, value in ids.items()})
+
+
+def _segment(name: str, value: str) -> str:
+    try:
+        encoded = quote(value, safe="")
+    except UnicodeEncodeError:
+        from shared.ntbctl.output import UsageError  # output imports this module
+        raise UsageError(f"{name.replace('_', ' ')} is not valid text (bytes that are not UTF-8)") from None
+    return encoded.replace(".", "%2E") if encoded in (".", "..") else encoded
 
 
 COMMITMENT_AUDIT = Route("commitments", "GET", "/commitments/{commitment_id}/audit")

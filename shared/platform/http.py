@@ -330,14 +330,17 @@ def create_app(title: str, description: str, *, version: str = "1.0.0", max_body
     return app
 
 
-def unit_of_work(principal: Callable[..., Any]) -> Any:
-    """`uow: UnitOfWork = unit_of_work(require(Role.X))`: the request's unit of work, as the principal's actor.
+def unit_of_work(who: Callable[..., Any]) -> Any:
+    """`uow: UnitOfWork = unit_of_work(require(Role.X))`: the request's unit of work, acting as the caller.
 
+    `who` is the dependency that names the caller: an API key's `require(...)` or a page session
+    (a Principal), or one that returns an `Actor` itself (e.g. the invitation an RSVP token names).
     Scoped to the route function, so the transaction commits (or rolls back on a raised refusal)
     before the answer is sent: a 2xx always means committed."""
-    async def dependency(request: Request, who: Principal = Depends(principal)) -> AsyncIterator[UnitOfWork[Any]]:
+    async def dependency(request: Request, caller: Principal | Actor = Depends(who)) -> AsyncIterator[UnitOfWork[Any]]:
         rt = request.app.state.runtime
-        async with open_unit_of_work(rt.pool, rt.outbox, rt.clock(), Actor.of(who), rt.store) as uow:
+        actor = caller if isinstance(caller, Actor) else Actor.of(caller)
+        async with open_unit_of_work(rt.pool, rt.outbox, rt.clock(), actor, rt.store) as uow:
             yield uow
 
     return Depends(dependency, scope="function")

@@ -9,9 +9,12 @@ import json
 import os
 import subprocess
 import sys
+import urllib.parse
 from pathlib import Path
 
+import httpx
 import pytest
+from hypothesis import given, settings, strategies as st
 
 from shared.ntbctl.backlog import _lag_line
 from shared.ntbctl.dead_letters import _dead_letter, _dead_letter_line
@@ -143,3 +146,31 @@ def test_help_documents_the_exit_codes_and_the_global_options():
     assert result.returncode == 0
     assert "Exit codes: 0 done; 1 not found, refused or unreachable; 2 usage" in result.stdout
     assert "--bootstrap-servers" in result.stdout and "-o {text,json}" in result.stdout
+
+
+IDS = st.one_of(
+    st.text(max_size=80),
+    st.sampled_from([".", "..", "%2e%2e", "a/../b", "?x=1", "#top"]),
+    st.lists(st.sampled_from([".", "/", "%", "?", "#", "a"]), max_size=6).map("".join),
+    # What a shell hands Python for bytes that are not UTF-8 (surrogateescape): lone surrogates.
+    st.text(st.characters(categories=["Cs"]), min_size=1, max_size=3).map(lambda s: "id" + s),
+)
+
+
+@given(IDS)
+@settings(max_examples=300)
+def test_an_id_stays_one_path_segment_of_the_route_it_names(delivery_id: str) -> None:
+    """Whatever an operator types as an id (slashes, dots, '?', '#', spaces, lone surrogates), the
+    call goes to the route named, with the id as its one segment, or ends in a one-line usage error."""
+    from shared.ntbctl.output import UsageError
+    from shared.ntbctl.services import DELIVERY_AUDIT
+
+    try:
+        path = DELIVERY_AUDIT.to(delivery_id=delivery_id)
+    except UsageError as exc:
+        assert "\n" not in str(exc) and delivery_id.encode("utf-8", "surrogatepass")
+        return
+    url = httpx.URL("http://ntb.test" + path)
+    assert url.path.startswith("/deliveries/") and url.path.endswith("/audit") and not url.query and not url.fragment
+    segments = url.raw_path.decode().split("/")
+    assert len(segments) == 4 and urllib.parse.unquote(segments[2]) == delivery_id

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from typing import Any
 
 import asyncpg
 import pytest
@@ -121,9 +122,8 @@ class SlowHandler(RecordingHandler):
         return await super().handle_DATA(server, session, envelope)
 
 
-async def test_a_graceful_stop_marks_what_was_sent_and_gives_back_the_rest(topic_prefix, schema_for, db):
-    """Stopped mid-queue: every accepted e-mail is marked sent and the queued rows are free again, no attempt counted
-    (only the one send cut short keeps its lease, to be retried when it runs out)."""
+async def _slow_sender_with_a_queue(topic_prefix: str, schema_for: Any) -> tuple[SmtpServer, Any, str]:
+    """A started service sending one at a time to a slow server, with three events' e-mails queued."""
     smtp = SmtpServer(free_port())
     smtp.handler = SlowHandler()
     smtp.start()
@@ -133,6 +133,18 @@ async def test_a_graceful_stop_marks_what_was_sent_and_gives_back_the_rest(topic
     try:
         events = [event_of(factories.submitted(region, 15000, 3_024_000_000)) for region in REGIONS[:3]]
         await publish(topic_prefix + COMMITMENTS_EVENTS, events)
+    except BaseException:
+        await rt.stop()
+        smtp.stop()
+        raise
+    return smtp, rt, schema
+
+
+async def test_a_graceful_stop_marks_what_was_sent_and_gives_back_the_rest(topic_prefix, schema_for, db):
+    """Stopped mid-queue: every accepted e-mail is marked sent and the queued rows are free again, no attempt counted
+    (only the one send cut short keeps its lease, to be retried when it runs out)."""
+    smtp, rt, schema = await _slow_sender_with_a_queue(topic_prefix, schema_for)
+    try:
         await eventually(lambda: _value(len(smtp.messages) >= 2), interval=0.05)
     finally:
         await rt.stop()
@@ -153,15 +165,8 @@ async def test_a_hurried_stop_still_marks_every_email_the_server_accepted(topic_
     asyncio.wait_for swallowed on Python 3.11 and `cancel_and_wait` repeats) while its marking waits for the
     database (here: the rows locked by another transaction): the marking still runs to its end once the database
     answers, so every e-mail the server accepted is marked sent, except at most the one send cut short."""
-    smtp = SmtpServer(free_port())
-    smtp.handler = SlowHandler()
-    smtp.start()
-    schema = schema_for("not")
-    rt, _ = build(notif_settings(topic_prefix, schema, smtp.port, delivery_concurrency=1, delivery_lease_seconds=60))
-    await rt.start()
+    smtp, rt, schema = await _slow_sender_with_a_queue(topic_prefix, schema_for)
     try:
-        events = [event_of(factories.submitted(region, 15000, 3_024_000_000)) for region in REGIONS[:3]]
-        await publish(topic_prefix + COMMITMENTS_EVENTS, events)
         await eventually(lambda: _value(len(smtp.messages) >= 1), interval=0.02)
         blocker = await asyncpg.connect(DSN)
         try:
