@@ -188,6 +188,7 @@ class Runtime:
             subscription = attach(consumer, bootstrap_list(s.kafka_bootstrap_servers), topics_in, pool=self._pool,
                                   metrics=self.metrics, stall_seconds=s.consumer_stall_seconds,
                                   backoff_cap=s.retry_backoff_max_seconds,
+                                  fetch_busy_wait_ms=s.consumer_fetch_busy_wait_ms,
                                   **s.kafka_security.aiokafka_options(),
                                   **({"fetch_max_wait_ms": s.consumer_fetch_max_wait_ms,
                                      "consumer_timeout_ms": s.consumer_fetcher_timeout_ms} | options))

@@ -125,6 +125,11 @@ class ServiceSettings(BaseSettings):
         "nothing to read (a record that arrives answers it at once): the idle consumer's polling rate. Heartbeats "
         "use their own connection, so this does not delay failure detection; it bounds how long a consumer that "
         "rewound after a failed batch waits for the fetch already in flight (was 2000, aiokafka's 500)")
+    consumer_fetch_busy_wait_ms: int = Field(
+        default=50, ge=1, le=30_000, description="How long the broker holds a fetch that leaves out a partition "
+        "whose fetched records the service has not taken yet (aiokafka sends such a fetch while it holds them). A "
+        "record that follows on that partition waits for this fetch, so it is short; a fetch covering every "
+        "partition keeps consumer_fetch_max_wait_ms (see shared.platform.kafka_fetch)")
     consumer_fetcher_timeout_ms: int = Field(
         default=2000, ge=10, le=30_000, description="The longest aiokafka's background fetcher waits before it looks "
         "at its partitions again (its `consumer_timeout_ms`, aiokafka's default 200). Every event it acts on (a fetch "

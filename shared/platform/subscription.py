@@ -35,6 +35,7 @@ from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 from shared.platform import kafka_records
 from shared.platform.consumer import EventConsumer
 from shared.platform.dead_letter import KafkaRecord
+from shared.platform.kafka_fetch import hold_briefly_while_buffered
 from shared.platform.logging import get_logger
 from shared.platform.metrics import ServiceMetrics
 from shared.platform.retry import backoff_delays
@@ -83,7 +84,8 @@ def to_record(raw: Any) -> KafkaRecord:
 class Subscription:
     def __init__(self, consumer: EventConsumer, *, bootstrap_servers: str | list[str], topics: list[str], batch_size: int = 1,
                  pool: asyncpg.Pool | None = None, metrics: ServiceMetrics | None = None,
-                 stall_seconds: float = 60.0, backoff_cap: float = 30.0, **client_options: Any) -> None:
+                 stall_seconds: float = 60.0, backoff_cap: float = 30.0, fetch_busy_wait_ms: int = 50,
+                 **client_options: Any) -> None:
         forbidden = {"enable_auto_commit", "group_id", "auto_offset_reset", "isolation_level"} & client_options.keys()
         if forbidden:
             raise ValueError(f"the safe delivery settings cannot be overridden: {sorted(forbidden)}")
@@ -98,6 +100,7 @@ class Subscription:
         self._stall_seconds = stall_seconds
         self._backoff_cap = backoff_cap
         self._options = client_options
+        self._fetch_busy_wait_ms = fetch_busy_wait_ms
         self._client: AIOKafkaConsumer | None = None
         self._tasks: list[asyncio.Task[Any]] = []
         self._stopping = False
@@ -119,6 +122,8 @@ class Subscription:
             isolation_level="read_committed", **self._options,
         )
         await self._client.start()
+        # A record behind another on its partition must not wait out a long-held fetch.
+        hold_briefly_while_buffered(self._client, self._fetch_busy_wait_ms)
         self._client.subscribe(self.topics, listener=_Listener(self))
         self._tasks = [asyncio.create_task(self._run(), name=f"consume:{self.name}"),
                        asyncio.create_task(self._watch(), name=f"watch:{self.name}")]
