@@ -2,8 +2,8 @@ from datetime import datetime, timedelta
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 
-from shared.platform.settings import ServiceSettings, service_config
-from shared.platform.smtp import SmtpConfig
+from shared.platform.settings import service_config
+from shared.platform.smtp import SmtpRelaySettings
 from shared.platform.wita import as_wita
 
 from .terms import Terms
@@ -12,7 +12,7 @@ from .terms import Terms
 DEV_SESSION_SECRET = "dev-only-session-secret-do-not-use-in-production"
 
 
-class CommitmentsSettings(ServiceSettings):
+class CommitmentsSettings(SmtpRelaySettings):
     model_config = service_config("COMMITMENTS_")
 
     service_name: str = "commitments"
@@ -35,15 +35,7 @@ class CommitmentsSettings(ServiceSettings):
     sign_in_link_minutes: float = Field(default=15.0, gt=0, le=60, description="How long a mailed link works")
     public_base_url: str = Field(default="http://127.0.0.1:8002", description="Base of the links mailed to staff")
     staff_file: str | None = Field(default=None, description="Staff directory YAML (default: data/staff.yaml)")
-    # The relay for sign-in links (mailed directly, not via Kafka): the settings notifications has.
-    smtp_host: str = Field(default="127.0.0.1", description="SMTP relay for sign-in links (sent directly, not via Kafka)")
-    smtp_port: int = Field(default=1025, ge=1, le=65535)
-    smtp_username: str | None = Field(default=None, description="Relay login; required unless development")
-    smtp_password: SecretStr | None = Field(default=None, description="Relay password; required (12+) unless development")
-    smtp_starttls: bool | None = Field(default=None, description="True: require STARTTLS; None: when offered")
-    smtp_use_tls: bool = Field(default=False, description="Implicit TLS (port 465)")
-    smtp_timeout_seconds: float = Field(default=30.0, gt=0)
-    smtp_local_hostname: str | None = Field(default=None, description="Name sent in EHLO; default: this host's FQDN")
+    # The relay for sign-in links (mailed directly, not via Kafka): shared.platform.smtp.SmtpRelaySettings.
     smtp_from: str = "Sistem Rakor NTB <rakor@ntbprov.go.id>"
     sign_in_mail_max_attempts: int = Field(
         default=10, ge=1, description="Transient SMTP failures of one sign-in mail retried up to this (while the link lasts)")
@@ -61,27 +53,13 @@ class CommitmentsSettings(ServiceSettings):
 
     def secrets_to_check(self) -> list[tuple[str, SecretStr | None, int]]:
         # Production mails sign-in links only through an authenticated relay, as notifications does.
-        return [*super().secrets_to_check(), ("COMMITMENTS_SESSION_SECRET", self.session_secret, 32),
-                ("COMMITMENTS_SMTP_PASSWORD", self.smtp_password, 12)]
-
-    @model_validator(mode="after")
-    def _authenticated_relay_in_production(self) -> "CommitmentsSettings":
-        if not self.development and not self.smtp_username:
-            raise ValueError("refusing to start in production: COMMITMENTS_SMTP_USERNAME is missing "
-                             "(the relay must authenticate; NTB_ENV=development for a local sink)")
-        return self
+        return [*super().secrets_to_check(), ("COMMITMENTS_SESSION_SECRET", self.session_secret, 32)]
 
     @model_validator(mode="after")
     def _lease_outlasts_a_send(self) -> "CommitmentsSettings":
         if self.sign_in_mail_lease_seconds <= self.smtp_timeout_seconds * 3:
             raise ValueError("sign_in_mail_lease_seconds must exceed three SMTP timeouts (connect, send, quit)")
         return self
-
-    def smtp_config(self) -> SmtpConfig:
-        return SmtpConfig(host=self.smtp_host, port=self.smtp_port, sender=self.smtp_from,
-                          username=self.smtp_username, password=self.smtp_password, starttls=self.smtp_starttls,
-                          use_tls=self.smtp_use_tls, timeout_seconds=self.smtp_timeout_seconds,
-                          local_hostname=self.smtp_local_hostname)
 
     @field_validator("deadline")
     @classmethod

@@ -22,6 +22,7 @@ import aiosmtplib
 import httpx
 
 from shared.contracts.notifications import Channel
+from shared.platform import smtp
 from shared.platform.smtp import SendResult, classify
 from shared.platform.smtp_session import Session
 from shared.platform.tracecontext import TraceParent, parse_traceparent, valid_correlation_id
@@ -100,6 +101,7 @@ class EmailChannel:
     def __init__(self, settings: NotificationsSettings) -> None:
         self._s = settings
         self._idle: list[tuple[Session, float]] = []
+        self._config = settings.smtp_config()
         # Parsed once, not per message.
         self._envelope_from = mime.sender_mailbox(settings.smtp_from)[1]
 
@@ -111,13 +113,7 @@ class EmailChannel:
             if session.is_connected and now - since < self._s.smtp_idle_seconds:
                 return session, True
             await self._discard(session, quit=True)
-        s = self._s
-        client = aiosmtplib.SMTP(
-            hostname=s.smtp_host, port=s.smtp_port, username=s.smtp_username,
-            password=s.smtp_password.get_secret_value() if s.smtp_password else None,
-            start_tls=s.smtp_starttls, use_tls=s.smtp_use_tls, timeout=s.smtp_timeout_seconds,
-            local_hostname=s.smtp_local_hostname,
-        )
+        client = smtp.client(self._config)
         try:
             return await Session.open(client), False
         except BaseException:

@@ -2,24 +2,18 @@ from datetime import time
 
 from pydantic import Field, SecretStr, model_validator
 
-from shared.platform.settings import ServiceSettings, service_config
+from shared.platform.settings import service_config
+from shared.platform.smtp import SmtpRelaySettings
 
 
-class NotificationsSettings(ServiceSettings):
+class NotificationsSettings(SmtpRelaySettings):
     model_config = service_config("NOTIFICATIONS_")
 
     service_name: str = "notifications"
     db_schema: str = Field(default="notifications", pattern=r"^[a-z_][a-z0-9_]{0,62}$")
     http_port: int = 8003
 
-    smtp_host: str = Field(default="127.0.0.1", description="SMTP relay")
-    smtp_port: int = Field(default=1025, ge=1, le=65535)
-    smtp_username: str | None = None
-    smtp_password: SecretStr | None = None
-    smtp_starttls: bool | None = Field(default=None, description="True: require STARTTLS; None: when offered")
-    smtp_use_tls: bool = Field(default=False, description="Implicit TLS (port 465)")
-    smtp_from: str = "Notifikasi Rakor NTB <notifikasi@disnakertrans.ntbprov.go.id>"
-    smtp_timeout_seconds: float = Field(default=30.0, gt=0)
+    smtp_from: str = "Notifikasi Rakor NTB <notifikasi@disnakertrans.ntbprov.go.id>"  # relay: SmtpRelaySettings
     smtp_idle_seconds: float = Field(
         default=30.0, gt=0, description="An SMTP connection idle this long is closed instead of reused")
     smtp_local_hostname: str | None = Field(default=None, description="Name sent in EHLO; default: this host's FQDN")
@@ -53,17 +47,9 @@ class NotificationsSettings(ServiceSettings):
     recipients_file: str | None = Field(default=None, description="Directory seed; default: the shipped file")
 
     def secrets_to_check(self) -> list[tuple[str, SecretStr | None, int]]:
-        # Production mails only through an authenticated relay and signs every webhook: an unset
-        # password or webhook key is refused like a placeholder one (NTB_ENV=development allows both).
-        return [*super().secrets_to_check(), ("NOTIFICATIONS_SMTP_PASSWORD", self.smtp_password, 12),
-                ("NOTIFICATIONS_WEBHOOK_SECRET", self.webhook_secret, 32)]
-
-    @model_validator(mode="after")
-    def _authenticated_relay_in_production(self) -> "NotificationsSettings":
-        if not self.development and not self.smtp_username:
-            raise ValueError("refusing to start in production: NOTIFICATIONS_SMTP_USERNAME is missing "
-                             "(the relay must authenticate; NTB_ENV=development for a local sink)")
-        return self
+        # Production signs every webhook: an unset key is refused like a placeholder one
+        # (NTB_ENV=development allows it). The relay's own checks are SmtpRelaySettings'.
+        return [*super().secrets_to_check(), ("NOTIFICATIONS_WEBHOOK_SECRET", self.webhook_secret, 32)]
 
     @model_validator(mode="after")
     def _lease_outlasts_a_send(self) -> "NotificationsSettings":

@@ -19,9 +19,10 @@ from email.utils import format_datetime, getaddresses
 from typing import Literal
 
 import aiosmtplib
-from pydantic import SecretStr
+from pydantic import Field, SecretStr, model_validator
 
 from shared.platform.logging import redact_text
+from shared.platform.settings import ServiceSettings
 from shared.platform.smtp_session import Session
 
 Outcome = Literal["sent", "transient", "permanent"]
@@ -43,6 +44,51 @@ class SmtpConfig:
     def envelope_from(self) -> str:
         found = getaddresses([self.sender])
         return found[0][1] if found and found[0][1] else self.sender
+
+
+class SmtpRelaySettings(ServiceSettings):
+    """The settings of a service that mails through an SMTP relay, checked the same way in each.
+
+    Production mails only through an authenticated relay: a missing username, or a missing or
+    weak password, refuses the start like a placeholder secret (NTB_ENV=development allows a
+    local sink). A service sets its own `smtp_from`."""
+
+    smtp_host: str = Field(default="127.0.0.1", description="SMTP relay")
+    smtp_port: int = Field(default=1025, ge=1, le=65535)
+    smtp_username: str | None = Field(default=None, description="Relay login; required unless development")
+    smtp_password: SecretStr | None = Field(default=None, description="Relay password; required (12+) unless development")
+    smtp_starttls: bool | None = Field(default=None, description="True: require STARTTLS; None: when offered")
+    smtp_use_tls: bool = Field(default=False, description="Implicit TLS (port 465)")
+    smtp_timeout_seconds: float = Field(default=30.0, gt=0)
+    smtp_local_hostname: str | None = Field(default=None, description="Name sent in EHLO; default: this host's FQDN")
+    smtp_from: str = Field(description="The From header, \"Name <address>\"")
+
+    def secrets_to_check(self) -> list[tuple[str, SecretStr | None, int]]:
+        prefix = self.model_config.get("env_prefix", "").upper()
+        return [*super().secrets_to_check(), (f"{prefix}SMTP_PASSWORD", self.smtp_password, 12)]
+
+    @model_validator(mode="after")
+    def _authenticated_relay_in_production(self) -> SmtpRelaySettings:
+        if not self.development and not self.smtp_username:
+            prefix = self.model_config.get("env_prefix", "").upper()
+            raise ValueError(f"refusing to start in production: {prefix}SMTP_USERNAME is missing "
+                             "(the relay must authenticate; NTB_ENV=development for a local sink)")
+        return self
+
+    def smtp_config(self) -> SmtpConfig:
+        return SmtpConfig(host=self.smtp_host, port=self.smtp_port, sender=self.smtp_from,
+                          username=self.smtp_username, password=self.smtp_password, starttls=self.smtp_starttls,
+                          use_tls=self.smtp_use_tls, timeout_seconds=self.smtp_timeout_seconds,
+                          local_hostname=self.smtp_local_hostname)
+
+
+def client(config: SmtpConfig) -> aiosmtplib.SMTP:
+    """An unconnected client for the relay `config` names (TLS and login as configured)."""
+    return aiosmtplib.SMTP(
+        hostname=config.host, port=config.port, username=config.username,
+        password=config.password.get_secret_value() if config.password else None,
+        start_tls=config.starttls, use_tls=config.use_tls, timeout=config.timeout_seconds,
+        local_hostname=config.local_hostname)
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,14 +146,10 @@ def text_message(config: SmtpConfig, *, to: str, subject: str, text: str, messag
 async def send(config: SmtpConfig, message: EmailMessage, recipient: str) -> SendResult:
     """Send one message on a connection of its own, through the same SMTP transaction as
     notifications' deliveries (`smtp_session.Session`); never raises for SMTP or network trouble."""
-    client = aiosmtplib.SMTP(
-        hostname=config.host, port=config.port, username=config.username,
-        password=config.password.get_secret_value() if config.password else None,
-        start_tls=config.starttls, use_tls=config.use_tls, timeout=config.timeout_seconds,
-        local_hostname=config.local_hostname)
+    connection = client(config)
     session: Session | None = None
     try:
-        session = await Session.open(client)
+        session = await Session.open(connection)
         await session.sendmail(config.envelope_from, [recipient], message.as_bytes())
     except ValueError as exc:  # an address that cannot go into an envelope
         return SendResult("permanent", f"address not sendable: {exc}")
@@ -115,7 +157,7 @@ async def send(config: SmtpConfig, message: EmailMessage, recipient: str) -> Sen
         return classify(exc)
     finally:
         if session is None:
-            client.close()
+            connection.close()
         else:
             try:
                 await asyncio.wait_for(session.quit(), timeout=2)

@@ -1,3 +1,4 @@
+# ruff: noqa: SLF001  (the subject is aiokafka's private fetcher and our subclass of it)
 """shared.platform.kafka_fetch: the fetch hold follows the fetcher's buffer; aiokafka's shape is pinned."""
 
 from __future__ import annotations

@@ -78,7 +78,8 @@ def test_openapi_document_matches_the_service(service):
     """deploy/openapi/<service>.json is what the service's app generates today."""
     module = __import__(f"services.{service}.bootstrap", fromlist=["build"])
     settings_module = __import__(f"services.{service}.settings", fromlist=["x"])
-    settings_cls = next(v for k, v in vars(settings_module).items() if k.endswith("Settings") and k != "ServiceSettings")
+    settings_cls = next(v for k, v in vars(settings_module).items()
+                        if k.endswith("Settings") and getattr(v, "__module__", None) == settings_module.__name__)
     _, app = module.build(settings_cls())
     committed = json.loads((ROOT / f"deploy/openapi/{service}.json").read_text())
     assert committed == json.loads(openapi_json(app)), f"OpenAPI of {service} drifted: run `make contracts`"
