@@ -185,6 +185,10 @@ def document() -> str:
                                    "messages": [{"$ref": f"#/channels/{name}/messages/DeadLetter"}]}
     for channel in doc["channels"].values():
         channel["x-kafka-acl"] = _acl(channel["address"])
+    # The generator lists what the registry met first, which depends on import order: sorted,
+    # the committed document is the same byte for byte whoever generates it.
+    for mapping, key in ((doc, "channels"), (doc, "operations"), (components, "messages"), (components, "schemas")):
+        mapping[key] = dict(sorted(mapping.get(key, {}).items()))
     return yaml.safe_dump(doc, sort_keys=False, allow_unicode=True, width=100)
 
 
