@@ -2,7 +2,7 @@ from datetime import datetime, timedelta
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 
-from shared.platform.settings import service_config
+from shared.platform.settings import Port, service_config
 from shared.platform.smtp import SmtpRelaySettings
 from shared.platform.wita import as_wita
 
@@ -17,7 +17,7 @@ class CommitmentsSettings(SmtpRelaySettings):
 
     service_name: str = "commitments"
     db_schema: str = Field(default="commitments", pattern=r"^[a-z_][a-z0-9_]{0,62}$")
-    http_port: int = 8002
+    http_port: Port = 8002
     fiscal_year: int = Field(default=2026, ge=2020, le=2100, description="The budget year commitments are for")
     deadline: datetime | None = Field(
         default=None, description="Absolute submission deadline; a time without offset is read as WITA")
@@ -38,14 +38,15 @@ class CommitmentsSettings(SmtpRelaySettings):
     # The relay for sign-in links (mailed directly, not via Kafka): shared.platform.smtp.SmtpRelaySettings.
     smtp_from: str = "Sistem Rakor NTB <rakor@ntbprov.go.id>"
     sign_in_mail_max_attempts: int = Field(
-        default=10, ge=1, description="Transient SMTP failures of one sign-in mail retried up to this (while the link lasts)")
-    sign_in_mail_backoff_base_seconds: float = Field(default=2.0, gt=0)
-    sign_in_mail_backoff_max_seconds: float = Field(default=60.0, gt=0)
+        default=10, ge=1, le=100,
+        description="Transient SMTP failures of one sign-in mail retried up to this (while the link lasts)")
+    sign_in_mail_backoff_base_seconds: float = Field(default=2.0, gt=0, le=3600)
+    sign_in_mail_backoff_max_seconds: float = Field(default=60.0, gt=0, le=86_400)
     sign_in_mail_poll_seconds: float = Field(
-        default=30.0, gt=0, description="The longest the sign-in mailer sleeps: it sleeps until the next pending mail "
+        default=30.0, gt=0, le=3600, description="The longest the sign-in mailer sleeps: it sleeps until the next pending mail "
         "is due, and a link requested in this process wakes it at once (was a 2 s poll)")
     sign_in_mail_lease_seconds: float = Field(
-        default=120.0, gt=0, description="A mail claimed and not marked by then is tried again (the sender died)")
+        default=120.0, gt=0, le=86_400, description="A mail claimed and not marked by then is tried again (the sender died)")
 
     def fill_development_defaults(self) -> None:
         if self.session_secret is None:

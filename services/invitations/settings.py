@@ -3,7 +3,7 @@ from datetime import timedelta
 from pydantic import Field, SecretStr, TypeAdapter, field_validator
 
 from shared.contracts.text import WebUrl
-from shared.platform.settings import ServiceSettings, service_config
+from shared.platform.settings import Port, ServiceSettings, service_config
 
 from .domain import DelegationPolicy, parse_lead
 
@@ -17,7 +17,7 @@ class InvitationsSettings(ServiceSettings):
 
     service_name: str = "invitations"
     db_schema: str = Field(default="invitations", pattern=r"^[a-z_][a-z0-9_]{0,62}$")
-    http_port: int = 8001
+    http_port: Port = 8001
     rsvp_secret: SecretStr | None = Field(
         default=None,  # NTB_ENV=development: DEV_RSVP_SECRET; production refuses to start without one
         description="HMAC-SHA256 key signing RSVP links; required (32+ characters) unless NTB_ENV=development",

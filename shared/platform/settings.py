@@ -6,13 +6,16 @@ import contextlib
 import contextvars
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
 from pydantic import AliasChoices, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from shared.platform.kafka_security import KafkaSecurity, read_secret_file
+
+# A TCP port to listen on or connect to; 0 (listen only) lets the system pick one.
+Port = Annotated[int, Field(ge=0, le=65535)]
 
 # DEVELOPMENT ONLY (NTB_ENV=development): the API key pepper of `make demo` and the tests.
 DEVELOPMENT_API_KEY_PEPPER = "dev-only-api-key-pepper-do-not-use-in-production"
@@ -94,15 +97,15 @@ class ServiceSettings(BaseSettings):
         description="Prepended to every topic name: separates environments and test runs on one cluster",
     )
     db_schema: str = Field(pattern=r"^[a-z_][a-z0-9_]{0,62}$", description="PostgreSQL schema the service owns")
-    db_pool_min: int = Field(default=1, ge=1)
-    db_pool_max: int = Field(default=10, ge=1)
+    db_pool_min: int = Field(default=1, ge=1, le=200)
+    db_pool_max: int = Field(default=10, ge=1, le=200)
     http_host: str = "127.0.0.1"
-    http_port: int = Field(default=8000, ge=0, le=65535)
+    http_port: Port = 8000
     log_level: str = "INFO"
     log_json: bool | None = Field(default=None, description="JSON lines; default: when stderr is not a TTY")
-    topic_partitions: int = Field(default=3, ge=1)
-    topic_replication: int = Field(default=1, ge=1, description="Replicas a topic must have (production: 3)")
-    topic_min_insync_replicas: int = Field(default=1, ge=1, description="min.insync.replicas wanted (production: 2)")
+    topic_partitions: int = Field(default=3, ge=1, le=1000)
+    topic_replication: int = Field(default=1, ge=1, le=32, description="Replicas a topic must have (production: 3)")
+    topic_min_insync_replicas: int = Field(default=1, ge=1, le=32, description="min.insync.replicas wanted (production: 2)")
     topics_provision: Literal["verify", "create"] = Field(
         default="verify",
         validation_alias=AliasChoices("TOPICS_PROVISION", "topics_provision"),
@@ -110,16 +113,16 @@ class ServiceSettings(BaseSettings):
         "create: create missing ones at start (tests with per-run topic prefixes)",
     )
     outbox_poll_seconds: float = Field(
-        default=30.0, gt=0, description="How long an idle relay waits without a NOTIFY before it looks anyway "
+        default=30.0, gt=0, le=3600, description="How long an idle relay waits without a NOTIFY before it looks anyway "
                                         "(the fallback: committed rows wake it at once)")
-    outbox_batch_size: int = Field(default=500, ge=1)
+    outbox_batch_size: int = Field(default=500, ge=1, le=10_000)
     timer_poll_seconds: float = Field(
-        default=30.0, gt=0, description="The longest the timer wheel sleeps: it sleeps until the next timer is due "
+        default=30.0, gt=0, le=3600, description="The longest the timer wheel sleeps: it sleeps until the next timer is due "
                                         "and a newly scheduled timer wakes it (NOTIFY); at most this long")
     consumer_max_attempts: int = Field(
-        default=5, ge=1, description="Attempts for an unexpected handler error before dead-lettering"
+        default=5, ge=1, le=100, description="Attempts for an unexpected handler error before dead-lettering"
     )
-    retry_backoff_max_seconds: float = Field(default=30.0, gt=0)
+    retry_backoff_max_seconds: float = Field(default=30.0, gt=0, le=3600)
     consumer_fetch_max_wait_ms: int = Field(
         default=5000, ge=10, le=30_000, description="How long the broker holds a consumer's fetch while there is "
         "nothing to read (a record that arrives answers it at once): the idle consumer's polling rate. Heartbeats "
@@ -136,7 +139,7 @@ class ServiceSettings(BaseSettings):
         "answered, records consumed, a seek, a rebalance, a metadata refresh) wakes it at once, so this bounds only "
         "its idle wake-ups: with 200 the loop ran five times a second per consumer doing nothing")
     consumer_stall_seconds: float = Field(
-        default=60.0, gt=0, description="A partition with lag and no committed progress for this long is stalled "
+        default=60.0, gt=0, le=86_400, description="A partition with lag and no committed progress for this long is stalled "
                                         "(ntb_consumer_stalled, /readyz detail, a log line naming the record)"
     )
 
@@ -188,4 +191,5 @@ class ServiceSettings(BaseSettings):
 
 
 def service_config(prefix: str) -> SettingsConfigDict:
-    return SettingsConfigDict(env_prefix=prefix, extra="ignore", populate_by_name=True)
+    # No NaN or infinity in any number: a NaN timeout compares false with everything.
+    return SettingsConfigDict(env_prefix=prefix, extra="ignore", populate_by_name=True, allow_inf_nan=False)

@@ -59,7 +59,7 @@ class SmtpRelaySettings(ServiceSettings):
     smtp_password: SecretStr | None = Field(default=None, description="Relay password; required (12+) unless development")
     smtp_starttls: bool | None = Field(default=None, description="True: require STARTTLS; None: when offered")
     smtp_use_tls: bool = Field(default=False, description="Implicit TLS (port 465)")
-    smtp_timeout_seconds: float = Field(default=30.0, gt=0)
+    smtp_timeout_seconds: float = Field(default=30.0, gt=0, le=600)
     smtp_local_hostname: str | None = Field(default=None, description="Name sent in EHLO; default: this host's FQDN")
     smtp_from: str = Field(description="The From header, \"Name <address>\"")
 
