@@ -126,6 +126,13 @@ async def backlog(conn: asyncpg.Connection | asyncpg.Pool) -> tuple[int, float, 
     return row["waiting"], max(0.0, row["oldest_age"] or 0.0), row["set_aside"]
 
 
+async def _settled(future: asyncio.Future[Any]) -> None:
+    """Wait for `future` to finish, whatever its outcome (which its owner reads, or nobody)."""
+    await asyncio.wait([future])
+    if not future.cancelled():
+        future.exception()  # read: an outcome nobody reads must not be logged as "never retrieved"
+
+
 def _record(row: asyncpg.Record, headers: Any) -> Outgoing:
     return row["topic"], row["key"].encode(), row["payload"], [(k, v.encode()) for k, v in headers]
 
@@ -197,6 +204,7 @@ class OutboxRelay:
         *,
         schema: str,
         batch_size: int = 500,
+        chunks_per_transaction: int = 4,
         poll_seconds: float = 30.0,
         backoff_cap: float = 30.0,
         metrics: ServiceMetrics | None = None,
@@ -206,6 +214,8 @@ class OutboxRelay:
         self._producer = producer
         self._schema = schema
         self._batch_size = batch_size
+        self._chunks = max(1, chunks_per_transaction)
+        self._more = False  # whether the last transaction stopped with rows still waiting
         self._poll = poll_seconds
         self._backoff_cap = backoff_cap
         self._wake = asyncio.Event()
@@ -214,30 +224,59 @@ class OutboxRelay:
         self._lag_checked_at = float("-inf")
 
     async def publish_batch(self) -> int:
-        """Publish up to one batch. Returns how many rows were published (0 if idle or not leader)."""
+        """Publish what waits, up to `chunks_per_transaction` chunks of `batch_size` rows in one
+        transaction. Returns how many rows were published (0 if idle or not leader)."""
         async with self._pool.acquire() as conn, conn.transaction():
             self._leader = bool(await conn.fetchval("SELECT pg_try_advisory_xact_lock($1)", self._lock_key))
+            self._more = False
             if not self._leader:
                 return 0
-            rows = await conn.fetch(TAKE_BATCH, self._batch_size)
-            if not rows:
-                return 0
-            headers = json.loads("[" + ",".join(r["headers"] for r in rows) + "]")
-            # The delete above commits only after every ack; any other failure rolls it back.
-            try:
-                records = [_record(r, h) for r, h in zip(rows, headers, strict=True)]
-                await self._producer.send_batch(records)
-            except _ONE_BY_ONE:
-                rows, headers = await self._one_by_one(conn, rows, headers)
-            if rows:
-                self._log_published(rows, headers)
+            published = await self._publish_chunks(conn)
         if self._metrics is not None:
-            self._metrics.outbox_published.inc(len(rows))
+            self._metrics.outbox_published.inc(published)
+        return published
+
+    async def _publish_chunks(self, conn: asyncpg.Connection) -> int:
+        # PostgreSQL reads and deletes the next chunk while this one goes to Kafka: on the same
+        # connection, in the same transaction, so that delete too commits only after every ack,
+        # and any failure rolls back every chunk this transaction took. Chunks are sent one
+        # after the other (the next once the previous one's acks are in), so per-key order and
+        # the refusal path are what they are with one chunk.
+        published, chunks = 0, 0
+        rows = await conn.fetch(TAKE_BATCH, self._batch_size)
+        while rows:
+            chunks += 1
+            full = len(rows) == self._batch_size
+            next_take = None
+            if full and chunks < self._chunks:
+                next_take = asyncio.ensure_future(conn.fetch(TAKE_BATCH, self._batch_size))
+            try:
+                published += await self._publish(conn, rows, next_take)
+            except BaseException:
+                if next_take is not None:
+                    await _settled(next_take)  # the connection is free again before the rollback
+                raise
+            self._more = full
+            rows = await next_take if next_take is not None else []
+        return published
+
+    async def _publish(self, conn: asyncpg.Connection, rows: list[asyncpg.Record],
+                       next_take: asyncio.Future[Any] | None) -> int:
+        headers = json.loads("[" + ",".join(r["headers"] for r in rows) + "]")
+        try:
+            records = [_record(r, h) for r, h in zip(rows, headers, strict=True)]
+            await self._producer.send_batch(records)
+        except _ONE_BY_ONE:
+            if next_take is not None:
+                await _settled(next_take)  # setting rows aside needs the connection
+            rows, headers = await self._one_by_one(conn, rows, headers)
+        if rows:
+            self._log_published(rows, headers)
         return len(rows)
 
     async def _one_by_one(self, conn: asyncpg.Connection, rows: list[asyncpg.Record],
                           headers: list[Any]) -> tuple[list[asyncpg.Record], list[Any]]:
-        """A batch held a record Kafka refuses: send each row alone and set aside those refused.
+        """A chunk held a record Kafka refuses: send each row alone and set aside those refused.
 
         Rows sent before the refusal may go out twice (same event ids; inboxes absorb them).
         The rows set aside and the rows published are deleted by the same transaction."""
@@ -304,7 +343,7 @@ class OutboxRelay:
                 # instead of at the next poll.
                 self._wake.clear()
                 try:
-                    published = await self.publish_batch()
+                    await self.publish_batch()
                 except asyncio.CancelledError:
                     raise
                 except Exception as exc:  # noqa: BLE001 - any failure leaves rows unpublished; retry
@@ -313,7 +352,7 @@ class OutboxRelay:
                     await asyncio.sleep(delay)
                     continue
                 delays = backoff_delays(cap=self._backoff_cap)
-                if published >= self._batch_size:
+                if self._more:
                     continue  # more waiting: no sleep
                 await self._report_lag()
                 # Idle, the relay waits for a NOTIFY (a committed row); the poll is only the
