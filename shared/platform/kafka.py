@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
-from collections.abc import Iterable, Sequence
+from collections.abc import AsyncIterator, Iterable, Sequence
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
@@ -119,29 +119,27 @@ class SafeProducer:
         """Send (topic, key, value, headers) records and wait for every ack.
 
         Records of one partition go out in the order given (so each key's in order). They are
-        packed here into aiokafka batches (`create_batch` / `send_batch`: one future per batch):
-        aiokafka's `send()` costs ~35 us of Python per record (metadata look-up, partitioner,
-        size estimate, a future and its callbacks), most of the relay's CPU (bench B3). A record
-        over the size limit or with malformed headers raises before anything is queued."""
+        packed here into aiokafka batches (`create_batch` / `send_batch`: one future per batch),
+        each handed over as soon as it is full: aiokafka's `send()` costs ~35 us of Python per
+        record (metadata look-up, partitioner, size estimate, a future and its callbacks), most
+        of the relay's CPU (bench B3). A record over the size limit or with malformed headers
+        raises before anything is queued."""
         producer = await self._get()
         try:
-            batches = await self._pack(producer, records)
-            futures = [await producer.send_batch(batch, topic, partition=partition)
-                       for topic, partition, batch in batches]
+            futures = [future async for future in self._submit(producer, await self._route(producer, records))]
             await asyncio.gather(*futures)
         except BaseException:
             await self.reset()
             raise
 
-    async def _pack(self, producer: AIOKafkaProducer, records: Iterable[tuple[str, bytes | None, bytes, Any]],
-                    ) -> list[tuple[str, int, BatchBuilder]]:
-        """The records in batches per partition, in the order they were opened: what `send()` would build."""
+    async def _route(self, producer: AIOKafkaProducer, records: Iterable[tuple[str, bytes | None, bytes, Any]],
+                     ) -> list[tuple[str, int, bytes | None, bytes, Any]]:
+        """Each record checked as `send()` checks it (size, header types) and given its partition."""
         partitions: dict[str, list[int]] = {}
-        open_batches: dict[tuple[str, int], BatchBuilder] = {}
-        batches: list[tuple[str, int, BatchBuilder]] = []
+        routed = []
         for topic, key, value, headers in records:
             headers = headers or []
-            # What send() checks (and raises) first; it also refuses malformed headers (TypeError, ValueError).
+            # Raises TypeError / ValueError for malformed headers, as send() does.
             size = DefaultRecordBatchBuilder.estimate_size_in_bytes(key, value, headers)
             if size > MAX_REQUEST_BYTES:
                 raise MessageSizeTooLargeError(
@@ -150,15 +148,26 @@ class SafeProducer:
             all_partitions = partitions.get(topic)
             if all_partitions is None:
                 all_partitions = partitions[topic] = sorted(await producer.partitions_for(topic))
-            partition = self._partition(producer, topic, key, all_partitions)
+            routed.append((topic, self._partition(producer, topic, key, all_partitions), key, value, headers))
+        return routed
+
+    @staticmethod
+    async def _submit(producer: AIOKafkaProducer, routed: list[tuple[str, int, bytes | None, bytes, Any]],
+                      ) -> AsyncIterator[asyncio.Future[Any]]:
+        """Batches per partition, each submitted once full (so the first request leaves while the rest is
+        packed) and the last ones at the end; a partition's batches in order. Yields their futures."""
+        open_batches: dict[tuple[str, int], BatchBuilder] = {}
+        for topic, partition, key, value, headers in routed:
             batch = open_batches.get((topic, partition))
-            if batch is None or batch.append(timestamp=None, key=key, value=value, headers=headers) is None:
-                batch = open_batches[topic, partition] = producer.create_batch()
-                batch.append(timestamp=None, key=key, value=value, headers=headers)  # an empty batch takes any size
-                batches.append((topic, partition, batch))
-        for _, _, batch in batches:
+            if batch is not None and batch.append(timestamp=None, key=key, value=value, headers=headers) is not None:
+                continue
+            if batch is not None:  # full: off it goes (waiting, as send() does, while this partition has one queued)
+                yield await producer.send_batch(batch, topic, partition=partition)
+            batch = open_batches[topic, partition] = producer.create_batch()
+            batch.append(timestamp=None, key=key, value=value, headers=headers)  # an empty batch takes any size
+        for (topic, partition), batch in open_batches.items():
             batch.close()  # nothing else is appended to it (send() opens its own batches)
-        return batches
+            yield await producer.send_batch(batch, topic, partition=partition)
 
     def _partition(self, producer: AIOKafkaProducer, topic: str, key: bytes | None, all_partitions: list[int]) -> int:
         """aiokafka's DefaultPartitioner (the Java client's): the same key always lands on the same partition."""

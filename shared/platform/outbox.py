@@ -79,12 +79,13 @@ REQUEUE = (
 # One batch read and deleted in one statement, returned in id order. Deleting is the relay's
 # "mark": no new row version and no index entries (PostgreSQL's share of the relay's work
 # fell by about two thirds against an UPDATE ... published_at; docs/performance.md, B3).
+# The ids come as an array so the delete finds its rows through the primary key: joined to a
+# CTE instead, PostgreSQL chose a hash join over a scan of the whole table, per batch.
 # Headers come as text, parsed per batch in one go: the jsonb codec's per-row decode cost
 # more than everything else the relay does with a batch.
 TAKE_BATCH = (
-    "WITH batch AS (SELECT id FROM outbox ORDER BY id LIMIT $1), "
-    "taken AS (DELETE FROM outbox o USING batch WHERE o.id = batch.id "
-    "RETURNING o.id, o.event_id, o.topic, o.key, o.headers::text AS headers, o.payload, o.created_at) "
+    "WITH taken AS (DELETE FROM outbox WHERE id = ANY(ARRAY(SELECT id FROM outbox ORDER BY id LIMIT $1)) "
+    "RETURNING id, event_id, topic, key, headers::text AS headers, payload, created_at) "
     "SELECT * FROM taken ORDER BY id"
 )
 DEAD_LETTER = (
@@ -124,6 +125,53 @@ async def backlog(conn: asyncpg.Connection | asyncpg.Pool) -> tuple[int, float, 
     """(rows waiting, seconds the oldest has waited or 0, rows set aside) in the current schema."""
     row = await conn.fetchrow(BACKLOG)
     return row["waiting"], max(0.0, row["oldest_age"] or 0.0), row["set_aside"]
+
+
+class _Chunk:
+    """Rows taken by one TAKE_BATCH, their headers parsed, and the records to send (None: a row's
+    headers are malformed, so the chunk goes row by row)."""
+
+    __slots__ = ("headers", "records", "rows")
+
+    def __init__(self, rows: list[asyncpg.Record], headers: list[Any], records: list[Outgoing] | None) -> None:
+        self.rows, self.headers, self.records = rows, headers, records
+
+    @classmethod
+    async def parse(cls, rows: list[asyncpg.Record]) -> _Chunk:
+        """Parsed in slices, the event loop run between them: this runs while the previous chunk is
+        with Kafka, and aiokafka's sender must answer each produce response promptly."""
+        headers: list[Any] = []
+        records: list[Outgoing] | None = []
+        for start in range(0, len(rows), _PARSE_SLICE):
+            if start:
+                await asyncio.sleep(0)
+            part = rows[start:start + _PARSE_SLICE]
+            # The headers of many rows in one parse: the jsonb codec's per-row decode cost more.
+            heads = json.loads("[" + ",".join(r["headers"] for r in part) + "]")
+            headers += heads
+            if records is not None:
+                try:
+                    records += [_record(r, h) for r, h in zip(part, heads, strict=True)]
+                except (TypeError, ValueError, AttributeError):
+                    records = None
+        return cls(rows, headers, records)
+
+
+_NOTHING = _Chunk([], [], [])
+# Rows parsed between two turns of the event loop (~1-3 ms of CPU).
+_PARSE_SLICE = 100
+
+
+async def _sent(sending: asyncio.Future[None] | None) -> bool:
+    """Whether the chunk's send succeeded; False if Kafka refused a record in it for what it is
+    (or it was never sent, its headers being malformed): the chunk then goes row by row."""
+    if sending is None:
+        return False
+    try:
+        await sending
+    except _ONE_BY_ONE:
+        return False
+    return True
 
 
 async def _settled(future: asyncio.Future[Any]) -> None:
@@ -237,42 +285,69 @@ class OutboxRelay:
         return published
 
     async def _publish_chunks(self, conn: asyncpg.Connection) -> int:
-        # PostgreSQL reads and deletes the next chunk while this one goes to Kafka: on the same
-        # connection, in the same transaction, so that delete too commits only after every ack,
-        # and any failure rolls back every chunk this transaction took. Chunks are sent one
-        # after the other (the next once the previous one's acks are in), so per-key order and
-        # the refusal path are what they are with one chunk.
-        published, chunks = 0, 0
-        rows = await conn.fetch(TAKE_BATCH, self._batch_size)
-        while rows:
-            chunks += 1
-            full = len(rows) == self._batch_size
-            next_take = None
-            if full and chunks < self._chunks:
-                next_take = asyncio.ensure_future(conn.fetch(TAKE_BATCH, self._batch_size))
-            try:
-                published += await self._publish(conn, rows, next_take)
-            except BaseException:
-                if next_take is not None:
-                    await _settled(next_take)  # the connection is free again before the rollback
-                raise
-            self._more = full
-            rows = await next_take if next_take is not None else []
+        # While one chunk's records are with Kafka (acks=all takes round trips), PostgreSQL reads
+        # and deletes the next chunks (`_take`) and their headers are parsed. Same connection,
+        # same transaction: those deletes too commit only after every ack, and any failure rolls
+        # back every chunk this transaction took. A chunk is sent only once the previous one's
+        # acks are in, so per-key order and the refusal path are those of a single chunk.
+        ready: asyncio.Queue[_Chunk] = asyncio.Queue()  # at most `chunks_per_transaction` chunks
+        conn_free, stop = asyncio.Lock(), asyncio.Event()
+        taker = asyncio.ensure_future(self._take(conn, conn_free, ready, stop))
+        published, sending = 0, None
+        try:
+            chunk = await ready.get()
+            sending = self._send(chunk)
+            while chunk.rows:
+                following = await ready.get()
+                rows, headers = chunk.rows, chunk.headers
+                if not await _sent(sending):
+                    async with conn_free:  # setting rows aside needs the connection
+                        rows, headers = await self._one_by_one(conn, rows, headers)
+                # The next chunk leaves before this one's log line is written.
+                sending = self._send(following)
+                await asyncio.sleep(0)
+                if rows:
+                    self._log_published(rows, headers)
+                published += len(rows)
+                chunk = following
+            await taker  # a failed take fails the transaction
+        except BaseException:
+            stop.set()
+            if sending is not None:
+                sending.cancel()  # what was already queued may still go out: at-least-once
+                await _settled(sending)
+            await _settled(taker)  # its take in flight ends: the connection is free before the rollback
+            raise
         return published
 
-    async def _publish(self, conn: asyncpg.Connection, rows: list[asyncpg.Record],
-                       next_take: asyncio.Future[Any] | None) -> int:
-        headers = json.loads("[" + ",".join(r["headers"] for r in rows) + "]")
+    async def _take(self, conn: asyncpg.Connection, conn_free: asyncio.Lock, ready: asyncio.Queue[_Chunk],
+                    stop: asyncio.Event) -> None:
+        """Take chunks one after the other, the next one's delete running while this one is parsed;
+        then an empty chunk (also after a failure) to end the publishing loop."""
+        async def take() -> list[asyncpg.Record]:
+            async with conn_free:
+                return await conn.fetch(TAKE_BATCH, self._batch_size)  # type: ignore[no-any-return]
+
+        taking: asyncio.Future[list[asyncpg.Record]] | None = asyncio.ensure_future(take())
+        taken = 0
         try:
-            records = [_record(r, h) for r, h in zip(rows, headers, strict=True)]
-            await self._producer.send_batch(records)
-        except _ONE_BY_ONE:
-            if next_take is not None:
-                await _settled(next_take)  # setting rows aside needs the connection
-            rows, headers = await self._one_by_one(conn, rows, headers)
-        if rows:
-            self._log_published(rows, headers)
-        return len(rows)
+            while taking is not None:
+                rows = await taking
+                taken += 1
+                self._more = full = len(rows) == self._batch_size
+                taking = asyncio.ensure_future(take()) if full and taken < self._chunks and not stop.is_set() else None
+                if rows:
+                    ready.put_nowait(await _Chunk.parse(rows))
+        finally:
+            if taking is not None:
+                await _settled(taking)
+            ready.put_nowait(_NOTHING)
+
+    def _send(self, chunk: _Chunk) -> asyncio.Future[None] | None:
+        """The chunk's send, started (None if there is nothing to send or its headers are malformed)."""
+        if not chunk.rows or chunk.records is None:
+            return None
+        return asyncio.ensure_future(self._producer.send_batch(chunk.records))
 
     async def _one_by_one(self, conn: asyncpg.Connection, rows: list[asyncpg.Record],
                           headers: list[Any]) -> tuple[list[asyncpg.Record], list[Any]]:
@@ -291,6 +366,9 @@ class OutboxRelay:
                 await self._producer.send_batch([record])
             except RECORD_ERRORS as exc:
                 await self._dead_letter(conn, row, repr(exc))
+                continue
+            except (TypeError, ValueError) as exc:  # headers aiokafka cannot encode (a name not a string)
+                await self._dead_letter(conn, row, f"malformed headers: {exc!r}")
                 continue
             published.append(row)
             published_headers.append(head)
