@@ -1,7 +1,10 @@
 """Transactional outbox: events written with the state change, published by a relay.
 
 The relay takes rows in id order, publishes them and deletes them in one transaction that
-commits only after every Kafka ack: every row in the table is unpublished. Only one relay
+commits only after every Kafka ack: every row in the table is unpublished. A transaction
+takes up to `chunks_per_transaction` chunks of `batch_size` rows: while one chunk is with
+Kafka, the next is read, deleted and parsed (same transaction, so its delete too waits for
+every ack); a chunk is sent only once the one before it is acked. Only one relay
 per schema works at a time (a transaction-scoped advisory lock), which keeps per-key order
 with several replicas running. Publishing is at-least-once: a crash between the Kafka ack
 and the commit republishes the same event ids, which consumers' inboxes absorb. A row
@@ -158,6 +161,9 @@ class _Chunk:
 
 
 _NOTHING = _Chunk([], [], [])
+# Chunks taken and not yet done: the one with Kafka and the next, parsed (the rows a transaction
+# holds in memory). At least 2: the loop waits for the next chunk before the current one's acks.
+_CHUNKS_AHEAD = 2
 # Rows parsed between two turns of the event loop (~1-3 ms of CPU).
 _PARSE_SLICE = 100
 
@@ -290,9 +296,10 @@ class OutboxRelay:
         # same transaction: those deletes too commit only after every ack, and any failure rolls
         # back every chunk this transaction took. A chunk is sent only once the previous one's
         # acks are in, so per-key order and the refusal path are those of a single chunk.
-        ready: asyncio.Queue[_Chunk] = asyncio.Queue()  # at most `chunks_per_transaction` chunks
+        ready: asyncio.Queue[_Chunk] = asyncio.Queue()
         conn_free, stop = asyncio.Lock(), asyncio.Event()
-        taker = asyncio.ensure_future(self._take(conn, conn_free, ready, stop))
+        ahead = asyncio.Semaphore(_CHUNKS_AHEAD)  # chunks taken and not yet done
+        taker = asyncio.ensure_future(self._take(conn, conn_free, ready, ahead, stop))
         published, sending = 0, None
         try:
             chunk = await ready.get()
@@ -305,6 +312,7 @@ class OutboxRelay:
                         rows, headers = await self._one_by_one(conn, rows, headers)
                 # The next chunk leaves before this one's log line is written.
                 sending = self._send(following)
+                ahead.release()  # this chunk is done: room for one more
                 await asyncio.sleep(0)
                 if rows:
                     self._log_published(rows, headers)
@@ -313,6 +321,7 @@ class OutboxRelay:
             await taker  # a failed take fails the transaction
         except BaseException:
             stop.set()
+            ahead.release()  # a taker waiting for room wakes up to stop
             if sending is not None:
                 sending.cancel()  # what was already queued may still go out: at-least-once
                 await _settled(sending)
@@ -321,10 +330,14 @@ class OutboxRelay:
         return published
 
     async def _take(self, conn: asyncpg.Connection, conn_free: asyncio.Lock, ready: asyncio.Queue[_Chunk],
-                    stop: asyncio.Event) -> None:
-        """Take chunks one after the other, the next one's delete running while this one is parsed;
-        then an empty chunk (also after a failure) to end the publishing loop."""
+                    ahead: asyncio.Semaphore, stop: asyncio.Event) -> None:
+        """Take chunks one after the other, the next one's delete running while this one is parsed, at
+        most `_CHUNKS_AHEAD` not yet done; then an empty chunk (also after a failure) to end the
+        publishing loop."""
         async def take() -> list[asyncpg.Record]:
+            await ahead.acquire()
+            if stop.is_set():
+                return []
             async with conn_free:
                 return await conn.fetch(TAKE_BATCH, self._batch_size)  # type: ignore[no-any-return]
 
