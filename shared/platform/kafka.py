@@ -139,7 +139,7 @@ class SafeProducer:
         routed = []
         for topic, key, value, headers in records:
             headers = headers or []
-            # Raises TypeError / ValueError for malformed headers, as send() does.
+            # Raises TypeError, ValueError or AttributeError for malformed headers, as send() does.
             size = DefaultRecordBatchBuilder.estimate_size_in_bytes(key, value, headers)
             if size > MAX_REQUEST_BYTES:
                 raise MessageSizeTooLargeError(

@@ -380,7 +380,7 @@ class OutboxRelay:
             except RECORD_ERRORS as exc:
                 await self._dead_letter(conn, row, repr(exc))
                 continue
-            except (TypeError, ValueError) as exc:  # headers aiokafka cannot encode (a name not a string)
+            except (TypeError, ValueError, AttributeError) as exc:  # headers aiokafka cannot encode (a name not a string)
                 await self._dead_letter(conn, row, f"malformed headers: {exc!r}")
                 continue
             published.append(row)
