@@ -40,8 +40,8 @@ SAFE_SUBSCRIBER: dict[str, Any] = {
 MAX_RECORD_BYTES = 1024 * 1024
 # The producer's request limit: a record (with its headers) over it is refused before it is queued.
 MAX_REQUEST_BYTES = MAX_RECORD_BYTES + 64 * 1024
-# Keys whose murmur2 hash SafeProducer remembers (the hash is pure Python in aiokafka).
-_HASHES_KEPT = 65536
+# Keys whose murmur2 hash SafeProducer remembers (pure Python in aiokafka; ~2 MB at most).
+_HASHES_KEPT = 16384
 # How long a stopping broker lets in-flight handlers finish (deploy/k8s grace periods exceed it).
 GRACEFUL_TIMEOUT_SECONDS = 30.0
 
