@@ -1,7 +1,10 @@
 """Transactional outbox: events written with the state change, published by a relay.
 
 The relay takes rows in id order, publishes them and deletes them in one transaction that
-commits only after every Kafka ack: every row in the table is unpublished. Only one relay
+commits only after every Kafka ack: every row in the table is unpublished. A transaction
+takes up to `chunks_per_transaction` chunks of `batch_size` rows: while one chunk is with
+Kafka, the next is read, deleted and parsed (same transaction, so its delete too waits for
+every ack); a chunk is sent only once the one before it is acked. Only one relay
 per schema works at a time (a transaction-scoped advisory lock), which keeps per-key order
 with several replicas running. Publishing is at-least-once: a crash between the Kafka ack
 and the commit republishes the same event ids, which consumers' inboxes absorb. A row
@@ -79,12 +82,13 @@ REQUEUE = (
 # One batch read and deleted in one statement, returned in id order. Deleting is the relay's
 # "mark": no new row version and no index entries (PostgreSQL's share of the relay's work
 # fell by about two thirds against an UPDATE ... published_at; docs/performance.md, B3).
+# The ids come as an array so the delete finds its rows through the primary key: joined to a
+# CTE instead, PostgreSQL chose a hash join over a scan of the whole table, per batch.
 # Headers come as text, parsed per batch in one go: the jsonb codec's per-row decode cost
 # more than everything else the relay does with a batch.
 TAKE_BATCH = (
-    "WITH batch AS (SELECT id FROM outbox ORDER BY id LIMIT $1), "
-    "taken AS (DELETE FROM outbox o USING batch WHERE o.id = batch.id "
-    "RETURNING o.id, o.event_id, o.topic, o.key, o.headers::text AS headers, o.payload, o.created_at) "
+    "WITH taken AS (DELETE FROM outbox WHERE id = ANY(ARRAY(SELECT id FROM outbox ORDER BY id LIMIT $1)) "
+    "RETURNING id, event_id, topic, key, headers::text AS headers, payload, created_at) "
     "SELECT * FROM taken ORDER BY id"
 )
 DEAD_LETTER = (
@@ -124,6 +128,63 @@ async def backlog(conn: asyncpg.Connection | asyncpg.Pool) -> tuple[int, float, 
     """(rows waiting, seconds the oldest has waited or 0, rows set aside) in the current schema."""
     row = await conn.fetchrow(BACKLOG)
     return row["waiting"], max(0.0, row["oldest_age"] or 0.0), row["set_aside"]
+
+
+class _Chunk:
+    """Rows taken by one TAKE_BATCH, their headers parsed, and the records to send (None: a row's
+    headers are malformed, so the chunk goes row by row)."""
+
+    __slots__ = ("headers", "records", "rows")
+
+    def __init__(self, rows: list[asyncpg.Record], headers: list[Any], records: list[Outgoing] | None) -> None:
+        self.rows, self.headers, self.records = rows, headers, records
+
+    @classmethod
+    async def parse(cls, rows: list[asyncpg.Record]) -> _Chunk:
+        """Parsed in slices, the event loop run between them: this runs while the previous chunk is
+        with Kafka, and aiokafka's sender must answer each produce response promptly."""
+        headers: list[Any] = []
+        records: list[Outgoing] | None = []
+        for start in range(0, len(rows), _PARSE_SLICE):
+            if start:
+                await asyncio.sleep(0)
+            part = rows[start:start + _PARSE_SLICE]
+            # The headers of many rows in one parse: the jsonb codec's per-row decode cost more.
+            heads = json.loads("[" + ",".join(r["headers"] for r in part) + "]")
+            headers += heads
+            if records is not None:
+                try:
+                    records += [_record(r, h) for r, h in zip(part, heads, strict=True)]
+                except (TypeError, ValueError, AttributeError):
+                    records = None
+        return cls(rows, headers, records)
+
+
+_NOTHING = _Chunk([], [], [])
+# Chunks taken and not yet done: the one with Kafka and the next, parsed (the rows a transaction
+# holds in memory). At least 2: the loop waits for the next chunk before the current one's acks.
+_CHUNKS_AHEAD = 2
+# Rows parsed between two turns of the event loop (~1-3 ms of CPU).
+_PARSE_SLICE = 100
+
+
+async def _sent(sending: asyncio.Future[None] | None) -> bool:
+    """Whether the chunk's send succeeded; False if Kafka refused a record in it for what it is
+    (or it was never sent, its headers being malformed): the chunk then goes row by row."""
+    if sending is None:
+        return False
+    try:
+        await sending
+    except _ONE_BY_ONE:
+        return False
+    return True
+
+
+async def _settled(future: asyncio.Future[Any]) -> None:
+    """Wait for `future` to finish, whatever its outcome (which its owner reads, or nobody)."""
+    await asyncio.wait([future])
+    if not future.cancelled():
+        future.exception()  # read: an outcome nobody reads must not be logged as "never retrieved"
 
 
 def _record(row: asyncpg.Record, headers: Any) -> Outgoing:
@@ -197,6 +258,7 @@ class OutboxRelay:
         *,
         schema: str,
         batch_size: int = 500,
+        chunks_per_transaction: int = 4,
         poll_seconds: float = 30.0,
         backoff_cap: float = 30.0,
         metrics: ServiceMetrics | None = None,
@@ -206,6 +268,8 @@ class OutboxRelay:
         self._producer = producer
         self._schema = schema
         self._batch_size = batch_size
+        self._chunks = max(1, chunks_per_transaction)
+        self._more = False  # whether the last transaction stopped with rows still waiting
         self._poll = poll_seconds
         self._backoff_cap = backoff_cap
         self._wake = asyncio.Event()
@@ -214,30 +278,93 @@ class OutboxRelay:
         self._lag_checked_at = float("-inf")
 
     async def publish_batch(self) -> int:
-        """Publish up to one batch. Returns how many rows were published (0 if idle or not leader)."""
+        """Publish what waits, up to `chunks_per_transaction` chunks of `batch_size` rows in one
+        transaction. Returns how many rows were published (0 if idle or not leader)."""
         async with self._pool.acquire() as conn, conn.transaction():
             self._leader = bool(await conn.fetchval("SELECT pg_try_advisory_xact_lock($1)", self._lock_key))
+            self._more = False
             if not self._leader:
                 return 0
-            rows = await conn.fetch(TAKE_BATCH, self._batch_size)
-            if not rows:
-                return 0
-            headers = json.loads("[" + ",".join(r["headers"] for r in rows) + "]")
-            # The delete above commits only after every ack; any other failure rolls it back.
-            try:
-                records = [_record(r, h) for r, h in zip(rows, headers, strict=True)]
-                await self._producer.send_batch(records)
-            except _ONE_BY_ONE:
-                rows, headers = await self._one_by_one(conn, rows, headers)
-            if rows:
-                self._log_published(rows, headers)
+            published = await self._publish_chunks(conn)
         if self._metrics is not None:
-            self._metrics.outbox_published.inc(len(rows))
-        return len(rows)
+            self._metrics.outbox_published.inc(published)
+        return published
+
+    async def _publish_chunks(self, conn: asyncpg.Connection) -> int:
+        # While one chunk's records are with Kafka (acks=all takes round trips), PostgreSQL reads
+        # and deletes the next chunks (`_take`) and their headers are parsed. Same connection,
+        # same transaction: those deletes too commit only after every ack, and any failure rolls
+        # back every chunk this transaction took. A chunk is sent only once the previous one's
+        # acks are in, so per-key order and the refusal path are those of a single chunk.
+        ready: asyncio.Queue[_Chunk] = asyncio.Queue()
+        conn_free, stop = asyncio.Lock(), asyncio.Event()
+        ahead = asyncio.Semaphore(_CHUNKS_AHEAD)  # chunks taken and not yet done
+        taker = asyncio.ensure_future(self._take(conn, conn_free, ready, ahead, stop))
+        published, sending = 0, None
+        try:
+            chunk = await ready.get()
+            sending = self._send(chunk)
+            while chunk.rows:
+                following = await ready.get()
+                rows, headers = chunk.rows, chunk.headers
+                if not await _sent(sending):
+                    async with conn_free:  # setting rows aside needs the connection
+                        rows, headers = await self._one_by_one(conn, rows, headers)
+                # The next chunk leaves before this one's log line is written.
+                sending = self._send(following)
+                ahead.release()  # this chunk is done: room for one more
+                await asyncio.sleep(0)
+                if rows:
+                    self._log_published(rows, headers)
+                published += len(rows)
+                chunk = following
+            await taker  # a failed take fails the transaction
+        except BaseException:
+            stop.set()
+            ahead.release()  # a taker waiting for room wakes up to stop
+            if sending is not None:
+                sending.cancel()  # what was already queued may still go out: at-least-once
+                await _settled(sending)
+            await _settled(taker)  # its take in flight ends: the connection is free before the rollback
+            raise
+        return published
+
+    async def _take(self, conn: asyncpg.Connection, conn_free: asyncio.Lock, ready: asyncio.Queue[_Chunk],
+                    ahead: asyncio.Semaphore, stop: asyncio.Event) -> None:
+        """Take chunks one after the other, the next one's delete running while this one is parsed, at
+        most `_CHUNKS_AHEAD` not yet done; then an empty chunk (also after a failure) to end the
+        publishing loop."""
+        async def take() -> list[asyncpg.Record]:
+            await ahead.acquire()
+            if stop.is_set():
+                return []
+            async with conn_free:
+                return await conn.fetch(TAKE_BATCH, self._batch_size)  # type: ignore[no-any-return]
+
+        taking: asyncio.Future[list[asyncpg.Record]] | None = asyncio.ensure_future(take())
+        taken = 0
+        try:
+            while taking is not None:
+                rows = await taking
+                taken += 1
+                self._more = full = len(rows) == self._batch_size
+                taking = asyncio.ensure_future(take()) if full and taken < self._chunks and not stop.is_set() else None
+                if rows:
+                    ready.put_nowait(await _Chunk.parse(rows))
+        finally:
+            if taking is not None:
+                await _settled(taking)
+            ready.put_nowait(_NOTHING)
+
+    def _send(self, chunk: _Chunk) -> asyncio.Future[None] | None:
+        """The chunk's send, started (None if there is nothing to send or its headers are malformed)."""
+        if not chunk.rows or chunk.records is None:
+            return None
+        return asyncio.ensure_future(self._producer.send_batch(chunk.records))
 
     async def _one_by_one(self, conn: asyncpg.Connection, rows: list[asyncpg.Record],
                           headers: list[Any]) -> tuple[list[asyncpg.Record], list[Any]]:
-        """A batch held a record Kafka refuses: send each row alone and set aside those refused.
+        """A chunk held a record Kafka refuses: send each row alone and set aside those refused.
 
         Rows sent before the refusal may go out twice (same event ids; inboxes absorb them).
         The rows set aside and the rows published are deleted by the same transaction."""
@@ -252,6 +379,9 @@ class OutboxRelay:
                 await self._producer.send_batch([record])
             except RECORD_ERRORS as exc:
                 await self._dead_letter(conn, row, repr(exc))
+                continue
+            except (TypeError, ValueError, AttributeError) as exc:  # headers aiokafka cannot encode (a name not a string)
+                await self._dead_letter(conn, row, f"malformed headers: {exc!r}")
                 continue
             published.append(row)
             published_headers.append(head)
@@ -304,7 +434,7 @@ class OutboxRelay:
                 # instead of at the next poll.
                 self._wake.clear()
                 try:
-                    published = await self.publish_batch()
+                    await self.publish_batch()
                 except asyncio.CancelledError:
                     raise
                 except Exception as exc:  # noqa: BLE001 - any failure leaves rows unpublished; retry
@@ -313,7 +443,7 @@ class OutboxRelay:
                     await asyncio.sleep(delay)
                     continue
                 delays = backoff_delays(cap=self._backoff_cap)
-                if published >= self._batch_size:
+                if self._more:
                     continue  # more waiting: no sleep
                 await self._report_lag()
                 # Idle, the relay waits for a NOTIFY (a committed row); the poll is only the

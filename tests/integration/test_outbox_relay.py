@@ -1,16 +1,20 @@
-"""The outbox relay on the real stack: rows Kafka refuses are set aside, an outage sets nothing aside."""
+"""The outbox relay on the real stack: rows Kafka refuses are set aside, an outage sets nothing aside,
+a transaction of several chunks commits or rolls back as one, keys keep their order and partition."""
 
 from __future__ import annotations
 
 import asyncio
 
 import pytest
+from aiokafka.errors import KafkaConnectionError
+from confluent_kafka import Producer
 
 from shared.ntbctl import commands as ops
 from shared.platform import migrations
 from shared.platform.db import create_pool
 from shared.platform.envelope import CloudEvent
 from shared.platform.kafka import MAX_RECORD_BYTES, SafeProducer
+from shared.platform.kafka_security import from_env
 from shared.platform.metrics import ServiceMetrics
 from shared.platform.outbox import OutboxRelay, write_event
 from shared.platform.tasks import cancel_and_wait
@@ -164,3 +168,130 @@ async def test_a_row_committed_while_a_batch_is_published_goes_out_without_waiti
     finally:
         await cancel_and_wait(task)
         await producer.stop()
+
+
+async def test_header_names_kafka_cannot_encode_are_set_aside_and_the_rest_go_out(pool, schema_for, topic_prefix):
+    """A header name that is a number or null passes the relay's own parse but not aiokafka's encoder: the
+    row is set aside as malformed (it used to fail its batch on every retry) and the rows around it go out."""
+    topic = topic_prefix + "relay.events"
+    good = [event(i) for i in range(2)]
+    async with pool.acquire() as conn, conn.transaction():
+        await write_event(conn, good[0], topic=topic, key="k")
+        for event_id, headers in (("number-name", [[1, "x"]]), ("null-name", [[None, "x"]])):
+            await conn.execute("INSERT INTO outbox (event_id, topic, key, headers, payload) VALUES ($1, $2, 'k', $3, '{}')",
+                               event_id, topic, headers)
+        await write_event(conn, good[1], topic=topic, key="k")
+    producer = SafeProducer(BOOTSTRAP, client_id="relay-test")
+    try:
+        assert await OutboxRelay(pool, producer, schema=schema_for("relay")).publish_batch() == 2
+    finally:
+        await producer.stop()
+    dead = {r["event_id"]: r["reason"] for r in await pool.fetch("SELECT event_id, reason FROM outbox_dead")}
+    assert set(dead) == {"number-name", "null-name"}
+    assert all(reason.startswith("malformed headers") for reason in dead.values())
+    assert [dict(r.headers)["ce_id"].decode() for r in await read_topic(topic, expect=2)] == [e.id for e in good]
+
+
+def produce_like_java(topic: str, keys: list[bytes]) -> None:
+    """One record per key with librdkafka, partitioned as the Java client partitions (murmur2)."""
+    producer = Producer({"bootstrap.servers": BOOTSTRAP, "partitioner": "murmur2_random", "acks": "all",
+                         **from_env().librdkafka_options()})
+    for key in keys:
+        producer.produce(topic, key=key, value=b"{}")
+    assert producer.flush(30) == 0
+
+
+class FailingOnSend:
+    """A real producer whose `fail_on`-th send_batch raises as a broker out of reach does, after sending."""
+
+    def __init__(self, producer: SafeProducer, fail_on: int):
+        self._producer, self._fail_on, self.batches = producer, fail_on, 0
+
+    async def send_batch(self, records):
+        self.batches += 1
+        await self._producer.send_batch(records)
+        if self.batches == self._fail_on:
+            raise KafkaConnectionError("broker gone mid-transaction")
+
+
+async def test_a_refusal_in_a_later_chunk_sets_only_that_row_aside_and_the_rest_keep_their_order(
+        pool, schema_for, topic_prefix):
+    """A transaction of several chunks: the row Kafka refuses in the second chunk goes to outbox_dead, every
+    other row of every chunk is published once, per key in id order, and the outbox is empty."""
+    topic = topic_prefix + "relay.events"
+    events = [event(i) for i in range(9)]
+    too_big = event(99, b"x" * (MAX_RECORD_BYTES + 128 * 1024))
+    async with pool.acquire() as conn, conn.transaction():
+        for i, e in enumerate(events):
+            await write_event(conn, e, topic=topic, key=f"k{i % 2}")
+            if i == 4:  # the second chunk (rows 4-6) holds it
+                await write_event(conn, too_big, topic=topic, key="k0")
+    producer = SafeProducer(BOOTSTRAP, client_id="relay-test")
+    relay = OutboxRelay(pool, producer, schema=schema_for("relay"), batch_size=3, chunks_per_transaction=4)
+    try:
+        assert await relay.publish_batch() == 9
+    finally:
+        await producer.stop()
+    assert await pool.fetchval("SELECT count(*) FROM outbox") == 0
+    assert [r["event_id"] for r in await pool.fetch("SELECT event_id FROM outbox_dead")] == [too_big.id]
+    records = await read_topic(topic, expect=9)
+    assert len(records) == 9  # nothing went out twice: the refused row was found before anything was queued
+    for key in ("k0", "k1"):
+        sent = [dict(r.headers)["ce_id"].decode() for r in records if r.key == key.encode()]
+        assert sent == [e.id for i, e in enumerate(events) if f"k{i % 2}" == key]
+
+
+async def test_a_failure_in_a_later_chunk_rolls_back_every_chunk_the_transaction_took(pool, schema_for, topic_prefix):
+    """Kafka fails on the third chunk: the whole transaction rolls back, so the rows of the two chunks already
+    acked are back in the outbox too (published again later: at-least-once) and nothing is set aside."""
+    topic = topic_prefix + "relay.events"
+    events = [event(i) for i in range(8)]
+    async with pool.acquire() as conn, conn.transaction():
+        for e in events:
+            await write_event(conn, e, topic=topic, key="k")
+    producer = SafeProducer(BOOTSTRAP, client_id="relay-test")
+    failing = FailingOnSend(producer, fail_on=3)
+    relay = OutboxRelay(pool, failing, schema=schema_for("relay"), batch_size=2, chunks_per_transaction=4)  # type: ignore[arg-type]
+    try:
+        with pytest.raises(KafkaConnectionError):
+            await relay.publish_batch()
+        assert failing.batches == 3
+        assert sorted(await pool.fetchval("SELECT array_agg(event_id) FROM outbox")) == sorted(e.id for e in events)
+        assert await pool.fetchval("SELECT count(*) FROM outbox_dead") == 0
+        # The next transaction publishes them all, in order, after the copies of the first attempt.
+        assert await relay.publish_batch() == 8
+    finally:
+        await producer.stop()
+    assert await pool.fetchval("SELECT count(*) FROM outbox") == 0
+    ids = [dict(r.headers)["ce_id"].decode() for r in await read_topic(topic, expect=14)]
+    assert ids[-8:] == [e.id for e in events]
+
+
+async def test_a_backlog_of_many_chunks_goes_out_per_key_in_id_order_on_the_partition_kafka_clients_agree_on(
+        pool, schema_for, topic_prefix):
+    """Several transactions of several chunks: every row once, each key's rows in id order, each key on the
+    partition librdkafka's murmur2 partitioner (the Java client's) picks for it."""
+    topic, probe_topic = topic_prefix + "relay.events", topic_prefix + "relay.probe"
+    keys = [f"region-{i}" for i in range(7)] + ["ü-ñ", "k" * 300]
+    events = [(event(i), keys[i % len(keys)]) for i in range(61)]
+    async with pool.acquire() as conn, conn.transaction():
+        for e, key in events:
+            await write_event(conn, e, topic=topic, key=key)
+    producer = SafeProducer(BOOTSTRAP, client_id="relay-test")
+    relay = OutboxRelay(pool, producer, schema=schema_for("relay"), batch_size=4, chunks_per_transaction=3)
+    try:
+        published = 0
+        while published < len(events):
+            published += await relay.publish_batch()
+    finally:
+        await producer.stop()
+    assert published == len(events)
+    records = await read_topic(topic, expect=len(events))
+    assert len(records) == len(events)
+    for key in keys:
+        sent = [dict(r.headers)["ce_id"].decode() for r in records if r.key == key.encode()]
+        assert sent == [e.id for e, k in events if k == key]
+    # librdkafka, told to partition as the Java client does, puts each key where the relay did.
+    await asyncio.to_thread(produce_like_java, probe_topic, [key.encode() for key in keys])
+    expected = {r.key: r.partition for r in await read_topic(probe_topic, expect=len(keys))}
+    assert {r.key: r.partition for r in records} == expected
