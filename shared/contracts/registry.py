@@ -10,12 +10,39 @@ from typing import Any, ClassVar, TypeVar
 from pydantic import BaseModel, ConfigDict, model_validator
 
 
+def _storable(value: Any) -> bool:
+    """True when no text in `value` holds NUL or a lone surrogate (the walk of every payload, so no
+    path strings: `unstorable_text` names the place only when this says there is one)."""
+    if isinstance(value, str):
+        # isascii() reads a flag CPython keeps on the string: only non-ASCII text is encoded.
+        return "\x00" not in value and (value.isascii() or _utf8(value))
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if not (_storable(key) and _storable(item)):
+                return False
+    elif isinstance(value, (list, tuple)):
+        for item in value:
+            if not _storable(item):
+                return False
+    return True
+
+
+def _utf8(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def unstorable_text(value: Any, path: str = "") -> str | None:
     """Where `value` holds text PostgreSQL cannot store (NUL, a lone surrogate), or None.
 
     Walks everything sent, known fields and ignored ones alike (the nesting is already
     bounded by shared.platform.envelope's parser).
     """
+    if not path and _storable(value):  # the usual case, checked without naming every place
+        return None
     if isinstance(value, str):
         if "\x00" in value:
             return f"{path or 'payload'}: text contains a NUL character"

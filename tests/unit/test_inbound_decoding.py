@@ -112,6 +112,30 @@ def test_unstorable_text_is_found_with_its_path(data, where):
     assert where in (unstorable_text(data) or "")
 
 
+def _every_unstorable_place(value, path=""):
+    """The check written plainly (every string encoded): what the fast path must agree with."""
+    if isinstance(value, str):
+        return [path] if "\x00" in value or any(0xD800 <= ord(c) <= 0xDFFF for c in value) else []
+    if isinstance(value, dict):
+        return [p for k, v in value.items() for p in _every_unstorable_place(k, path) + _every_unstorable_place(v, path)]
+    if isinstance(value, (list, tuple)):
+        return [p for v in value for p in _every_unstorable_place(v, path)]
+    return []
+
+
+hostile_text = st.text(st.characters(codec=None, exclude_categories=()), max_size=12) | st.sampled_from(
+    ["\x00", "a\x00b", "\ud800", "x\udfffy", "\u00e9\ud83d", "\U0001f600", "\u2028", ""])
+json_like = st.recursive(st.none() | st.booleans() | st.integers() | st.floats(allow_nan=True) | hostile_text,
+                         lambda inner: st.lists(inner, max_size=4) | st.dictionaries(hostile_text, inner, max_size=4),
+                         max_leaves=25)
+
+
+@given(json_like)
+def test_unstorable_text_finds_a_place_exactly_when_one_exists(value):
+    """The walk that skips naming places (ASCII strings unencoded) refuses exactly what encoding every string would."""
+    assert (unstorable_text(value) is None) == (not _every_unstorable_place(value))
+
+
 def test_the_consumer_loop_keeps_its_delivery_settings():
     from shared.platform.subscription import Subscription
 
