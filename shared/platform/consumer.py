@@ -39,7 +39,7 @@ import asyncpg
 from aiokafka.errors import KafkaError
 from pydantic import ValidationError
 
-from shared.contracts.registry import EventPayload, EventRegistry
+from shared.contracts.registry import TEXT_CHECKED, EventPayload, EventRegistry
 from shared.platform import inbox
 from shared.platform.db import TRANSIENT_DB_ERRORS
 from shared.platform.dead_letter import DeadLetterPublisher, KafkaRecord
@@ -259,8 +259,11 @@ class EventConsumer:
             return Outcome(DEAD_LETTERED, f"type {event.type[:120]!r} is not accepted on {topic} "
                                           f"(accepted: {', '.join(accepted) or 'none'})")
         spec = self._registry.spec(event.type)
+        # The strict parser refuses raw control characters and bytes that are not UTF-8, so NUL or a
+        # lone surrogate can only come from a \u escape: without one the contract need not look.
+        checked = TEXT_CHECKED if b"\\u" not in event.data else None
         try:
-            payload = spec.model.model_validate(event.data_json())
+            payload = spec.model.model_validate(event.data_json(), context=checked)
         except EnvelopeError as exc:
             return Outcome(DEAD_LETTERED, f"undecodable: {exc}")
         except ValidationError as exc:
