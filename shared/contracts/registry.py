@@ -7,7 +7,43 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, ClassVar, TypeVar
 
-from pydantic import BaseModel, ConfigDict, model_validator
+from pydantic import BaseModel, ConfigDict, ValidationInfo, model_validator
+
+
+def _storable(value: Any) -> bool:
+    """True when no text in `value` holds NUL or a lone surrogate: the walk every payload gets, so it
+    names no place (`unstorable_text` does, once this finds there is one) and checks text inline."""
+    if isinstance(value, str):
+        return _text_storable(value)
+    if isinstance(value, dict):
+        for key in value:
+            if not (_text_storable(key) if isinstance(key, str) else _storable(key)):
+                return False
+        items: Any = value.values()
+    elif isinstance(value, (list, tuple)):
+        items = value
+    else:
+        return True
+    for item in items:
+        if isinstance(item, str):
+            # isascii() reads a flag CPython keeps on the string: only non-ASCII text is encoded.
+            if "\x00" in item or not (item.isascii() or _utf8(item)):
+                return False
+        elif isinstance(item, (dict, list, tuple)) and not _storable(item):
+            return False
+    return True
+
+
+def _text_storable(text: str) -> bool:
+    return "\x00" not in text and (text.isascii() or _utf8(text))
+
+
+def _utf8(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def unstorable_text(value: Any, path: str = "") -> str | None:
@@ -16,6 +52,8 @@ def unstorable_text(value: Any, path: str = "") -> str | None:
     Walks everything sent, known fields and ignored ones alike (the nesting is already
     bounded by shared.platform.envelope's parser).
     """
+    if not path and _storable(value):  # the usual case, checked without naming every place
+        return None
     if isinstance(value, str):
         if "\x00" in value:
             return f"{path or 'payload'}: text contains a NUL character"
@@ -26,7 +64,9 @@ def unstorable_text(value: Any, path: str = "") -> str | None:
         return None
     if isinstance(value, dict):
         for key, item in value.items():
-            where = f"{path}.{key}" if path else str(key)
+            # A lone surrogate in a field name is shown escaped: the reason itself must be valid text.
+            name = str(key).encode("utf-8", "backslashreplace").decode("utf-8")
+            where = f"{path}.{name}" if path else name
             found = unstorable_text(key, where + " (field name)") or unstorable_text(item, where)
             if found:
                 return found
@@ -52,11 +92,19 @@ class EventPayload(BaseModel):
 
     @model_validator(mode="before")
     @classmethod
-    def _storable_text(cls, data: Any) -> Any:
+    def _storable_text(cls, data: Any, info: ValidationInfo) -> Any:
+        if info.context is TEXT_CHECKED:  # the caller proved it for the whole input (and so every nested model)
+            return data
         found = unstorable_text(data)
         if found:
             raise ValueError(found)
         return data
+
+
+# `model_validate(data, context=TEXT_CHECKED)`: the caller has shown that no text in `data` holds NUL
+# or a lone surrogate (e.g. JSON parsed strictly from UTF-8 bytes without a single \u escape: only an
+# escape can spell either), so no model in it walks the text again.
+TEXT_CHECKED: dict[str, Any] = {"text_checked": True}
 
 
 P = TypeVar("P", bound=EventPayload)

@@ -10,7 +10,8 @@ the same way:
    every record ends applied, duplicate or dead_lettered, counted per topic in
    `ntb_consumer_records_total`.
 2. In one PostgreSQL transaction: claim the event ids in the inbox (a duplicate stops
-   there), run the handlers in order, write their follow-up events to the outbox.
+   there), run the handlers in order, write their follow-up events to the outbox (built
+   when emitted, written together in one statement just before the commit).
 3. Return, and only then does the subscriber commit the offsets.
 
 Transient failures (database or Kafka unreachable) retry with backoff for as long as
@@ -38,7 +39,7 @@ import asyncpg
 from aiokafka.errors import KafkaError
 from pydantic import ValidationError
 
-from shared.contracts.registry import EventPayload, EventRegistry
+from shared.contracts.registry import TEXT_CHECKED, EventPayload, EventRegistry
 from shared.platform import inbox
 from shared.platform.db import TRANSIENT_DB_ERRORS
 from shared.platform.dead_letter import DeadLetterPublisher, KafkaRecord
@@ -46,7 +47,7 @@ from shared.platform.envelope import CloudEvent, EnvelopeError, decode
 from shared.platform.errors import DomainError
 from shared.platform.logging import get_logger, message_context
 from shared.platform.metrics import ServiceMetrics
-from shared.platform.outbox import Outbox
+from shared.platform.outbox import Outbox, row as outbox_row
 from shared.platform.retry import backoff_delays
 from shared.platform.unit_of_work import Actor, StoreFactory, TransactionScope, UnitOfWork
 
@@ -94,6 +95,17 @@ class HandlerContext(UnitOfWork[Any]):
     topic: str
     partition: int
     offset: int
+
+    async def emit(self, payload: EventPayload) -> CloudEvent:
+        """Build the event now (correlated, caused by the consumed one, in its trace); its outbox row
+        is written with the transaction's others in one statement just before the commit, or inside
+        the record's savepoint when a batch is replayed record by record (TransactionScope)."""
+        outbox = self.outbox
+        if not isinstance(outbox, Outbox):  # a stand-in sink (unit tests) writes at once
+            return await UnitOfWork.emit(self, payload)
+        event, topic, key = outbox.build(payload, correlation_id=self.correlation_id, causation_id=self.causation_id)
+        self.scope.emitted(outbox.write_many).append(outbox_row(event, topic=topic, key=key))
+        return event
 
 
 Handler = Callable[[P, HandlerContext], Awaitable[None]]
@@ -247,8 +259,11 @@ class EventConsumer:
             return Outcome(DEAD_LETTERED, f"type {event.type[:120]!r} is not accepted on {topic} "
                                           f"(accepted: {', '.join(accepted) or 'none'})")
         spec = self._registry.spec(event.type)
+        # The strict parser refuses raw control characters and bytes that are not UTF-8, so NUL or a
+        # lone surrogate can only come from a \u escape: without one the contract need not look.
+        checked = TEXT_CHECKED if b"\\u" not in event.data else None
         try:
-            payload = spec.model.model_validate(event.data_json())
+            payload = spec.model.model_validate(event.data_json(), context=checked)
         except EnvelopeError as exc:
             return Outcome(DEAD_LETTERED, f"undecodable: {exc}")
         except ValidationError as exc:
@@ -303,7 +318,9 @@ class EventConsumer:
                             if fresh:
                                 await self._run(conn, item, scope)
                             handled.append((item, fresh))
-                        current = -1  # deferred writes, like the commit, belong to no single record
+                        # Deferred writes (the outbox rows among them), like the commit, belong to no
+                        # single record, unless the batch has only one.
+                        current = todo[0][0] if len(todo) == 1 else -1
                         await scope.flush(conn)
                     current = -1  # a failing commit belongs to no single record
                 for item, fresh in handled:

@@ -159,11 +159,13 @@ def _headers_dict(headers: Headers | None) -> dict[str, str]:
     return result
 
 
-def _check_text(attrs: dict[str, Any], mode: str) -> None:
+def _check_text(attrs: dict[str, Any], mode: str, *, read_from_headers: bool) -> None:
     for name in ("id", "source"):
         if len(attrs[name]) > ID_MAX:
             raise EnvelopeError(f"{mode} attribute {name!r} is {len(attrs[name]):,} characters; "
                                 f"the limit is {ID_MAX}")
+    if read_from_headers:  # _headers_dict checked each value's length and characters as it decoded it
+        return
     for name, value in attrs.items():
         if isinstance(value, str) and name != "data" and (
                 len(value) > HEADER_MAX or _CONTROL.search(value) or _unstorable(value)):
@@ -191,7 +193,7 @@ def _parse_time(value: str | None) -> datetime:
         raise EnvelopeError(f"time {value[:60]!r} is not RFC 3339") from exc
 
 
-def _check_required(attrs: dict[str, Any], mode: str) -> None:
+def _check_required(attrs: dict[str, Any], mode: str, *, read_from_headers: bool = False) -> None:
     missing = [name for name in REQUIRED if not attrs.get(name)]
     if missing:
         raise EnvelopeError(f"{mode} CloudEvent lacks required attribute(s): {', '.join(missing)}")
@@ -203,7 +205,7 @@ def _check_required(attrs: dict[str, Any], mode: str) -> None:
     for name in ("time", "subject", CORRELATION, CAUSATION, "datacontenttype"):
         if attrs.get(name) is not None and not isinstance(attrs[name], str):
             raise EnvelopeError(f"attribute {name!r} must be a string")
-    _check_text(attrs, mode)
+    _check_text(attrs, mode, read_from_headers=read_from_headers)
 
 
 def decode(value: bytes | None, headers: Headers | None) -> CloudEvent:
@@ -215,7 +217,7 @@ def decode(value: bytes | None, headers: Headers | None) -> CloudEvent:
     if content_type == STRUCTURED or ("ce_id" not in hdrs and content_type in ("", JSON) and _looks_structured(value)):
         return _decode_structured(value)
     attrs = {key[3:]: val for key, val in hdrs.items() if key.startswith("ce_")}
-    _check_required(attrs, "binary-mode")
+    _check_required(attrs, "binary-mode", read_from_headers=True)
     if content_type not in (JSON, ""):
         raise EnvelopeError(f"unsupported content-type {content_type!r}; expected {JSON}")
     return CloudEvent(

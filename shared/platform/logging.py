@@ -229,14 +229,22 @@ def message_context(**fields: Any) -> Iterator[None]:
     traced = "traceparent" in fields
     traceparent = fields.pop("traceparent", None)
     present = {k: v for k, v in fields.items() if v is not None}
+    # Set and reset by token, not structlog's bound_contextvars: that one scans every context
+    # variable on entry and unbinds then rebinds on exit, ~4x the cost, paid per consumed event.
     if not traced:
-        with structlog.contextvars.bound_contextvars(**present):
+        tokens = structlog.contextvars.bind_contextvars(**present)
+        try:
             yield
+        finally:
+            structlog.contextvars.reset_contextvars(**tokens)
         return
     with tracecontext.handling(traceparent, event_type=fields.get("event_type"), event_id=fields.get("event_id"),
-                               correlation_id=fields.get("correlation_id")) as trace, \
-            structlog.contextvars.bound_contextvars(trace_id=trace.traceparent.trace_id, **present):
-        yield
+                               correlation_id=fields.get("correlation_id")) as trace:
+        tokens = structlog.contextvars.bind_contextvars(trace_id=trace.traceparent.trace_id, **present)
+        try:
+            yield
+        finally:
+            structlog.contextvars.reset_contextvars(**tokens)
 
 
 def get_logger(name: str | None = None) -> structlog.stdlib.BoundLogger:

@@ -249,6 +249,20 @@ class Outbox:
         await write_event(conn, event, topic=topic, key=key)
         return event
 
+    # Many rows (`row`'s tuples, e.g. a consumed batch's events) in order, one statement, one wake-up.
+    INSERT_MANY = (
+        f"WITH written AS (INSERT INTO outbox ({COLUMNS}) SELECT e.event_id, e.topic, e.key, e.headers::jsonb, "
+        "e.payload FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bytea[]) WITH ORDINALITY "
+        "AS e(event_id, topic, key, headers, payload, n) ORDER BY e.n RETURNING 1) "
+        f"SELECT {WAKE_RELAY} FROM (SELECT 1 FROM written LIMIT 1) AS any_row"
+    )
+
+    async def write_many(self, conn: asyncpg.Connection, rows: list[Row]) -> None:
+        # Headers as JSON text cast in SQL: pairs in a jsonb[] parameter would be read as a 2-D array.
+        if rows:
+            await conn.execute(self.INSERT_MANY, [r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows],
+                               [json.dumps(r[3]) for r in rows], [r[4] for r in rows])
+
 
 class OutboxRelay:
     def __init__(

@@ -61,15 +61,19 @@ class TransactionScope:
     On the consumer's batch path one transaction handles many events. A handler that would
     write a row per event can append it to `deferred(key, flush)` instead; `flush(conn, items)`
     then writes all of them in one statement just before the commit (a round trip per batch,
-    not per event). When a batch is replayed record by record after a rejection, each record's
-    deferred writes are flushed inside its own savepoint, or dropped with it.
+    not per event). The consumer's `emit` does the same with the events' outbox rows
+    (`emitted`): they are written first, in the order emitted, so the outbox holds them before
+    any row a deferred write adds, as when each was written at once. When a batch is replayed
+    record by record after a rejection, each record's deferred writes are flushed inside its
+    own savepoint, or dropped with it.
     """
 
-    __slots__ = ("_deferred", "cache")
+    __slots__ = ("_deferred", "_emitted", "cache")
 
     def __init__(self) -> None:
         self.cache: dict[str, Any] = {}
         self._deferred: dict[str, tuple[Flush, list[Any]]] = {}
+        self._emitted: tuple[Flush, list[Any]] | None = None
 
     def deferred(self, key: str, flush: Flush) -> list[Any]:
         """The list of items `flush` will write before the commit (one list per key)."""
@@ -78,8 +82,18 @@ class TransactionScope:
             entry = self._deferred[key] = (flush, [])
         return entry[1]
 
+    def emitted(self, write: Flush) -> list[Any]:
+        """The outbox rows `write` will write before the commit, ahead of every other deferred write."""
+        if self._emitted is None:
+            self._emitted = (write, [])
+        return self._emitted[1]
+
     async def flush(self, conn: asyncpg.Connection) -> None:
-        while self._deferred:  # a flush may defer more (e.g. an outbox row)
+        while self._emitted is not None or self._deferred:  # a flush may defer more (e.g. an outbox row)
+            if self._emitted is not None:
+                (write, rows), self._emitted = self._emitted, None
+                if rows:
+                    await write(conn, rows)
             pending, self._deferred = self._deferred, {}
             for flush, items in pending.values():
                 if items:
@@ -87,6 +101,7 @@ class TransactionScope:
 
     def discard(self) -> None:
         self._deferred = {}
+        self._emitted = None
 
 
 class EventSink(Protocol):

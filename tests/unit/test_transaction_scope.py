@@ -40,3 +40,27 @@ async def test_a_flush_may_defer_more_and_discard_drops_pending_items():
     scope.discard()
     await scope.flush(conn=None)
     assert calls == ["event"]
+
+
+async def test_emitted_rows_are_written_first_in_order_once_and_dropped_on_discard():
+    """The outbox rows of emitted events go before every other deferred write (as when each was written at
+    once), even when a deferred write was registered earlier; what a flush writes to the outbox comes after."""
+    calls: list[tuple[str, list]] = []
+
+    async def outbox(conn, rows):
+        calls.append(("outbox", list(rows)))
+
+    async def deliveries(conn, items):
+        calls.append(("deliveries", list(items)))
+
+    scope = TransactionScope()
+    scope.deferred("deliveries", deliveries).append("a")
+    scope.emitted(outbox).append("event-1")
+    scope.emitted(outbox).append("event-2")
+    await scope.flush(conn=None)
+    await scope.flush(conn=None)
+    assert calls == [("outbox", ["event-1", "event-2"]), ("deliveries", ["a"])]
+    scope.emitted(outbox).append("rejected")
+    scope.discard()
+    await scope.flush(conn=None)
+    assert calls == [("outbox", ["event-1", "event-2"]), ("deliveries", ["a"])]
