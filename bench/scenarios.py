@@ -174,8 +174,11 @@ def result(n: int, elapsed: float, ok: bool) -> dict[str, Any]:
 # --- the raw baseline -------------------------------------------------------------------------
 
 async def raw_handle(conn: asyncpg.Connection, name: str, records: list[Any], topic_out: str,
-                     upsert_time: list[float] | None = None) -> list[tuple[Any, tuple]]:
-    """One batch in the caller's transaction: claim all, then state change + outbox row per fresh event."""
+                     upsert_time: list[float] | None = None, *, batched_outbox: bool = False) -> list[tuple[Any, tuple]]:
+    """One batch in the caller's transaction: claim all, then state change + outbox row per fresh event.
+
+    `batched_outbox`: the outbox rows in one statement at the end of the batch, as the framework's
+    consumer writes them (the stricter baseline `raw_batched`)."""
     heads = [dict(r.headers) for r in records]
     fresh = {(r["source"], r["event_id"]) for r in await conn.fetch(
         CLAIM_MANY, name, [h["ce_source"].decode() for h in heads], [h["ce_id"].decode() for h in heads],
@@ -193,12 +196,17 @@ async def raw_handle(conn: asyncpg.Connection, name: str, records: list[Any], to
             upsert_time[0] += time.perf_counter() - t0
         args = raw_outbox_args(topic_out, cmd["region_code"], submitted_payload(cmd, row["commitment_id"],
                                row["revision"]), event_id, head.get("ce_correlationid", head["ce_id"]).decode())
-        await conn.execute(OUTBOX_SQL, *args)
+        if not batched_outbox:
+            await conn.execute(OUTBOX_SQL, *args)
         out.append((record, args))
+    if batched_outbox and out:
+        rows = [args for _, args in out]
+        await conn.execute(Outbox.INSERT_MANY, [r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows],
+                           [json.dumps(r[3]) for r in rows], [r[4] for r in rows])
     return out
 
 
-async def b1_raw(n: int) -> dict[str, Any]:
+async def b1_raw(n: int, *, batched_outbox: bool = False) -> dict[str, Any]:
     space = new_space("b1raw")
     pool = await prepare(space)
     await fill_topic(space.topic_in, submit_events(n, space.run_id))
@@ -217,7 +225,8 @@ async def b1_raw(n: int) -> dict[str, Any]:
             started = started or time.perf_counter()
             t0 = time.perf_counter()
             async with pool.acquire() as conn, conn.transaction():
-                await raw_handle(conn, f"raw-{space.run_id}", records, space.topic_out, upsert_time)
+                await raw_handle(conn, f"raw-{space.run_id}", records, space.topic_out, upsert_time,
+                                 batched_outbox=batched_outbox)
             db_time += time.perf_counter() - t0
             await kafka.commit()
             done += len(records)

@@ -194,8 +194,12 @@ class CSink(Sink):
     def count(self) -> int:
         if self._record:
             return sum(1 for e in os.scandir(self._dir) if e.name.startswith("m."))
-        # -c prints "sess=N quit=N mesg=N" after every message, separated by CRs.
-        last = self._counter.read_bytes().rstrip(b"\r\n").rsplit(b"\r", 1)[-1]
+        # -c prints "sess=N quit=N mesg=N" after every message, separated by CRs: the file's tail
+        # holds the latest (the whole file is megabytes after 100k e-mails).
+        with open(self._counter, "rb") as f:
+            f.seek(max(0, f.seek(0, os.SEEK_END) - 256))
+            tail = f.read()
+        last = tail.rstrip(b"\r\n").rsplit(b"\r", 1)[-1]
         return int(last.rsplit(b"mesg=", 1)[1]) if b"mesg=" in last else 0
 
     def stop(self) -> None:
