@@ -200,9 +200,7 @@ async def raw_handle(conn: asyncpg.Connection, name: str, records: list[Any], to
             await conn.execute(OUTBOX_SQL, *args)
         out.append((record, args))
     if batched_outbox and out:
-        rows = [args for _, args in out]
-        await conn.execute(Outbox.INSERT_MANY, [r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows],
-                           [json.dumps(r[3]) for r in rows], [r[4] for r in rows])
+        await Outbox.write_many(conn, [args for _, args in out])
     return out
 
 

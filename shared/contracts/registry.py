@@ -26,8 +26,7 @@ def _storable(value: Any) -> bool:
         return True
     for item in items:
         if isinstance(item, str):
-            # isascii() reads a flag CPython keeps on the string: only non-ASCII text is encoded.
-            if "\x00" in item or not (item.isascii() or _utf8(item)):
+            if not _text_storable(item):
                 return False
         elif isinstance(item, (dict, list, tuple)) and not _storable(item):
             return False
@@ -35,10 +34,12 @@ def _storable(value: Any) -> bool:
 
 
 def _text_storable(text: str) -> bool:
-    return "\x00" not in text and (text.isascii() or _utf8(text))
+    # isascii() reads a flag CPython keeps on the string: only non-ASCII text is encoded.
+    return "\x00" not in text and (text.isascii() or encodes_as_utf8(text))
 
 
-def _utf8(text: str) -> bool:
+def encodes_as_utf8(text: str) -> bool:
+    """False for text holding a lone surrogate (which no UTF-8 column, header or file can take)."""
     try:
         text.encode("utf-8")
     except UnicodeEncodeError:

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from shared.contracts.registry import encodes_as_utf8
 from shared.platform import strict_json
 from shared.platform.tracecontext import parse_traceparent
 
@@ -168,17 +169,9 @@ def _check_text(attrs: dict[str, Any], mode: str, *, read_from_headers: bool) ->
         return
     for name, value in attrs.items():
         if isinstance(value, str) and name != "data" and (
-                len(value) > HEADER_MAX or _CONTROL.search(value) or _unstorable(value)):
+                len(value) > HEADER_MAX or _CONTROL.search(value) or not encodes_as_utf8(value)):
             raise EnvelopeError(f"{mode} attribute {name!r} is over {HEADER_MAX} characters or holds a "
                                 f"control character")
-
-
-def _unstorable(text: str) -> bool:
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return True
-    return False
 
 
 def _parse_time(value: str | None) -> datetime:

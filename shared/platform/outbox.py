@@ -223,16 +223,14 @@ class Outbox:
         return event, self._prefix + spec.topic, spec.key_of(payload)
 
     async def add_many(self, conn: asyncpg.Connection, items: list[tuple[EventPayload, dict[str, str | None]]]) -> None:
-        """Several events in the caller's transaction, in order, in one pipelined round trip.
+        """Several events in the caller's transaction, in order, in one statement (`write_many`).
 
         `items` pairs each payload with its `add` keyword arguments (correlation_id, ...)."""
-        if not items:
-            return
         rows = []
         for payload, opts in items:
             event, topic, key = self.build(payload, **opts)
             rows.append(row(event, topic=topic, key=key))
-        await conn.executemany(OUTBOX_INSERT, rows)
+        await self.write_many(conn, rows)
 
     async def add(
         self,
@@ -257,10 +255,11 @@ class Outbox:
         f"SELECT {WAKE_RELAY} FROM (SELECT 1 FROM written LIMIT 1) AS any_row"
     )
 
-    async def write_many(self, conn: asyncpg.Connection, rows: list[Row]) -> None:
+    @staticmethod
+    async def write_many(conn: asyncpg.Connection, rows: list[Row]) -> None:
         # Headers as JSON text cast in SQL: pairs in a jsonb[] parameter would be read as a 2-D array.
         if rows:
-            await conn.execute(self.INSERT_MANY, [r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows],
+            await conn.execute(Outbox.INSERT_MANY, [r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows],
                                [json.dumps(r[3]) for r in rows], [r[4] for r in rows])
 
 
