@@ -28,7 +28,7 @@ from shared.platform.db import create_pool
 from shared.platform.envelope import CloudEvent
 from shared.platform.kafka import SAFE_PRODUCER, ensure_topics
 from shared.platform.kafka_security import client_options
-from shared.platform.outbox import OUTBOX_INSERT
+from shared.platform.outbox import OUTBOX_INSERT, pack_headers
 
 BOOTSTRAP = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", f"127.0.0.1:{os.environ.get('LOCAL_KAFKA_PORT', '19092')}")
 DSN = os.environ.get("DATABASE_URL", f"postgresql://ntb:ntb@127.0.0.1:{os.environ.get('LOCAL_PG_PORT', '15432')}/ntb")
@@ -186,4 +186,5 @@ def raw_outbox_args(topic_out: str, key: str, payload: bytes, causation: str, co
     headers = [["ce_specversion", "1.0"], ["ce_id", event_id], ["ce_source", "/ntb/rakor/commitments"],
                ["ce_type", SUBMITTED_TYPE], ["content-type", "application/json"],
                ["ce_correlationid", correlation], ["ce_causationid", causation]]
-    return event_id, topic_out, key, headers, payload
+    # The statement's last column, the relay's packed copy of the headers, as Outbox's writers fill it.
+    return event_id, topic_out, key, headers, payload, pack_headers([(k, v.encode()) for k, v in headers])

@@ -27,8 +27,10 @@ from shared.platform.logging import configure_logging
 
 SCALES: dict[str, dict[str, Any]] = {
     "smoke": {"B1": 200, "B2": 20, "B3": 200, "B4": 50, "B4_idle": 2, "B5": [100, 200], "B5_B4": [20, 40], "repeats": 1},
-    "default": {"B1": 5_000, "B2": 200, "B3": 10_000, "B4": 1_000, "B4_idle": 60, "B5": [1_000, 10_000],
-                "B5_B4": [1_000, 10_000], "repeats": 3},
+    # B3 at 10k rows ran 0.3 s, within the machine's bursts: raw moved 11k-39k rows/s in one
+    # run. 50k rows and 5 rounds (B3_repeats) take about a minute.
+    "default": {"B1": 5_000, "B2": 200, "B3": 50_000, "B3_repeats": 5, "B4": 1_000, "B4_idle": 60,
+                "B5": [1_000, 10_000], "B5_B4": [1_000, 10_000], "repeats": 3},
     # B4 at 100k would take ~30-40 min at the measured rate: `--b5-b4 1000,10000,100000` when wanted.
     "growth": {"B1": 5_000, "B2": 200, "B3": 10_000, "B4": 1_000, "B4_idle": 60, "B5": [1_000, 10_000, 100_000],
                "B5_B4": [1_000, 10_000], "repeats": 3},
@@ -46,7 +48,7 @@ SERVICE_SCALES = {"smoke": {"BURST": 2, "IDLE": (5, 3), "PIPELINE": (20, 10, 1)}
 GROWTH_SIZES = [10_000, 100_000]
 GROWTH_PIPELINE = [1_000, 10_000]
 GROWTH_LIMIT = 1.2
-TARGETS = {"B1": ">= 0.7x raw events/s", "B2": "p99 <= 1.5x raw p99", "B3": ">= 0.5x raw rows/s",
+TARGETS = {"B1": ">= 0.9x raw events/s", "B2": "p99 <= 1.2x raw p99", "B3": ">= 0.9x raw rows/s",
            "B4": ">= 0.7x raw events/s; service CPU per e-mail <= 1.5x raw; <= 0.5 PostgreSQL statements per e-mail; "
                  "idle <= 1 statement/s and <= 0.1 s CPU/min",
            "B5": "us/event at the largest N within 1.2x of the previous N; peak RSS flat",
@@ -335,7 +337,7 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
         elif name == "B2":
             report["results"]["B2"] = await run_b2(scale["B2"], scale["repeats"])
         elif name == "B3":
-            report["results"]["B3"] = await run_b3(scale["B3"], scale["repeats"])
+            report["results"]["B3"] = await run_b3(scale["B3"], scale.get("B3_repeats", scale["repeats"]))
         elif name == "B5":
             report["results"]["B5"] = await asyncio.to_thread(run_b5, scale["B5"], args.log_level, scale["repeats"])
             sizes = [int(x) for x in args.b5_b4.split(",")] if args.b5_b4 else scale["B5_B4"]

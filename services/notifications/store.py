@@ -85,10 +85,10 @@ marked AS (
     WHERE d.delivery_id = o.id AND d.lease_token = o.token AND d.status = 'pending'
     RETURNING d.delivery_id),
 events AS (
-    INSERT INTO outbox ({outbox.COLUMNS})
-    SELECT e.event_id, e.topic, e.key, e.headers::jsonb, e.payload
-    FROM unnest($8::uuid[], $9::text[], $10::text[], $11::text[], $12::text[], $13::bytea[]) WITH ORDINALITY
-         AS e(delivery_id, event_id, topic, key, headers, payload, n)
+    INSERT INTO outbox ({outbox.WRITE_COLUMNS})
+    SELECT e.event_id, e.topic, e.key, e.headers::jsonb, e.payload, e.header_pack
+    FROM unnest($8::uuid[], $9::text[], $10::text[], $11::text[], $12::text[], $13::bytea[], $14::bytea[])
+         WITH ORDINALITY AS e(delivery_id, event_id, topic, key, headers, payload, header_pack, n)
     WHERE e.delivery_id IN (SELECT delivery_id FROM marked)
     ORDER BY e.n
     RETURNING 1)
@@ -254,15 +254,16 @@ class Store:
                    timeout: float | None = None) -> set[uuid.UUID]:
         """Record outcomes (id, token, status sent|failed|pending, reason, error, next_at) and the events
         (delivery id, CloudEvent, topic, key) of the rows marked; returns the ids marked (lease still ours)."""
+        written = [outbox.row(e[1], topic=e[2], key=e[3]) for e in events]  # WRITE_COLUMNS order
         rows = await self._conn.fetch(
             MARK,
             [o["id"] for o in outcomes], [o["token"] for o in outcomes], [o["status"] for o in outcomes],
             [o["reason"] and o["reason"][:2000] for o in outcomes],
             [o["error"] and o["error"][:2000] for o in outcomes],
             [o["next_at"] for o in outcomes], now,
-            [e[0] for e in events], [e[1].id for e in events], [e[2] for e in events], [e[3] for e in events],
+            [e[0] for e in events], [w[0] for w in written], [w[1] for w in written], [w[2] for w in written],
             # JSON text, cast in SQL: a list of pairs in a jsonb[] parameter would be read as a 2-D array.
-            [json.dumps(outbox.headers(e[1])) for e in events], [e[1].data for e in events],
+            [json.dumps(w[3]) for w in written], [w[4] for w in written], [w[5] for w in written],
             timeout=timeout,
         )
         return {r["delivery_id"] for r in rows}

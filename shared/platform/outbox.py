@@ -24,6 +24,7 @@ import json
 from typing import Any
 
 import asyncpg
+import msgpack
 from aiokafka.errors import CorruptRecordException, InvalidTopicError, MessageSizeTooLargeError, RecordListTooLargeError
 
 from shared.contracts.registry import EventPayload, EventRegistry
@@ -55,20 +56,54 @@ def channel(schema: str) -> str:
 
 def headers(event: CloudEvent) -> list[list[str]]:
     """The event's Kafka headers as the `headers` column holds them (jsonb: [name, value] text pairs)."""
-    return [[k, v.decode()] for k, v in event.to_headers()]
+    return _as_text(event.to_headers())
 
 
-Row = tuple[str, str, str, list[list[str]], bytes]
+def _as_text(pairs: list[tuple[str, bytes]]) -> list[list[str]]:
+    return [[k, v.decode()] for k, v in pairs]
+
+
+def pack_headers(pairs: list[tuple[str, bytes]]) -> bytes:
+    """The `header_pack` column: the (name, value) pairs as Kafka sends them, packed with MessagePack."""
+    return msgpack.packb(pairs, use_bin_type=True)  # type: ignore[no-any-return]
+
+
+def unpack_headers(packed: bytes) -> list[tuple[str, bytes]]:
+    """`header_pack` back into (name, value) pairs, tuples as aiokafka takes them, in one C call.
+
+    Raises ValueError for bytes that are not MessagePack or not a list. The column is written by the
+    platform, but a row is data: pairs of the wrong shape or types are refused by aiokafka's own
+    check before anything is queued (SafeProducer.send_batch), and the row is set aside. Checking
+    each pair here in Python would cost most of what the pack saves."""
+    try:
+        # Text must be UTF-8 (raw=False, strict); no maps or extension types; sizes bounded.
+        pairs = msgpack.unpackb(packed, use_list=False, raw=False, max_bin_len=MAX_PACK_BYTES,
+                                max_str_len=MAX_PACK_BYTES, max_array_len=MAX_PACK_BYTES, max_map_len=0,
+                                max_ext_len=0)
+    except Exception as exc:  # msgpack's own errors are ValueErrors; anything else is malformed input too
+        raise ValueError(f"header_pack is not MessagePack: {exc!r}") from exc
+    if type(pairs) is not tuple:
+        raise ValueError(f"header_pack is not a list of pairs but {type(pairs).__name__}")
+    return list(pairs)  # aiokafka takes a list of tuples (one more C call; the pairs are not copied)
+
+
+# Nothing a writer packs comes near this (a record is at most 1 MiB); it bounds what a malformed
+# pack can make the relay allocate.
+MAX_PACK_BYTES = 2 * 1024 * 1024
+# The columns the platform's writers fill: `COLUMNS` and the relay's copy of the headers.
+WRITE_COLUMNS = COLUMNS + ", header_pack"
+Row = tuple[str, str, str, list[list[str]], bytes, bytes]
 
 
 def row(event: CloudEvent, *, topic: str, key: str) -> Row:
-    """OUTBOX_INSERT's arguments for one event, in `COLUMNS` order."""
-    return event.id, topic, key, headers(event), event.data
+    """OUTBOX_INSERT's arguments for one event, in `WRITE_COLUMNS` order."""
+    pairs = event.to_headers()
+    return event.id, topic, key, _as_text(pairs), event.data, pack_headers(pairs)
 
 
 # The row and the relay's wake-up in one round trip.
 OUTBOX_INSERT = (
-    f"WITH written AS (INSERT INTO outbox ({COLUMNS}) VALUES ($1, $2, $3, $4, $5) RETURNING 1) "
+    f"WITH written AS (INSERT INTO outbox ({WRITE_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6) RETURNING 1) "
     f"SELECT {WAKE_RELAY} FROM written"
 )
 # A row set aside goes back as a new outbox row (published after what is already waiting) and the
@@ -84,11 +119,13 @@ REQUEUE = (
 # fell by about two thirds against an UPDATE ... published_at; docs/performance.md, B3).
 # The ids come as an array so the delete finds its rows through the primary key: joined to a
 # CTE instead, PostgreSQL chose a hash join over a scan of the whole table, per batch.
-# Headers come as text, parsed per batch in one go: the jsonb codec's per-row decode cost
-# more than everything else the relay does with a batch.
+# Headers come as the writer's pack (`header_pack`); only a row without one brings its jsonb
+# headers, as text, parsed per batch in one go (the jsonb codec's per-row decode cost more than
+# everything else the relay does with a batch).
 TAKE_BATCH = (
     "WITH taken AS (DELETE FROM outbox WHERE id = ANY(ARRAY(SELECT id FROM outbox ORDER BY id LIMIT $1)) "
-    "RETURNING id, event_id, topic, key, headers::text AS headers, payload, created_at) "
+    "RETURNING id, event_id, topic, key, header_pack, "
+    "CASE WHEN header_pack IS NULL THEN headers::text END AS headers, payload, created_at) "
     "SELECT * FROM taken ORDER BY id"
 )
 DEAD_LETTER = (
@@ -131,8 +168,9 @@ async def backlog(conn: asyncpg.Connection | asyncpg.Pool) -> tuple[int, float, 
 
 
 class _Chunk:
-    """Rows taken by one TAKE_BATCH, their headers parsed, and the records to send (None: a row's
-    headers are malformed, so the chunk goes row by row)."""
+    """Rows taken by one TAKE_BATCH, their headers as (name, bytes) pairs (or, for a row whose headers
+    are malformed, the exception saying why), and the records to send (None when any row's headers
+    are malformed: the chunk then goes row by row)."""
 
     __slots__ = ("headers", "records", "rows")
 
@@ -149,15 +187,45 @@ class _Chunk:
             if start:
                 await asyncio.sleep(0)
             part = rows[start:start + _PARSE_SLICE]
-            # The headers of many rows in one parse: the jsonb codec's per-row decode cost more.
-            heads = json.loads("[" + ",".join(r["headers"] for r in part) + "]")
+            heads, well_formed = _pairs(part)
             headers += heads
-            if records is not None:
-                try:
-                    records += [_record(r, h) for r, h in zip(part, heads, strict=True)]
-                except (TypeError, ValueError, AttributeError):
-                    records = None
+            if records is not None and well_formed:
+                records += [(r["topic"], r["key"].encode(), r["payload"], h) for r, h in zip(part, heads, strict=True)]
+            else:
+                records = None
         return cls(rows, headers, records)
+
+
+def _pairs(rows: list[asyncpg.Record]) -> tuple[list[Any], bool]:
+    """Each row's headers as (name, bytes) pairs, or the ValueError saying why they are malformed,
+    and whether none is.
+
+    From the pack when the row has one; the rest (requeued or hand-written rows) from their jsonb
+    text, all of a slice in one parse."""
+    out: list[Any] = [None] * len(rows)
+    well_formed = True
+    texts = []
+    for i, r in enumerate(rows):
+        packed = r["header_pack"]
+        if packed is None:
+            texts.append(i)
+            continue
+        try:
+            out[i] = unpack_headers(packed)
+        except ValueError as exc:
+            out[i], well_formed = exc, False
+    if texts:
+        parsed = json.loads("[" + ",".join(rows[i]["headers"] for i in texts) + "]")
+        for i, head in zip(texts, parsed, strict=True):
+            # Checked as pairs first: a two-character string or object key would unpack as one.
+            if type(head) is not list or not all(type(p) is list and len(p) == 2 for p in head):
+                out[i], well_formed = ValueError("headers are not a list of [name, value] pairs"), False
+                continue
+            try:
+                out[i] = [(k, v.encode()) for k, v in head]
+            except AttributeError as exc:  # a value not text
+                out[i], well_formed = ValueError(f"headers are not [name, value] text pairs: {exc!r}"), False
+    return out, well_formed
 
 
 _NOTHING = _Chunk([], [], [])
@@ -187,8 +255,24 @@ async def _settled(future: asyncio.Future[Any]) -> None:
         future.exception()  # read: an outcome nobody reads must not be logged as "never retrieved"
 
 
-def _record(row: asyncpg.Record, headers: Any) -> Outgoing:
-    return row["topic"], row["key"].encode(), row["payload"], [(k, v.encode()) for k, v in headers]
+def _headers_text(row: asyncpg.Record, pairs: Any) -> str:
+    """The row's headers as the jsonb column holds them, for outbox_dead, which must take any row: the
+    text taken, or a packed row's pairs; a pack that does not read as pairs (only one written by
+    hand) is kept as its hex, and so is one whose text jsonb refuses (a NUL character)."""
+    if row["headers"] is not None:
+        return row["headers"]  # type: ignore[no-any-return]
+    try:
+        text = json.dumps([[k, None if v is None else v.decode(errors="backslashreplace")] for k, v in pairs])
+    except (TypeError, ValueError, AttributeError):
+        text = None
+    if text is None or "\\u0000" in text:
+        return json.dumps([["header_pack", row["header_pack"].hex()]])
+    return text
+
+
+def _texts(values: Any) -> list[str | None]:
+    """Header values for a log line, decoded once each (they are deduplicated first); None when absent."""
+    return [v.decode(errors="replace") if v else None for v in values]
 
 
 class Outbox:
@@ -249,9 +333,10 @@ class Outbox:
 
     # Many rows (`row`'s tuples, e.g. a consumed batch's events) in order, one statement, one wake-up.
     INSERT_MANY = (
-        f"WITH written AS (INSERT INTO outbox ({COLUMNS}) SELECT e.event_id, e.topic, e.key, e.headers::jsonb, "
-        "e.payload FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bytea[]) WITH ORDINALITY "
-        "AS e(event_id, topic, key, headers, payload, n) ORDER BY e.n RETURNING 1) "
+        f"WITH written AS (INSERT INTO outbox ({WRITE_COLUMNS}) SELECT e.event_id, e.topic, e.key, e.headers::jsonb, "
+        "e.payload, e.header_pack FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bytea[], "
+        "$6::bytea[]) WITH ORDINALITY AS e(event_id, topic, key, headers, payload, header_pack, n) ORDER BY e.n "
+        "RETURNING 1) "
         f"SELECT {WAKE_RELAY} FROM (SELECT 1 FROM written LIMIT 1) AS any_row"
     )
 
@@ -260,7 +345,7 @@ class Outbox:
         # Headers as JSON text cast in SQL: pairs in a jsonb[] parameter would be read as a 2-D array.
         if rows:
             await conn.execute(Outbox.INSERT_MANY, [r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows],
-                               [json.dumps(r[3]) for r in rows], [r[4] for r in rows])
+                               [json.dumps(r[3]) for r in rows], [r[4] for r in rows], [r[5] for r in rows])
 
 
 class OutboxRelay:
@@ -383,26 +468,25 @@ class OutboxRelay:
         The rows set aside and the rows published are deleted by the same transaction."""
         published, published_headers = [], []
         for row, head in zip(rows, headers, strict=True):
-            try:
-                record = _record(row, head)
-            except (TypeError, ValueError, AttributeError) as exc:
-                await self._dead_letter(conn, row, f"malformed headers: {exc!r}")
+            if isinstance(head, Exception):
+                await self._dead_letter(conn, row, f"malformed headers: {head!r}", head)
                 continue
+            record = row["topic"], row["key"].encode(), row["payload"], head
             try:
                 await self._producer.send_batch([record])
             except RECORD_ERRORS as exc:
-                await self._dead_letter(conn, row, repr(exc))
+                await self._dead_letter(conn, row, repr(exc), head)
                 continue
-            except (TypeError, ValueError, AttributeError) as exc:  # headers aiokafka cannot encode (a name not a string)
-                await self._dead_letter(conn, row, f"malformed headers: {exc!r}")
+            except (TypeError, ValueError, AttributeError) as exc:  # headers aiokafka cannot encode
+                await self._dead_letter(conn, row, f"malformed headers: {exc!r}", head)
                 continue
             published.append(row)
             published_headers.append(head)
         return published, published_headers
 
-    async def _dead_letter(self, conn: asyncpg.Connection, row: asyncpg.Record, reason: str) -> None:
-        await conn.execute(DEAD_LETTER, row["id"], row["event_id"], row["topic"], row["key"], row["headers"],
-                           row["payload"], row["created_at"], reason[:2000])
+    async def _dead_letter(self, conn: asyncpg.Connection, row: asyncpg.Record, reason: str, pairs: Any) -> None:
+        await conn.execute(DEAD_LETTER, row["id"], row["event_id"], row["topic"], row["key"],
+                           _headers_text(row, pairs), row["payload"], row["created_at"], reason[:2000])
         log.error("outbox row set aside: Kafka refuses it", event_id=row["event_id"], outbox_id=row["id"],
                   topic=row["topic"], key=row["key"], reason=reason[:500], table="outbox_dead")
         if self._metrics is not None:
@@ -414,16 +498,17 @@ class OutboxRelay:
         # gets one line listing its event and correlation ids (`ntbctl logs` still finds them).
         heads = [dict(h) for h in headers]
         # The trace id is the traceparent's second field (written by Outbox.build: always well formed).
-        trace_ids = [(h.get("ce_traceparent") or "")[3:35] or None for h in heads]
+        trace_ids = _texts(dict.fromkeys((h.get("ce_traceparent") or b"")[3:35] for h in heads))
+        correlation_ids = _texts(dict.fromkeys(h.get("ce_correlationid") for h in heads))
         if len(rows) == 1:
-            log.info("event published", event_id=rows[0]["event_id"], event_type=heads[0].get("ce_type"),
-                     correlation_id=heads[0].get("ce_correlationid"), trace_id=trace_ids[0], topic=rows[0]["topic"],
+            event_type = heads[0].get("ce_type")
+            log.info("event published", event_id=rows[0]["event_id"],
+                     event_type=event_type.decode(errors="replace") if event_type is not None else None,
+                     correlation_id=correlation_ids[0], trace_id=trace_ids[0], topic=rows[0]["topic"],
                      key=rows[0]["key"])
             return
         log.info("events published", count=len(rows), topics=sorted({r["topic"] for r in rows}),
-                 event_ids=[r["event_id"] for r in rows],
-                 correlation_ids=list(dict.fromkeys(h.get("ce_correlationid") for h in heads)),
-                 trace_ids=list(dict.fromkeys(trace_ids)))
+                 event_ids=[r["event_id"] for r in rows], correlation_ids=correlation_ids, trace_ids=trace_ids)
 
     async def _report_lag(self) -> None:
         if self._metrics is None:

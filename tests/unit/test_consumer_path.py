@@ -26,7 +26,7 @@ from shared.platform.consumer import APPLIED, DEAD_LETTERED, DUPLICATE, EventCon
 from shared.platform.dead_letter import KafkaRecord
 from shared.platform.envelope import CloudEvent
 from shared.platform.errors import Conflict
-from shared.platform.outbox import Outbox
+from shared.platform.outbox import Outbox, unpack_headers
 
 TYPE = registry.spec_for(MeetingScheduled).type
 
@@ -51,12 +51,14 @@ class Database:
             raise
 
     async def execute(self, sql: str, ids: list[str], topics: list[str], keys: list[str], headers: list[str],
-                      payloads: list[bytes]) -> str:
+                      payloads: list[bytes], packs: list[bytes]) -> str:
         """Outbox.INSERT_MANY: the rows in order (or PostgreSQL's refusal of them)."""
         assert sql == Outbox.INSERT_MANY
         self.outbox_statements += 1
         if self.refuse_outbox is not None:
             raise self.refuse_outbox
+        for h, pack in zip(headers, packs, strict=True):  # the relay's copy says what the jsonb says
+            assert [[k, v.decode()] for k, v in unpack_headers(pack)] == json.loads(h)
         self.outbox += [{"event_id": i, "topic": t, "key": k, "headers": dict(json.loads(h)), "payload": p}
                         for i, t, k, h, p in zip(ids, topics, keys, headers, payloads, strict=True)]
         return "INSERT 0 1"
