@@ -54,12 +54,8 @@ def channel(schema: str) -> str:
     return schema + _CHANNEL_SUFFIX
 
 
-def headers(event: CloudEvent) -> list[list[str]]:
-    """The event's Kafka headers as the `headers` column holds them (jsonb: [name, value] text pairs)."""
-    return _as_text(event.to_headers())
-
-
 def _as_text(pairs: list[tuple[str, bytes]]) -> list[list[str]]:
+    """Kafka headers as the `headers` column holds them (jsonb: [name, value] text pairs)."""
     return [[k, v.decode()] for k, v in pairs]
 
 

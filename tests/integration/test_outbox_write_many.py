@@ -11,7 +11,7 @@ from shared.contracts import registry
 from shared.contracts.notifications import Channel, DeliveryFailed
 from shared.platform import migrations
 from shared.platform.db import create_pool
-from shared.platform.outbox import Outbox, channel, headers, row
+from shared.platform.outbox import Outbox, channel, row, unpack_headers
 
 from .conftest import DSN
 
@@ -51,8 +51,9 @@ async def test_rows_are_written_in_order_with_their_headers_and_wake_the_relay_o
     finally:
         await listener.close()
     assert woken == [channel(schema_for("outbox"))]
-    rows = await pool.fetch("SELECT event_id, topic, key, headers, payload FROM outbox ORDER BY id")
+    rows = await pool.fetch("SELECT event_id, topic, key, headers, payload, header_pack FROM outbox ORDER BY id")
     assert [r["event_id"] for r in rows] == [e.id for e, _, _ in built]
     assert [(r["topic"], r["key"]) for r in rows] == [(t, k) for _, t, k in built]
-    assert [r["headers"] for r in rows] == [headers(e) for e, _, _ in built]
+    assert [r["headers"] for r in rows] == [[[k, v.decode()] for k, v in e.to_headers()] for e, _, _ in built]
+    assert [unpack_headers(r["header_pack"]) for r in rows] == [e.to_headers() for e, _, _ in built]  # the relay's copy
     assert [bytes(r["payload"]) for r in rows] == [e.data for e, _, _ in built]
